@@ -1,0 +1,70 @@
+/**
+ * `servoy-lb demo`: the embedded default for a first look. Starts three simulated Servoy
+ * servers on loopback and the balancer in front of them, prints the URL and what to try.
+ * The state file goes to a temporary folder, so a demo leaves nothing behind.
+ */
+import type { Command } from 'commander';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServoySim, type ServoySim } from '../../examples/servoy-sim.js';
+import { configSchema } from '../config/schema.js';
+import { createLogger } from '../log.js';
+import { CliError } from './cli-error.js';
+import { runUntilSignalled } from './start.js';
+
+const ROUTES = ['servoy-a', 'servoy-b', 'servoy-c'];
+
+/** registerDemo adds the `demo` command. */
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('start three simulated Servoy servers behind the balancer and print the URL')
+    .option('-p, --port <port>', 'port of the balancer', '8080')
+    .option('--host <host>', 'address of the balancer', '127.0.0.1')
+    .option('--log-level <level>', 'log level', 'info')
+    .action(async (opts: { port: string; host: string; logLevel: string }) => {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port: "${opts.port}" is not a port number`);
+      const dir = await mkdtemp(join(tmpdir(), 'servoy-lb-demo-'));
+      const sims: ServoySim[] = [];
+      try {
+        for (const route of ROUTES) sims.push(await startServoySim({ route, port: 0 }));
+        const parsed = configSchema.safeParse({
+          listen: { host: opts.host, port },
+          backends: sims.map((sim) => ({ id: sim.route, url: sim.url })),
+          healthCheck: { path: '/health' },
+          state: { file: join(dir, 'servoy-lb.state.json') },
+          log: { level: opts.logLevel },
+        });
+        if (!parsed.success) throw new CliError(`--log-level: "${opts.logLevel}" is not a log level`);
+        const logger = createLogger({ level: parsed.data.log.level });
+        await runUntilSignalled(parsed.data, logger, (balancer) => {
+          process.stdout.write(demoText(balancer.url, sims));
+        });
+      } finally {
+        await Promise.all(sims.map((sim) => sim.close()));
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+}
+
+function demoText(url: string, sims: ServoySim[]): string {
+  const servers = sims.map((sim) => `  ${sim.route.padEnd(9)} ${sim.url}`).join('\n');
+  return `
+servoy-lb demo is running: ${url}
+
+Three simulated Servoy servers sit behind it:
+${servers}
+
+Try:
+  open ${url}/ in a browser            every reload stays on the same server
+  curl -si ${url}/api/whoami           a new session each time (no cookie jar): spread over the servers
+  curl -si -c jar -b jar ${url}/api/whoami   (repeat it) one session, always the same server
+  curl -s "${sims[0]!.url}/admin/maintenance?on=1" -X POST
+                                       put servoy-a in Servoy maintenance mode (new users get 503 there)
+A WebSocket at ${url.replace(/^http/, 'ws')}/websocket/1/main/1 reaches the server of its session.
+Press Ctrl+C to stop.
+
+`;
+}

@@ -1,0 +1,80 @@
+/**
+ * `servoy-lb start`: load and validate the config, start the balancer, log where it
+ * listens, and shut down gracefully on SIGTERM / SIGINT (a second signal exits at once).
+ */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { loadConfig, ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { Balancer, StartupError } from '../balancer.js';
+import { createLogger, flushLogger, type Logger } from '../log.js';
+import { CliError } from './cli-error.js';
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** registerStart adds the `start` command. */
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('run the balancer with the config file (default ./lb.config.json)')
+    .option('-c, --config <file>', 'config file', 'lb.config.json')
+    .option('--workers <n>', 'processes sharing the port (only 1 is supported yet)', '1')
+    .addOption(new Option('--log-level <level>', 'log level (overrides log.level)').choices(LEVELS))
+    .addHelpText('after', '\nSends JSON logs to stdout (pretty on a terminal). SIGTERM or SIGINT stops accepting, lets\nin-flight requests finish (timeouts.shutdownGrace), then exits 0.')
+    .action(async (opts: { config: string; workers: string; logLevel?: (typeof LEVELS)[number] }) => {
+      if (opts.workers !== '1') throw new CliError('--workers other than 1 is not supported yet');
+      const config = await readConfig(opts.config);
+      const logger = createLogger({ level: opts.logLevel ?? config.log.level });
+      await runUntilSignalled(config, logger);
+    });
+}
+
+/** readConfig loads a config for a command, turning every problem into a CliError. */
+export async function readConfig(file: string): Promise<Config> {
+  try {
+    return (await loadConfig(file)).config;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(`${err.message}\n${err.problems.join('\n')}`.trimEnd());
+    throw err;
+  }
+}
+
+/** runUntilSignalled starts a balancer and resolves after a graceful stop on SIGTERM / SIGINT. */
+export async function runUntilSignalled(config: Config, logger: Logger, onStarted?: (balancer: Balancer) => void): Promise<void> {
+  let balancer: Balancer;
+  try {
+    balancer = await Balancer.start(config, logger);
+  } catch (err) {
+    flushLogger(logger);
+    if (err instanceof StartupError) throw new CliError(err.message);
+    throw err;
+  }
+  logger.info({ url: balancer.url, backends: config.backends.map((b) => b.id) }, 'servoy-lb listening');
+  onStarted?.(balancer);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        flushLogger(logger);
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal, inFlight: balancer.proxy.inFlight }, 'shutting down: finishing in-flight requests');
+      balancer.close().then(
+        () => {
+          logger.info('stopped');
+          flushLogger(logger);
+          resolve();
+        },
+        (err: Error) => {
+          logger.error({ err: err.message }, 'error while stopping');
+          flushLogger(logger);
+          resolve();
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * `${ENV_NAME}` substitution (SPEC "Config file": any string value may read the
+ * environment at load time). Secrets such as the admin token and the cookie secret stay
+ * out of the file this way. Substitution runs on the parsed JSON, before validation, so
+ * the substituted value is checked like any other; it works for a whole value
+ * (`"${SERVOY_LB_TOKEN}"`) and inside one (`"redis://${REDIS_HOST}:6379/0"`). Keys are
+ * never substituted. `$${` stands for a literal `${`.
+ */
+import { formatJsonPath, type JsonPathSegment } from './json-path.js';
+
+/** EnvSubstitution is the substituted JSON plus one problem per unset or malformed reference. */
+export interface EnvSubstitution {
+  value: unknown;
+  /** `<json-path>: <reason>` lines. */
+  problems: string[];
+  /** Paths (formatted) of values that could not be substituted, so later checks can skip them. */
+  failedPaths: Set<string>;
+}
+
+const REFERENCE = /\$\$\{|\$\{([^}]*)\}/g;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** substituteEnv returns a copy of value with every `${NAME}` in its strings replaced from env. */
+export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): EnvSubstitution {
+  const problems: string[] = [];
+  const failedPaths = new Set<string>();
+  const walk = (node: unknown, path: JsonPathSegment[]): unknown => {
+    if (typeof node === 'string') return substituteString(node, env, path, problems, failedPaths);
+    if (Array.isArray(node)) return node.map((item, index) => walk(item, [...path, index]));
+    if (node !== null && typeof node === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(node)) out[key] = walk(item, [...path, key]);
+      return out;
+    }
+    return node;
+  };
+  return { value: walk(value, []), problems, failedPaths };
+}
+
+function substituteString(
+  text: string,
+  env: NodeJS.ProcessEnv,
+  path: JsonPathSegment[],
+  problems: string[],
+  failedPaths: Set<string>,
+): string {
+  if (!text.includes('${')) return text;
+  return text.replace(REFERENCE, (match, name: string | undefined) => {
+    if (match === '$${') return '${';
+    const fail = (reason: string): string => {
+      const where = formatJsonPath(path);
+      const line = `${where}: ${reason}`;
+      if (!problems.includes(line)) problems.push(line);
+      failedPaths.add(where);
+      return match;
+    };
+    if (name === undefined || !ENV_NAME.test(name)) {
+      return fail(`"${match}" is not a valid environment variable reference (use letters, digits and "_"; write "$\${" for a literal "\${")`);
+    }
+    const found = env[name];
+    return found === undefined ? fail(`environment variable ${name} is not set`) : found;
+  });
+}

@@ -1,0 +1,34 @@
+/**
+ * Logging: pino JSON lines on stdout (pretty when stdout is a terminal). The access log
+ * is a child logger so it can be switched off on its own; pino writes asynchronously
+ * (sonic-boom with sync: false) to keep formatting and write syscalls off the request
+ * path, and flushes on exit.
+ */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+/** LogOptions choose the level and whether output is pretty-printed for a person. */
+export interface LogOptions {
+  readonly level: LevelWithSilent;
+  readonly pretty?: boolean;
+}
+
+/** createLogger builds the process logger; JSON unless stdout is a TTY (or pretty is forced). */
+export function createLogger(options: LogOptions): Logger {
+  const usePretty = options.pretty ?? process.stdout.isTTY === true;
+  if (usePretty) {
+    return pino({ level: options.level, base: undefined }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  }
+  return pino({ level: options.level, base: undefined }, pino.destination({ dest: 1, sync: false }));
+}
+
+/** flushLogger writes out what the async destination still holds (before exit). */
+export function flushLogger(logger: Logger): void {
+  try {
+    logger.flush();
+  } catch {
+    // a destination that is not ready yet has nothing to flush
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * HttpExchange is one client request forwarded to one backend: the undici dispatch
+ * handler that streams the response back with backpressure, learns session ids from
+ * Set-Cookie, adds the affinity cookie, and turns every failure into the right status
+ * page (or a cut stream once the response has started).
+ *
+ * It implements undici's callback handler API (onConnect / onHeaders / onData /
+ * onComplete / onError). undici 7 marks it deprecated in favour of the controller API,
+ * but that API is a wrapper over this one that parses the raw headers into an object
+ * on every response (undici lib/handler/unwrap-handler.js); on the hot path we keep the
+ * raw header buffers and skip that work.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { BackendView } from '../pool/snapshot.js';
+import type { RequestFacts, RouteReason } from '../routing/types.js';
+import type { ErrorStatus } from './error-pages.js';
+
+/** ExchangeHost is what an exchange needs from the proxy server that started it. */
+export interface ExchangeHost {
+  /** Response headers to add for this exchange (the affinity cookie) and learning of session ids. */
+  responseHeaders(exchange: HttpExchange, headers: string[]): void;
+  learnSetCookie(exchange: HttpExchange, value: string): void;
+  readonly sessionCookiePrefix: string;
+  /** The backend refused the connection before any byte was sent: try the next one. */
+  retry(exchange: HttpExchange): boolean;
+  /** Answer with one of the balancer's own pages. */
+  sendError(exchange: HttpExchange, status: ErrorStatus): void;
+  /** Called exactly once when the exchange ends, however it ends. */
+  finished(exchange: HttpExchange, outcome: ExchangeOutcome): void;
+}
+
+/** ExchangeOutcome classifies how an exchange ended, for counters and the access log. */
+export type ExchangeOutcome = 'ok' | 'client-abort' | 'backend-error' | 'timeout' | 'bad-request';
+
+/** Response headers never relayed to the client (hop-by-hop, RFC 9110 7.6.1). */
+const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te', 'proxy-authenticate']);
+
+/** Connection errors that mean nothing reached the backend and a new session may go elsewhere. */
+const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const BAD_REQUEST = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_NOT_SUPPORTED']);
+
+/** HttpExchange forwards one request; see the file comment. */
+export class HttpExchange implements Dispatcher.DispatchHandler {
+  backend!: BackendView;
+  reason!: RouteReason;
+  clientId!: string;
+  setCookie = false;
+  /** Backends that refused this request, skipped on retry. */
+  refused: Set<string> | undefined;
+  status = 0;
+  bytesOut = 0;
+  #abort: ((err?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #clientGone = false;
+  #done = false;
+
+  constructor(
+    readonly host: ExchangeHost,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly facts: RequestFacts,
+    readonly upstreamHeaders: string[],
+    readonly hasBody: boolean,
+    readonly startedAt: number,
+  ) {
+    res.once('close', this.#onClientClose);
+  }
+
+  /** done is true once the exchange has ended (finished() was called). */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#clientGone) abort();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx: Node answers 100-continue to the client itself
+    this.#resume = resume;
+    const headers: string[] = [];
+    const prefix = this.host.sessionCookiePrefix;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1');
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
+      const value = rawHeaders[i + 1]!.toString('latin1');
+      if (lower === 'set-cookie' && value.length > prefix.length && value.slice(0, prefix.length).toLowerCase() === prefix) {
+        this.host.learnSetCookie(this, value);
+      }
+      headers.push(name, value);
+    }
+    this.host.responseHeaders(this, headers);
+    this.status = statusCode;
+    try {
+      this.res.writeHead(statusCode, statusText || undefined, headers);
+    } catch {
+      // A backend header Node refuses to send (invalid characters): the backend is at fault.
+      this.status = 502;
+      this.#abort?.();
+      this.host.sendError(this, 502);
+      this.#finish('backend-error');
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.bytesOut += chunk.length;
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.#resume!);
+    return false;
+  }
+
+  onComplete(): void {
+    this.res.end();
+    this.#finish('ok');
+  }
+
+  onError(err: Error): void {
+    if (this.#done) return;
+    if (this.#clientGone) {
+      this.#finish('client-abort');
+      return;
+    }
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (this.res.headersSent) {
+      // The response has started: the only honest signal left is a cut stream.
+      this.res.destroy();
+      this.#finish(TIMEOUTS.has(code) ? 'timeout' : 'backend-error');
+      return;
+    }
+    if (REFUSED.has(code) && this.host.retry(this)) return;
+    if (TIMEOUTS.has(code)) {
+      this.status = 504;
+      this.host.sendError(this, 504);
+      this.#finish('timeout');
+    } else if (BAD_REQUEST.has(code) || this.req.errored) {
+      this.status = 400;
+      this.host.sendError(this, 400);
+      this.#finish('bad-request');
+    } else {
+      this.status = 502;
+      this.host.sendError(this, 502);
+      this.#finish('backend-error');
+    }
+  }
+
+  /** prepareRetry resets per-attempt state before the exchange is dispatched again. */
+  prepareRetry(): void {
+    (this.refused ??= new Set()).add(this.backend.id);
+    this.#abort = undefined;
+  }
+
+  /** fail ends an exchange that never reached a backend (no backend, pool full). */
+  fail(status: ErrorStatus, outcome: ExchangeOutcome): void {
+    this.status = status;
+    this.host.sendError(this, status);
+    this.#finish(outcome);
+  }
+
+  readonly #onClientClose = (): void => {
+    if (this.res.writableFinished) return;
+    this.#clientGone = true;
+    this.#abort?.();
+    if (this.#abort === undefined && this.backend === undefined) this.#finish('client-abort');
+  };
+
+  #finish(outcome: ExchangeOutcome): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.res.off('close', this.#onClientClose);
+    this.host.finished(this, outcome);
+  }
+}

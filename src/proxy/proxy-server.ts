@@ -1,0 +1,368 @@
+/**
+ * ProxyServer is the client-facing listener. For each request (or WebSocket handshake)
+ * it gathers the routing facts, asks the router, and forwards to the chosen backend; it
+ * never decides where a request goes itself. It also answers malformed requests (400),
+ * oversize headers (431), and closes gracefully: stop accepting, let in-flight requests
+ * finish within a grace period, then cut what is left.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Pool } from '../pool/pool.js';
+import type { BackendView } from '../pool/snapshot.js';
+import { route } from '../routing/router.js';
+import { readCookies, sessionIdFromPath } from '../routing/request-cookies.js';
+import type { Decision, RequestFacts } from '../routing/types.js';
+import type { SessionContext } from '../sessions/session-context.js';
+import { type ErrorPages, type ErrorStatus, rawErrorResponse } from './error-pages.js';
+import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
+import type { ProxySettings } from './proxy-settings.js';
+import { upstreamHeaders } from './request-headers.js';
+import type { TrustedProxies } from './trusted-proxies.js';
+import type { Upstreams } from './upstreams.js';
+import { openTunnel } from './websocket-tunnel.js';
+
+/** ProxyDeps are the collaborators a ProxyServer is built from (all owned by the Balancer). */
+export interface ProxyDeps {
+  readonly pool: Pool;
+  readonly upstreams: Upstreams;
+  readonly sessions: SessionContext;
+  readonly trusted: TrustedProxies;
+  readonly pages: ErrorPages;
+  readonly logger: Logger;
+  readonly settings: ProxySettings;
+}
+
+/** ListenOptions say where and how the proxy listens. */
+export interface ListenOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+  readonly maxHeaderBytes: number;
+  readonly maxConnections: number;
+  readonly clientIdle: number;
+}
+
+/** ProxyServer forwards client traffic; see the file comment. */
+export class ProxyServer implements ExchangeHost {
+  readonly server: Server;
+  settings: ProxySettings;
+  readonly #deps: ProxyDeps;
+  readonly #access: Logger;
+  /** In-flight HTTP exchanges and open tunnels, for graceful shutdown. */
+  #inFlight = 0;
+  readonly #tunnels = new Set<Duplex>();
+  #closing = false;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(deps: ProxyDeps, listen: ListenOptions) {
+    this.#deps = deps;
+    this.settings = deps.settings;
+    this.#access = deps.logger.child({ log: 'access' });
+    const options = {
+      maxHeaderSize: listen.maxHeaderBytes,
+      // Idle keep-alive connections close after clientIdle; a whole request may take as long
+      // as it needs (gigabyte uploads), but its headers must arrive within a minute.
+      keepAliveTimeout: listen.clientIdle,
+      headersTimeout: Math.min(listen.clientIdle, 60_000),
+      requestTimeout: 0,
+      connectionsCheckingInterval: 5_000,
+    };
+    this.server = listen.tls
+      ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
+      : createHttpServer(options);
+    this.server.maxConnections = listen.maxConnections;
+    this.server.timeout = 0;
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
+  }
+
+  /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', onError);
+        const address = this.server.address();
+        if (address === null || typeof address === 'string') throw new Error('unexpected server address');
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  // ---- routing -------------------------------------------------------------------------
+
+  #facts(req: IncomingMessage): RequestFacts {
+    const { settings } = this;
+    const peer = req.socket.remoteAddress;
+    const trusted = this.#deps.trusted;
+    const xff = req.headers['x-forwarded-for'];
+    const clientAddress = trusted.empty ? (peer ?? '') : trusted.clientAddress(peer, typeof xff === 'string' ? xff : undefined);
+    const cookies = readCookies(req.headers.cookie, settings.affinityCookieName, settings.sessionCookieName);
+    const url = req.url ?? '/';
+    const sessionId = cookies.session ?? (url.includes(';') ? sessionIdFromPath(url) : undefined);
+    return { clientAddress, affinityCookie: cookies.affinity, sessionId };
+  }
+
+  #route(facts: RequestFacts, exclude?: ReadonlySet<string>): Decision {
+    return route(facts, this.#deps.pool.snapshot, this.#deps.sessions, exclude);
+  }
+
+  // ---- HTTP ----------------------------------------------------------------------------
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = performance.now();
+    if (this.#closing) res.shouldKeepAlive = false;
+    const facts = this.#facts(req);
+    const peer = req.socket.remoteAddress ?? '';
+    const headers = upstreamHeaders(req.rawHeaders, {
+      peerAddress: peer,
+      trusted: this.#deps.trusted.trusts(peer),
+      proto: this.settings.proto,
+    });
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const exchange = new HttpExchange(this, req, res, facts, headers, hasBody, startedAt);
+    this.#inFlight++;
+    const url = req.url ?? '';
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      exchange.fail(400, 'bad-request'); // absolute-form or "*": this is not a forward proxy
+      return;
+    }
+    this.#dispatch(exchange, this.#route(facts));
+  }
+
+  #dispatch(exchange: HttpExchange, decision: Decision): void {
+    if (decision.kind === 'unavailable') {
+      exchange.fail(503, 'ok');
+      return;
+    }
+    const { backend } = decision;
+    const sessions = this.#deps.sessions;
+    exchange.backend = backend;
+    exchange.reason = decision.reason;
+    exchange.setCookie = decision.setCookie;
+    exchange.clientId = decision.clientId ?? exchange.clientId ?? sessions.codec.newClientId();
+    sessions.accounting.touch(exchange.clientId, backend.id);
+    sessions.accounting.counters(backend.id).requests++;
+    const { req } = exchange;
+    this.#deps.upstreams.get(backend).dispatch(
+      {
+        origin: backend.url,
+        path: req.url!,
+        method: req.method!,
+        headers: exchange.upstreamHeaders,
+        body: exchange.hasBody ? req : null,
+      },
+      exchange,
+    );
+  }
+
+  retry(exchange: HttpExchange): boolean {
+    const { backend } = exchange;
+    this.#deps.sessions.accounting.counters(backend.id).errors++;
+    this.#deps.logger.warn({ backend: backend.id }, 'backend refused the connection');
+    // Only a new session may move, and only if no byte of its body was read.
+    if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced') return false;
+    if (exchange.hasBody && exchange.req.readableDidRead) return false;
+    exchange.prepareRetry();
+    const decision = this.#route(exchange.facts, exchange.refused);
+    if (decision.kind === 'unavailable') return false;
+    this.#dispatch(exchange, decision);
+    return true;
+  }
+
+  responseHeaders(exchange: HttpExchange, headers: string[]): void {
+    if (exchange.setCookie) headers.push('set-cookie', this.#deps.sessions.setCookieHeader(exchange.clientId, exchange.backend.id));
+  }
+
+  get sessionCookiePrefix(): string {
+    return this.settings.sessionCookiePrefix;
+  }
+
+  learnSetCookie(exchange: HttpExchange, value: string): void {
+    this.#deps.sessions.learned.learnFromSetCookie(value, this.settings.sessionCookieName, exchange.backend.id);
+  }
+
+  sendError(exchange: HttpExchange, status: ErrorStatus): void {
+    const { res } = exchange;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const page = this.#deps.pages[status];
+    const headers: Record<string, string | number> = {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': page.body.length,
+      'cache-control': 'no-store',
+    };
+    if (status === 503) headers['retry-after'] = 10;
+    if (status === 400) headers.connection = 'close';
+    res.writeHead(status, headers);
+    res.end(exchange.req.method === 'HEAD' ? undefined : page.body);
+  }
+
+  finished(exchange: HttpExchange, outcome: ExchangeOutcome): void {
+    const backendId = exchange.backend?.id;
+    if (backendId !== undefined) {
+      const counters = this.#deps.sessions.accounting.counters(backendId);
+      counters.bytesOut += exchange.bytesOut;
+      if (outcome === 'client-abort') counters.clientAborts++;
+      else if (outcome === 'backend-error' || outcome === 'timeout') counters.errors++;
+    }
+    if (this.settings.accessLog) {
+      this.#access.info({
+        method: exchange.req.method,
+        path: exchange.req.url,
+        status: exchange.status,
+        backend: backendId,
+        route: exchange.reason,
+        ms: Math.round((performance.now() - exchange.startedAt) * 100) / 100,
+        bytes: exchange.bytesOut,
+        outcome,
+      });
+    }
+    this.#requestDone();
+  }
+
+  #requestDone(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0 && this.#tunnels.size === 0) this.#wakeIdleWaiters();
+  }
+
+  // ---- WebSocket -----------------------------------------------------------------------
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#closing || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || (req.url ?? '').charCodeAt(0) !== 47) {
+      socket.end(rawErrorResponse(this.#deps.pages[this.#closing ? 503 : 400]));
+      return;
+    }
+    const facts = this.#facts(req);
+    this.#tunnel(req, socket, head, facts, this.#route(facts), undefined);
+  }
+
+  #tunnel(req: IncomingMessage, socket: Duplex, head: Buffer, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined): void {
+    if (decision.kind === 'unavailable') {
+      socket.end(rawErrorResponse(this.#deps.pages[503]));
+      return;
+    }
+    const { backend } = decision;
+    const sessions = this.#deps.sessions;
+    const clientId = decision.clientId ?? sessions.codec.newClientId();
+    sessions.accounting.touch(clientId, backend.id);
+    sessions.accounting.counters(backend.id).requests++;
+    const peer = req.socket.remoteAddress ?? '';
+    const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto }, true);
+    let requestHead = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    requestHead += '\r\n';
+    const startedAt = performance.now();
+    let opened = false;
+    this.#tunnels.add(socket);
+    const untrack = (): void => {
+      if (this.#tunnels.delete(socket) && this.#inFlight === 0 && this.#tunnels.size === 0) this.#wakeIdleWaiters();
+    };
+    socket.once('close', untrack);
+    openTunnel(socket as Socket, requestHead, head, this.#tunnelTarget(backend), {
+      onConnectError: (err) => {
+        sessions.accounting.counters(backend.id).errors++;
+        this.#deps.logger.warn({ backend: backend.id, code: err.code }, 'websocket backend unreachable');
+        if ((decision.reason === 'new-session' || decision.reason === 'replaced') && err.code === 'ECONNREFUSED') {
+          const skip = (refused ??= new Set()).add(backend.id);
+          const next = this.#route(facts, skip);
+          if (next.kind === 'backend') {
+            socket.off('close', untrack);
+            this.#tunnels.delete(socket);
+            this.#tunnel(req, socket, head, facts, next, skip);
+            return true;
+          }
+        }
+        if (!socket.destroyed) socket.end(rawErrorResponse(this.#deps.pages[err.code === 'ETIMEDOUT' ? 504 : 502]));
+        return true;
+      },
+      onHandshake: (status, extra) => {
+        if (status === 101) {
+          opened = true;
+          sessions.accounting.websocketOpened(clientId, backend.id);
+        }
+        if (decision.setCookie) extra.push('set-cookie', sessions.setCookieHeader(clientId, backend.id));
+        if (this.settings.accessLog) {
+          this.#access.info({ method: req.method, path: req.url, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - startedAt) * 100) / 100, websocket: true });
+        }
+      },
+      onBadResponse: () => {
+        sessions.accounting.counters(backend.id).errors++;
+        this.#deps.logger.warn({ backend: backend.id }, 'backend answered a websocket handshake with something that is not HTTP');
+      },
+      onClose: (bytesIn, bytesOut, idledOut) => {
+        const counters = sessions.accounting.counters(backend.id);
+        counters.bytesOut += bytesOut;
+        counters.bytesIn += bytesIn;
+        if (opened) sessions.accounting.websocketClosed(clientId, backend.id);
+        if (idledOut) this.#deps.logger.debug({ backend: backend.id }, 'websocket closed after idle timeout');
+      },
+    });
+  }
+
+  #tunnelTarget(backend: BackendView) {
+    return {
+      url: backend.url,
+      connectTimeout: this.settings.connectTimeout,
+      idleTimeout: this.settings.websocketIdle,
+      maxHeaderBytes: Math.max(this.settings.maxHeaderBytes, 16384),
+    };
+  }
+
+  // ---- malformed input -----------------------------------------------------------------
+
+  #onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
+      socket.destroy();
+      return;
+    }
+    const status: ErrorStatus = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 400 : 400;
+    this.#deps.logger.debug({ code }, 'malformed request');
+    socket.end(rawErrorResponse(this.#deps.pages[status]));
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------
+
+  /**
+   * close stops accepting, lets in-flight requests and open tunnels finish for up to
+   * graceMs, then destroys whatever is left. Idle keep-alive connections close at once.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const idle = new Promise<void>((resolve) => {
+      if (this.#inFlight === 0 && this.#tunnels.size === 0) resolve();
+      else this.#idleWaiters.push(resolve);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([idle, grace]);
+    clearTimeout(timer);
+    for (const socket of this.#tunnels) socket.destroy();
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  /** inFlight is the number of HTTP requests being served right now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  #wakeIdleWaiters(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+    if (this.#closing) this.server.closeIdleConnections();
+  }
+}

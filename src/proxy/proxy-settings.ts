@@ -1,0 +1,32 @@
+/**
+ * ProxySettings are the parts of the config the request path reads, flattened once per
+ * (re)load so no request walks the config tree.
+ */
+import type { Config } from '../config/schema.js';
+
+/** ProxySettings is an immutable, flattened slice of Config for the proxy. */
+export interface ProxySettings {
+  readonly affinityCookieName: string;
+  readonly sessionCookieName: string;
+  /** Lower-case "name=" prefix of the session cookie, to spot it in Set-Cookie cheaply. */
+  readonly sessionCookiePrefix: string;
+  readonly proto: 'http' | 'https';
+  readonly websocketIdle: number;
+  readonly connectTimeout: number;
+  readonly maxHeaderBytes: number;
+  readonly accessLog: boolean;
+}
+
+/** proxySettings derives the request-path settings from a validated config. */
+export function proxySettings(config: Config): ProxySettings {
+  return Object.freeze({
+    affinityCookieName: config.affinity.cookie.name,
+    sessionCookieName: config.affinity.sessionCookie,
+    sessionCookiePrefix: `${config.affinity.sessionCookie.toLowerCase()}=`,
+    proto: config.listen.tls ? 'https' : 'http',
+    websocketIdle: config.timeouts.websocketIdle,
+    connectTimeout: config.timeouts.connect,
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    accessLog: config.log.access,
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * Builds the header list sent upstream from a client request's raw headers, in one pass
+ * (hot path: hand-written, no intermediate objects): hop-by-hop headers removed (RFC 9110
+ * 7.6.1, including those named in Connection), Expect removed (Node answers
+ * 100-continue itself), Host and Origin kept as sent (like ProxyPreserveHost On: Servoy
+ * compares a WebSocket's Origin with its Host), and X-Forwarded-For / -Proto / -Host set
+ * (kept and extended only when the peer is a trusted proxy).
+ */
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
+
+/** ForwardFacts are what the X-Forwarded-* headers say about the client. */
+export interface ForwardFacts {
+  /** The TCP peer (the client, or a trusted proxy). */
+  readonly peerAddress: string;
+  /** Whether the peer's own X-Forwarded-* headers are believed. */
+  readonly trusted: boolean;
+  /** "http" or "https": how the client reached the balancer. */
+  readonly proto: string;
+}
+
+/**
+ * upstreamHeaders returns a flat [name, value, ...] list for undici. With keepUpgrade
+ * (WebSocket handshakes) Connection: Upgrade and Upgrade are kept.
+ */
+export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, keepUpgrade = false): string[] {
+  const out: string[] = [];
+  let connectionTokens: string | undefined;
+  let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = fastLower(name);
+    if (lower === 'connection') {
+      connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
+      continue;
+    }
+    if (lower === 'host') host = value;
+    if (lower.startsWith('x-forwarded-')) {
+      if (facts.trusted) {
+        if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        else if (lower === 'x-forwarded-proto') forwardedProto ??= value;
+        else if (lower === 'x-forwarded-host') forwardedHost ??= value;
+        else out.push(name, value);
+      }
+      continue;
+    }
+    if (lower === 'forwarded' && !facts.trusted) continue;
+    if (HOP_BY_HOP.has(lower)) {
+      if (keepUpgrade && lower === 'upgrade') out.push(name, value);
+      continue;
+    }
+    out.push(name, value);
+  }
+  if (connectionTokens !== undefined) removeConnectionTokens(out, connectionTokens);
+  if (keepUpgrade) out.push('connection', 'upgrade');
+  out.push('x-forwarded-for', forwardedFor === undefined ? facts.peerAddress : `${forwardedFor}, ${facts.peerAddress}`);
+  out.push('x-forwarded-proto', forwardedProto ?? facts.proto);
+  if (forwardedHost !== undefined || host !== undefined) out.push('x-forwarded-host', (forwardedHost ?? host)!);
+  return out;
+}
+
+/** Lower-cases only when needed: most clients already send lower-case or canonical names. */
+function fastLower(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return name.toLowerCase();
+  }
+  return name;
+}
+
+/** Removes headers the client listed in Connection (they are hop-by-hop too). */
+function removeConnectionTokens(out: string[], tokens: string): void {
+  const names = new Set<string>();
+  for (const token of tokens.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') names.add(t);
+  }
+  if (names.size === 0) return;
+  for (let i = out.length - 2; i >= 0; i -= 2) {
+    const lower = out[i]!.toLowerCase();
+    if (names.has(lower) && lower !== 'host') out.splice(i, 2);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Upstreams keeps one undici Pool (keep-alive HTTP/1.1 connections) per backend, created
+ * on first use and replaced when a backend's URL changes. Closing is graceful: in-flight
+ * requests finish, idle connections go.
+ */
+import { Pool } from 'undici';
+import type { BackendView } from '../pool/snapshot.js';
+
+/** UpstreamTimeouts are the config's timeouts that apply to backend connections. */
+export interface UpstreamTimeouts {
+  readonly connect: number;
+  readonly response: number;
+}
+
+/** Upstreams maps backend ids to connection pools. */
+export class Upstreams {
+  readonly #pools = new Map<string, { url: string; pool: Pool }>();
+
+  constructor(private timeouts: UpstreamTimeouts) {}
+
+  /** get returns the pool of a backend, creating it (or replacing it if its URL changed). */
+  get(backend: BackendView): Pool {
+    const entry = this.#pools.get(backend.id);
+    if (entry !== undefined && entry.url === backend.url) return entry.pool;
+    if (entry !== undefined) void entry.pool.close().catch(() => undefined);
+    const pool = new Pool(backend.url, {
+      connect: { timeout: this.timeouts.connect },
+      headersTimeout: this.timeouts.response,
+      bodyTimeout: this.timeouts.response,
+      keepAliveTimeout: 4000,
+      pipelining: 1,
+    });
+    this.#pools.set(backend.id, { url: backend.url, pool });
+    return pool;
+  }
+
+  /** setTimeouts applies new timeouts to pools created from now on (reload). */
+  setTimeouts(timeouts: UpstreamTimeouts): void {
+    this.timeouts = timeouts;
+    for (const [id, entry] of this.#pools) {
+      this.#pools.delete(id);
+      void entry.pool.close().catch(() => undefined);
+    }
+  }
+
+  /** drop closes the pool of a removed backend gracefully. */
+  async drop(backendId: string): Promise<void> {
+    const entry = this.#pools.get(backendId);
+    this.#pools.delete(backendId);
+    await entry?.pool.close().catch(() => undefined);
+  }
+
+  /** close lets in-flight requests finish, then closes every pool. */
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((entry) => entry.pool.close().catch(() => undefined)));
+  }
+
+  /** destroy drops every connection at once. */
+  async destroy(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((entry) => entry.pool.destroy().catch(() => undefined)));
+  }
+}

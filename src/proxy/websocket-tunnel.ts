@@ -1,0 +1,158 @@
+/**
+ * WebSocket tunnel: after the router has picked a backend for an upgrade request, open a
+ * TCP (or TLS) connection to it, replay the handshake with forwarded headers, relay the
+ * backend's answer (adding the affinity cookie when needed), then pipe bytes both ways
+ * until either side closes or the tunnel idles out.
+ *
+ * Hand-written on net.connect + pipe rather than http-proxy-3: a tunnel holds only the
+ * two sockets and their stream state (measured in bench/websockets), it parses nothing
+ * once open, and closing one side always destroys the other, so no socket or listener
+ * outlives its peer.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+
+
+/** TunnelTarget is where and how to open the backend connection. */
+export interface TunnelTarget {
+  readonly url: string;
+  readonly connectTimeout: number;
+  readonly idleTimeout: number;
+  /** Largest backend handshake response accepted (bytes). */
+  readonly maxHeaderBytes: number;
+}
+
+/** TunnelEvents report what happened, so the proxy can count and log without knowing sockets. */
+export interface TunnelEvents {
+  /** The backend could not be reached; nothing was sent. Return true if the caller took over (retry). */
+  onConnectError(err: NodeJS.ErrnoException): boolean;
+  /** The backend answered the handshake; extra headers (Set-Cookie) may be appended. */
+  onHandshake(status: number, extraHeaders: string[]): void;
+  /** The backend answered with something that is not HTTP. */
+  onBadResponse(): void;
+  /** The tunnel is closed on both sides (exactly once, after onHandshake). */
+  onClose(bytesIn: number, bytesOut: number, idledOut: boolean): void;
+}
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+
+/**
+ * openTunnel connects to the backend and replays the handshake request. `requestHead`
+ * is the request line and headers (ending with CRLF CRLF); `head` is what the client sent
+ * after its headers (usually empty).
+ */
+export function openTunnel(client: Socket, requestHead: string, head: Buffer, target: TunnelTarget, events: TunnelEvents): void {
+  const url = new URL(target.url);
+  const secure = url.protocol === 'https:';
+  const port = Number(url.port) || (secure ? 443 : 80);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const upstream: Socket = secure
+    ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ALPNProtocols: ['http/1.1'] })
+    : netConnect({ host, port });
+  upstream.setNoDelay(true);
+  upstream.setTimeout(target.connectTimeout);
+
+  let connected = false;
+  let handshaken = false;
+  let closed = false;
+  let idledOut = false;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+
+  const onConnectTimeout = (): void => {
+    const err = Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }) as NodeJS.ErrnoException;
+    upstream.destroy(err);
+  };
+  upstream.once('timeout', onConnectTimeout);
+
+  upstream.once(secure ? 'secureConnect' : 'connect', () => {
+    connected = true;
+    upstream.off('timeout', onConnectTimeout);
+    upstream.setTimeout(0);
+    upstream.write(requestHead, 'latin1');
+    if (head.length > 0) upstream.write(head);
+  });
+
+  const onHandshakeData = (chunk: Buffer): void => {
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    const joined = pending.length === 1 ? chunk : Buffer.concat(pending, pendingBytes);
+    pending = [joined];
+    const end = joined.indexOf(HEADER_END);
+    if (end === -1) {
+      if (pendingBytes > target.maxHeaderBytes) {
+        events.onBadResponse();
+        destroyBoth();
+      }
+      return;
+    }
+    upstream.off('data', onHandshakeData);
+    const headText = joined.subarray(0, end).toString('latin1');
+    const match = /^HTTP\/1\.[01] (\d{3})/.exec(headText);
+    if (match === null) {
+      events.onBadResponse();
+      destroyBoth();
+      return;
+    }
+    const extra: string[] = [];
+    events.onHandshake(Number(match[1]), extra);
+    handshaken = true;
+    let out = headText;
+    for (let i = 0; i < extra.length; i += 2) out += `\r\n${extra[i]}: ${extra[i + 1]}`;
+    client.write(`${out}\r\n\r\n`, 'latin1');
+    const rest = joined.subarray(end + HEADER_END.length);
+    if (rest.length > 0) client.write(rest);
+    pending = [];
+    startPiping();
+  };
+  upstream.on('data', onHandshakeData);
+
+  let bytesIn = 0;
+  let bytesOut = 0;
+  const startPiping = (): void => {
+    client.on('data', (chunk: Buffer) => {
+      bytesIn += chunk.length;
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      bytesOut += chunk.length;
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const onIdle = (): void => {
+      idledOut = true;
+      destroyBoth();
+    };
+    if (target.idleTimeout > 0) {
+      client.setTimeout(target.idleTimeout, onIdle);
+      upstream.setTimeout(target.idleTimeout, onIdle);
+    }
+  };
+
+  const destroyBoth = (): void => {
+    if (closed) return;
+    closed = true;
+    upstream.destroy();
+    client.destroy();
+    if (handshaken) events.onClose(bytesIn, bytesOut, idledOut);
+  };
+
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    if (!connected && !closed) {
+      closed = true;
+      upstream.destroy();
+      if (!events.onConnectError(err)) client.destroy();
+      return;
+    }
+    destroyBoth();
+  });
+  upstream.on('close', destroyBoth);
+  client.on('error', destroyBoth);
+  client.on('close', destroyBoth);
+  // A half-close from either side ends the tunnel: WebSocket has its own close handshake.
+  client.on('end', destroyBoth);
+  upstream.on('end', destroyBoth);
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}

@@ -1,0 +1,83 @@
+/**
+ * Small shared pieces of the proxy integration tests: a config for the real CLI in front
+ * of simulators (loopback only, admin on its own free port so parallel test files never
+ * collide), raw-socket HTTP exchanges for what undici refuses to send, and a bounded
+ * poll.
+ */
+import net from 'node:net';
+import type { ServoySim } from '../../examples/servoy-sim.js';
+import { backendsFor, freePort } from './processes.js';
+
+/** A config for `start`: listens on an ephemeral loopback port, admin on a free port. */
+export async function lbConfig(sims: ServoySim[] | { id: string; url: string; route?: string }[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const backends = sims.length > 0 && 'port' in sims[0]! ? backendsFor(sims as ServoySim[]) : sims;
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: await freePort() },
+    backends,
+    ...extra,
+  };
+}
+
+/** What a raw HTTP exchange answered: status line parsed, head and body as text. */
+export interface RawResponse {
+  status: number;
+  head: string;
+  body: string;
+  /** Everything received, for "the socket saw exactly one response" checks. */
+  raw: string;
+}
+
+/**
+ * rawRequest writes `bytes` on a fresh TCP connection to url's host:port and collects
+ * everything until the server closes (or timeoutMs passes, then the socket is destroyed).
+ */
+export function rawRequest(url: string, bytes: string | Buffer, timeoutMs = 5000): Promise<RawResponse> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname, port: Number(port) });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => undefined); // a reset after the answer: what we got is what counts
+    socket.on('close', () => {
+      clearTimeout(timer);
+      const raw = Buffer.concat(chunks).toString('latin1');
+      const end = raw.indexOf('\r\n\r\n');
+      const head = end === -1 ? raw : raw.slice(0, end);
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+      if (m === null) return reject(new Error(`no HTTP response; got ${JSON.stringify(raw.slice(0, 200))}`));
+      resolve({ status: Number(m[1]), head, body: end === -1 ? '' : raw.slice(end + 4), raw });
+    });
+    socket.write(bytes);
+  });
+}
+
+/** waitFor polls `check` every intervalMs until it returns true; rejects after timeoutMs. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition', intervalMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Parsed JSON log lines of a balancer process (non-JSON lines skipped). */
+export function jsonLogs(lines: string[]): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of lines) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      /* not JSON */
+    }
+  }
+  return out;
+}
+
+/** The Set-Cookie lines of a response as an array. */
+export function setCookies(header: string | string[] | undefined): string[] {
+  return header === undefined ? [] : Array.isArray(header) ? header : [header];
+}

@@ -39,7 +39,8 @@ export class Balancer {
 
   /** start validates what the config points at (files, state), then listens. */
   static async start(config: Config, logger: Logger): Promise<Balancer> {
-    if (!('file' in config.state)) throw new StartupError('state.redis is not supported yet; use state.file');
+    if (!('file' in config.state)) throw new StartupError('state.redis is not supported in this version yet; use state.file');
+    if (config.affinity.mode === 'partition') throw new StartupError('affinity.mode "partition" is not supported in this version yet; use "session"');
     const stateFile = config.state.file;
     const store = new FileStateStore(stateFile);
     const state = await store.load().catch((err: Error) => {

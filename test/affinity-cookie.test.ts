@@ -74,6 +74,7 @@ t.test('sign refuses ids the cookie cannot carry', async (t) => {
   t.throws(() => codec.sign('client-0001', 'servoy.a'));
   t.throws(() => codec.sign('client-0001', ''));
   t.throws(() => new AffinityCookieCodec([]));
+  t.throws(() => new AffinityCookieCodec(['']));
 });
 
 t.test('serialize', async (t) => {

@@ -143,6 +143,11 @@ t.test('env substitution', async (t) => {
     ]);
   });
 
+  t.test('an unset value is not checked again across keys', async (t) => {
+    t.same(problems(withMinimal({ affinity: { partitions: { acme: '${TENANT_BACKEND}' } } }), {}), ['affinity.partitions.acme: environment variable TENANT_BACKEND is not set']);
+    t.same(problems(withMinimal({ trustedProxies: ['${PROXY}'] }), {}), ['trustedProxies[0]: environment variable PROXY is not set']);
+  });
+
   t.test('defaults to process.env', async (t) => {
     process.env.SERVOY_LB_TEST_VALUE = 'from-process-env';
     t.teardown(() => delete process.env.SERVOY_LB_TEST_VALUE);
@@ -181,6 +186,7 @@ t.test('friendly schema messages', async (t) => {
     { desc: 'missing backend keys', config: { backends: [{}] }, want: ['backends[0].id: missing (required)', 'backends[0].url: missing (required)'] },
     { desc: 'empty backends', config: { backends: [] }, want: ['backends: at least one backend is required'] },
     { desc: 'bad url', config: { backends: [{ id: 'a', url: 'ftp://x' }] }, want: ['backends[0].url: expected an http: or https: URL without a path, such as "http://10.0.0.11:8080"'] },
+    { desc: 'not a url', config: { backends: [{ id: 'a', url: 'servoy-a:8080 ' }] }, want: ['backends[0].url: expected an http: or https: URL without a path, such as "http://10.0.0.11:8080"'] },
     { desc: 'url with path', config: { backends: [{ id: 'a', url: 'http://x/servoy' }] }, want: ['backends[0].url: expected an http: or https: URL without a path, such as "http://10.0.0.11:8080"'] },
     { desc: 'bad id', config: { backends: [{ id: 'a b', url: 'http://x' }] }, want: ['backends[0].id: use 1-64 letters, digits, "_" or "-"'] },
     { desc: 'too small number', config: withMinimal({ healthCheck: { rise: 0 } }), want: ['healthCheck.rise: must be at least 1'] },

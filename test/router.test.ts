@@ -133,8 +133,30 @@ t.test('route: table', async (t) => {
 });
 
 t.test('route is deterministic and agrees with rankCandidates', async (t) => {
-  const snapshot = pool(ids(20));
   const ctx = context();
+  const weighted = pool(ids(30).map((b, i) => ({ ...b, weight: [1, 2, 5, 10][i % 4]! })));
+  for (let i = 0; i < 2000; i++) {
+    const address = `198.51.100.${i >> 4}:${i}`;
+    const got = route({ clientAddress: address, affinityCookie: undefined, sessionId: undefined }, weighted, ctx);
+    const first = rankCandidates(address, weighted, ctx)[0]!;
+    if (got.kind !== 'backend' || got.backend !== first.backend) {
+      t.fail(`mixed weights: route and rankCandidates disagree for ${address}`);
+      return;
+    }
+  }
+  // Many distinct weights, and whole weight classes excluded.
+  const manyWeights = pool(ids(24).map((b, i) => ({ ...b, weight: 1 + (i % 12) })));
+  const exclude = new Set(['servoy-0', 'servoy-12', 'servoy-5']); // weights 1 (both) and 6
+  for (let i = 0; i < 2000; i++) {
+    const address = `2001:db8::${i.toString(16)}`;
+    const got = route({ clientAddress: address, affinityCookie: undefined, sessionId: undefined }, manyWeights, ctx, exclude);
+    const first = rankCandidates(address, manyWeights, ctx, exclude)[0]!;
+    if (got.kind !== 'backend' || got.backend !== first.backend || exclude.has(got.backend.id)) {
+      t.fail(`12 weights: route and rankCandidates disagree for ${address}`);
+      return;
+    }
+  }
+  const snapshot = pool(ids(20));
   for (let i = 0; i < 500; i++) {
     const facts: RequestFacts = { clientAddress: `198.51.100.${i}`, affinityCookie: undefined, sessionId: undefined };
     const a = route(facts, snapshot, ctx);

@@ -43,7 +43,7 @@ export function lineColumnAt(text: string, offset: number): { line: number; colu
 
 function cleanMessage(message: string): string {
   const text = message
-    .replace(/^(Unexpected token .*?), ".*" is not valid JSON$/s, '$1')
+    .replace(/^(Unexpected token .+?), (?:\.\.\.)?".*" is not valid JSON$/s, '$1')
     .replace(/\s*\(line \d+ column \d+\)/, '')
     .replace(/ in JSON at position \d+/, '')
     .replace(/ at position \d+/, '')

@@ -52,7 +52,9 @@ export function parseConfigText(text: string, opts: ParseConfigOptions): Config 
   if (!parsed.success) {
     throw new ConfigError([...substituted.problems, ...issuesToProblems(parsed.error.issues, substituted.failedPaths)]);
   }
-  const problems = [...substituted.problems, ...crossCheck(parsed.data)];
+  // A value whose ${NAME} was not set is already reported; its literal text proves nothing more.
+  const unrelated = (line: string): boolean => ![...substituted.failedPaths].some((path) => line.startsWith(`${path}: `));
+  const problems = [...substituted.problems, ...crossCheck(parsed.data).filter(unrelated)];
   if (problems.length > 0) throw new ConfigError(problems);
   return finish(parsed.data, opts.baseDir);
 }

@@ -83,16 +83,21 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     this.#resume = resume;
     const headers: string[] = [];
     const prefix = this.host.sessionCookiePrefix;
+    let connectionTokens: string | undefined;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!.toString('latin1');
       const lower = name.toLowerCase();
-      if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
+      if (HOP_BY_HOP_RESPONSE.has(lower)) {
+        if (lower === 'connection') connectionTokens = `${connectionTokens ?? ''},${rawHeaders[i + 1]!.toString('latin1')}`;
+        continue;
+      }
       const value = rawHeaders[i + 1]!.toString('latin1');
       if (lower === 'set-cookie' && value.length > prefix.length && value.slice(0, prefix.length).toLowerCase() === prefix) {
         this.host.learnSetCookie(this, value);
       }
       headers.push(name, value);
     }
+    if (connectionTokens !== undefined) removeConnectionOptions(headers, connectionTokens);
     this.host.responseHeaders(this, headers);
     this.status = statusCode;
     try {
@@ -174,5 +179,18 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     this.#done = true;
     this.res.off('close', this.#onClientClose);
     this.host.finished(this, outcome);
+  }
+}
+
+/** Removes the headers a backend named in its Connection header: they are hop-by-hop too (RFC 9110 7.6.1). */
+function removeConnectionOptions(headers: string[], tokens: string): void {
+  const names = new Set<string>();
+  for (const token of tokens.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive') names.add(t);
+  }
+  if (names.size === 0) return;
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (names.has(headers[i]!.toLowerCase())) headers.splice(i, 2);
   }
 }

@@ -104,7 +104,7 @@ export class ProxyServer implements ExchangeHost {
     const clientAddress = trusted.empty ? (peer ?? '') : trusted.clientAddress(peer, typeof xff === 'string' ? xff : undefined);
     const cookies = readCookies(req.headers.cookie, settings.affinityCookieName, settings.sessionCookieName);
     const url = req.url ?? '/';
-    const sessionId = cookies.session ?? (url.includes(';') ? sessionIdFromPath(url) : undefined);
+    const sessionId = cookies.session ?? (url.includes(';') ? sessionIdFromPath(url, settings.sessionCookieName) : undefined);
     return { clientAddress, affinityCookie: cookies.affinity, sessionId };
   }
 
@@ -241,10 +241,16 @@ export class ProxyServer implements ExchangeHost {
       return;
     }
     const facts = this.#facts(req);
-    this.#tunnel(req, socket, head, facts, this.#route(facts), undefined);
+    const peer = req.socket.remoteAddress ?? '';
+    const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto }, true);
+    let requestHead = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    requestHead += '\r\n';
+    // The tunnel keeps only what it needs (not the request object) for as long as it is open.
+    this.#tunnel(socket, requestHead, head, { path: req.url ?? '', startedAt: performance.now() }, facts, this.#route(facts), undefined);
   }
 
-  #tunnel(req: IncomingMessage, socket: Duplex, head: Buffer, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined): void {
+  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined): void {
     if (decision.kind === 'unavailable') {
       socket.end(rawErrorResponse(this.#deps.pages[503]));
       return;
@@ -254,12 +260,6 @@ export class ProxyServer implements ExchangeHost {
     const clientId = decision.clientId ?? sessions.codec.newClientId();
     sessions.accounting.touch(clientId, backend.id);
     sessions.accounting.counters(backend.id).requests++;
-    const peer = req.socket.remoteAddress ?? '';
-    const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto }, true);
-    let requestHead = `${req.method} ${req.url} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    requestHead += '\r\n';
-    const startedAt = performance.now();
     let opened = false;
     this.#tunnels.add(socket);
     const untrack = (): void => {
@@ -276,7 +276,7 @@ export class ProxyServer implements ExchangeHost {
           if (next.kind === 'backend') {
             socket.off('close', untrack);
             this.#tunnels.delete(socket);
-            this.#tunnel(req, socket, head, facts, next, skip);
+            this.#tunnel(socket, requestHead, head, log, facts, next, skip);
             return true;
           }
         }
@@ -290,7 +290,7 @@ export class ProxyServer implements ExchangeHost {
         }
         if (decision.setCookie) extra.push('set-cookie', sessions.setCookieHeader(clientId, backend.id));
         if (this.settings.accessLog) {
-          this.#access.info({ method: req.method, path: req.url, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - startedAt) * 100) / 100, websocket: true });
+          this.#access.info({ method: 'GET', path: log.path, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - log.startedAt) * 100) / 100, websocket: true });
         }
       },
       onBadResponse: () => {

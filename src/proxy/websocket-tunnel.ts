@@ -107,15 +107,7 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
   };
   upstream.on('data', onHandshakeData);
 
-  let bytesIn = 0;
-  let bytesOut = 0;
   const startPiping = (): void => {
-    client.on('data', (chunk: Buffer) => {
-      bytesIn += chunk.length;
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      bytesOut += chunk.length;
-    });
     client.pipe(upstream);
     upstream.pipe(client);
     const onIdle = (): void => {
@@ -133,7 +125,8 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
     closed = true;
     upstream.destroy();
     client.destroy();
-    if (handshaken) events.onClose(bytesIn, bytesOut, idledOut);
+    // Byte counts come from the sockets themselves: no per-chunk listener on an idle tunnel.
+    if (handshaken) events.onClose(client.bytesRead, upstream.bytesRead, idledOut);
   };
 
   upstream.on('error', (err: NodeJS.ErrnoException) => {

@@ -93,22 +93,22 @@ function place(
   reason: RouteReason,
   clientId: string | undefined,
 ): Decision {
-  const candidates = snapshot.acceptingNew;
-  const { classOf, weights } = weightClasses(candidates);
-  const classes = weights.length;
+  const table = placementTable(snapshot.acceptingNew);
+  const { backends, ids, idHashes, weightOf, classOf, classWeights } = table;
+  const count = backends.length;
+  const classes = classWeights.length;
   if (winner.length < classes) growScratch(classes);
   for (let c = 0; c < classes; c++) winner[c] = -1;
 
   const keyHash = hash32(clientAddress);
   let totalActive = 0;
   let totalWeight = 0;
-  for (let i = 0; i < candidates.length; i++) {
-    const backend = candidates[i]!;
-    if (exclude !== undefined && exclude.has(backend.id)) continue;
-    const active = ctx.activeSessions(backend.id);
+  for (let i = 0; i < count; i++) {
+    if (exclude !== undefined && exclude.has(ids[i]!)) continue;
+    const active = ctx.activeSessions(ids[i]!);
     totalActive += active;
-    totalWeight += backend.weight;
-    const hash = rendezvousHash(keyHash, backend.idHash);
+    totalWeight += weightOf[i]!;
+    const hash = rendezvousHash(keyHash, idHashes[i]!);
     const c = classOf[i]!;
     if (winner[c]! < 0 || hash > winnerHash[c]!) {
       winner[c] = i;
@@ -124,7 +124,7 @@ function place(
   for (let c = 0; c < classes; c++) {
     const index = winner[c]!;
     if (index < 0) continue;
-    const score = classes === 1 ? 0 : weightedScore(winnerHash[c]!, weights[c]!);
+    const score = classes === 1 ? 0 : weightedScore(winnerHash[c]!, classWeights[c]!);
     if (bestIndex < 0 || score > bestScore || (score === bestScore && index < bestIndex)) {
       bestIndex = index;
       bestScore = score;
@@ -132,16 +132,16 @@ function place(
     }
   }
   if (bestIndex < 0) return NO_BACKEND;
-  const best = candidates[bestIndex]!;
+  const best = backends[bestIndex]!;
   const scale = ctx.balanceFactor * (totalActive + 1);
   if (fits(best, bestActive, scale, totalWeight)) return { kind: 'backend', backend: best, reason, clientId, setCookie: true };
 
   // The key's first choice is full: the best-scoring candidate that fits.
   let next: BackendView | undefined;
   let nextScore = -1;
-  for (let i = 0; i < candidates.length; i++) {
-    const backend = candidates[i]!;
-    if (backend === best || (exclude !== undefined && exclude.has(backend.id))) continue;
+  for (let i = 0; i < count; i++) {
+    const backend = backends[i]!;
+    if (i === bestIndex || (exclude !== undefined && exclude.has(backend.id))) continue;
     if (!fits(backend, ctx.activeSessions(backend.id), scale, totalWeight)) continue;
     const score = weightedScore(rendezvousHash(keyHash, backend.idHash), backend.weight);
     if (score > nextScore) {
@@ -152,31 +152,47 @@ function place(
   return next === undefined ? POOL_FULL : { kind: 'backend', backend: next, reason, clientId, setCookie: true };
 }
 
-/** WeightClasses group a snapshot's candidates by weight; derived once per snapshot. */
-interface WeightClasses {
-  /** classOf[i] is the class of candidates[i]. */
+/**
+ * PlacementTable is the read-only table new-session placement scans, derived once per
+ * snapshot (Envoy's split: a change rebuilds the table, picking never mutates it). It
+ * holds the candidates in flat arrays because V8 reads a frozen array several times
+ * slower than a plain one in a hot loop, and groups them by weight (see place()).
+ */
+interface PlacementTable {
+  readonly backends: readonly BackendView[];
+  readonly ids: readonly string[];
+  readonly idHashes: Float64Array;
+  readonly weightOf: Float64Array;
+  /** classOf[i] is the weight class of backends[i]. */
   readonly classOf: Uint16Array;
-  /** weights[c] is the weight shared by class c. */
-  readonly weights: readonly number[];
+  /** classWeights[c] is the weight shared by class c. */
+  readonly classWeights: readonly number[];
 }
 
-/** Keyed by the snapshot's (frozen) acceptingNew array: dropped with the snapshot. */
-const weightClassCache = new WeakMap<readonly BackendView[], WeightClasses>();
+/** Keyed by the snapshot's acceptingNew array, so a table goes when its snapshot goes. */
+const tables = new WeakMap<readonly BackendView[], PlacementTable>();
 
-function weightClasses(candidates: readonly BackendView[]): WeightClasses {
-  let classes = weightClassCache.get(candidates);
-  if (classes === undefined) {
-    const weights: number[] = [];
+function placementTable(candidates: readonly BackendView[]): PlacementTable {
+  let table = tables.get(candidates);
+  if (table === undefined) {
+    const classWeights: number[] = [];
     const classOf = new Uint16Array(candidates.length);
     candidates.forEach((backend, i) => {
-      let c = weights.indexOf(backend.weight);
-      if (c < 0) c = weights.push(backend.weight) - 1;
+      let c = classWeights.indexOf(backend.weight);
+      if (c < 0) c = classWeights.push(backend.weight) - 1;
       classOf[i] = c;
     });
-    classes = { classOf, weights };
-    weightClassCache.set(candidates, classes);
+    table = {
+      backends: Array.from(candidates),
+      ids: candidates.map((b) => b.id),
+      idHashes: Float64Array.from(candidates, (b) => b.idHash),
+      weightOf: Float64Array.from(candidates, (b) => b.weight),
+      classOf,
+      classWeights,
+    };
+    tables.set(candidates, table);
   }
-  return classes;
+  return table;
 }
 
 // Per-class scratch for place(): route() is synchronous and never re-entered (a

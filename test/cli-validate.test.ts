@@ -1,0 +1,122 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+// Runs the real command an administrator runs; needs the build (`npm test` builds first).
+const root = resolve(import.meta.dirname, '..');
+const bin = join(root, 'bin', 'servoy-lb');
+const built = existsSync(join(root, 'dist', 'src', 'cli', 'main.js'));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return new Promise((done) => {
+    const env = { ...process.env, SERVOY_LB_TOKEN: undefined, SERVOY_LB_SECRET: undefined, ...opts.env };
+    execFile(process.execPath, [bin, ...args], { cwd: opts.cwd ?? root, env, timeout: 30_000 }, (err, stdout, stderr) => {
+      done({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const backends = [{ id: 'servoy-a', url: 'http://127.0.0.1:8091' }];
+
+t.test('servoy-lb validate', { skip: built ? false : 'not built: run `npx tsc -p .` first (npm test does)' }, async (t) => {
+  const dir = t.testdir({
+    'ok.json': JSON.stringify({ backends }),
+    'env.json': JSON.stringify({ backends, admin: { host: '0.0.0.0', token: '${SERVOY_LB_TOKEN}' } }),
+    'bad.json': JSON.stringify({
+      listen: { port: '8080' },
+      backends: [...backends, { id: 'servoy-a', url: 'http://127.0.0.1:8092', wieght: 2 }],
+      affinity: { mode: 'partition' },
+    }),
+    'crossed.json': JSON.stringify({ backends: [...backends, { id: 'servoy-a', url: 'http://127.0.0.1:8092' }], affinity: { mode: 'partition' } }),
+    'broken.json': '{\n  "backends": [\n    { "id": "a", "url": "http://127.0.0.1:8091" },\n  ]\n}\n',
+    cwd: { 'lb.config.json': JSON.stringify({ backends }) },
+  });
+
+  const cases: { desc: string; args: string[]; env?: NodeJS.ProcessEnv; cwd?: string; code: number; stdout: string; stderr: string[] }[] = [
+    { desc: 'valid file', args: ['-c', join(dir, 'ok.json')], code: 0, stdout: 'config OK\n', stderr: [] },
+    { desc: 'long option', args: ['--config', join(dir, 'ok.json')], code: 0, stdout: 'config OK\n', stderr: [] },
+    { desc: 'default ./lb.config.json', args: [], cwd: join(dir, 'cwd'), code: 0, stdout: 'config OK\n', stderr: [] },
+    { desc: 'env variable set', args: ['-c', join(dir, 'env.json')], env: { SERVOY_LB_TOKEN: 't0ken' }, code: 0, stdout: 'config OK\n', stderr: [] },
+    { desc: 'env variable missing', args: ['-c', join(dir, 'env.json')], code: 1, stdout: '', stderr: ['admin.token: environment variable SERVOY_LB_TOKEN is not set'] },
+    {
+      desc: 'schema problems, one line each',
+      args: ['-c', join(dir, 'bad.json')],
+      code: 1,
+      stdout: '',
+      stderr: ['listen.port: expected a number, got string', 'backends[1].wieght: unknown key (did you mean "weight"?)'],
+    },
+    {
+      desc: 'cross-field problems, one line each',
+      args: ['-c', join(dir, 'crossed.json')],
+      code: 1,
+      stdout: '',
+      stderr: ['backends[1].id: duplicate id "servoy-a" (also backends[0])', 'affinity.partitionKey: required when affinity.mode is "partition" (it says where the partition key comes from)'],
+    },
+    {
+      desc: 'broken JSON',
+      args: ['-c', join(dir, 'broken.json')],
+      code: 1,
+      stdout: '',
+      stderr: ["(file): invalid JSON at line 4, column 3: unexpected token ']' (JSON does not allow a comma before a closing bracket)"],
+    },
+    {
+      desc: 'missing file',
+      args: ['-c', join(dir, 'nope.json')],
+      code: 1,
+      stdout: '',
+      stderr: [`(file): config file ${join(dir, 'nope.json')} does not exist (name another one with -c FILE)`],
+    },
+    {
+      desc: 'default file missing',
+      args: [],
+      cwd: dir,
+      code: 1,
+      stdout: '',
+      stderr: [`(file): config file ${join(dir, 'lb.config.json')} does not exist (name another one with -c FILE)`],
+    },
+    { desc: 'shipped demo config', args: ['-c', join(root, 'lb.config.json')], code: 0, stdout: 'config OK\n', stderr: [] },
+    {
+      desc: 'shipped full example',
+      args: ['-c', join(root, 'examples', 'lb.config.full.json')],
+      env: { SERVOY_LB_TOKEN: 'token', SERVOY_LB_SECRET: 'a-secret-of-some-length' },
+      code: 0,
+      stdout: 'config OK\n',
+      stderr: [],
+    },
+  ];
+  // Each run is a fresh node process; run them side by side.
+  const results = await Promise.all(cases.map((c) => run(['validate', ...c.args], { cwd: c.cwd, env: c.env })));
+  for (const [i, c] of cases.entries()) {
+    const result = results[i]!;
+    t.same(
+      { code: result.code, stdout: result.stdout, stderr: result.stderr.split('\n').filter((line) => line !== '') },
+      { code: c.code, stdout: c.stdout, stderr: c.stderr },
+      c.desc,
+    );
+    t.notMatch(result.stderr, /\n\s+at /, `${c.desc}: no stack trace`);
+  }
+
+  t.test('--help explains the command', async (t) => {
+    const result = await run(['validate', '--help']);
+    t.equal(result.code, 0);
+    t.match(result.stdout, /Usage: servoy-lb validate/);
+    t.match(result.stdout, /-c, --config <FILE>/);
+    t.match(result.stdout, /default: "\.\/lb\.config\.json"/);
+    t.match(result.stdout, /config OK/);
+    t.match(result.stdout, /<json-path>: <reason>/);
+  });
+
+  t.test('a bad option is bad usage', async (t) => {
+    const result = await run(['validate', '--bogus']);
+    t.equal(result.code, 1);
+    t.match(result.stderr, /unknown option '--bogus'/);
+    t.notMatch(result.stderr, /\n\s+at /);
+  });
+});

@@ -1,44 +1,130 @@
 /**
- * Balancer wires one running servoy-lb: the config goes into a Pool (backends and their
- * states), session tables and the cookie codec; the ProxyServer routes client traffic
- * through the pure router to per-backend connection pools. It owns every resource it
- * creates and releases them in close() (graceful) — nothing else starts timers or sockets.
+ * Balancer wires one running servoy-lb and is the AdminControl the admin plane talks to.
+ * The config (merged with the durable state) goes into a Pool; health checks, outlier
+ * detection, the drain monitor, Servoy maintenance handling and admin calls write to the
+ * pool; the ProxyServer routes client traffic through the pure router using the pool's
+ * current snapshot. The Balancer owns every resource it creates (sockets, timers, files)
+ * and releases them in close().
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { Config } from './config/schema.js';
+import { AdminError, type AdminControl, type BackendStatus, type ReloadResult, type RouteExplanation } from './admin/control.js';
+import { AdminServer } from './admin/admin-server.js';
+import { backendStatus } from './admin/backend-status.js';
+import { BalancerMetrics } from './admin/metrics.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { settingsDiff } from './config/reload-diff.js';
+import { backendSchema, type BackendConfig, type Config } from './config/schema.js';
+import { ActiveHealthChecker } from './health/active-checker.js';
+import { OutlierDetector } from './health/outlier-detector.js';
+import type { HealthSink } from './health/health-sink.js';
+import { DrainMonitor } from './pool/drain-monitor.js';
 import { Pool } from './pool/pool.js';
-import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
-import { SessionAccounting } from './sessions/accounting.js';
-import { LearnedSessions } from './sessions/learned-sessions.js';
-import { SessionContext } from './sessions/session-context.js';
-import { FileStateStore } from './state/file-store.js';
-import { loadErrorPages } from './proxy/error-pages.js';
-import { ProxyServer } from './proxy/proxy-server.js';
+import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
+import type { ExchangeOutcome } from './proxy/http-exchange.js';
+import { ProxyServer, type ProxyObserver } from './proxy/proxy-server.js';
 import { proxySettings } from './proxy/proxy-settings.js';
 import { TrustedProxies } from './proxy/trusted-proxies.js';
 import { Upstreams } from './proxy/upstreams.js';
+import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
+import { rankCandidates } from './routing/router.js';
+import { SessionAccounting } from './sessions/accounting.js';
+import { LearnedSessions } from './sessions/learned-sessions.js';
+import { SessionContext } from './sessions/session-context.js';
+import { mergeBackends, readRecords, type BackendRecords } from './state/backend-records.js';
+import { FileStateStore, type StateData } from './state/file-store.js';
 
 /** StartupError is a problem that stops the balancer from starting, said in one sentence. */
 export class StartupError extends Error {
   override name = 'StartupError';
 }
 
+/** BalancerOptions are what `start` knows besides the config. */
+export interface BalancerOptions {
+  /** The config file, for reload; without it reload is refused. */
+  readonly configFile?: string;
+  /** Start the admin API (default true). */
+  readonly admin?: boolean;
+}
+
 /** Balancer is one running load balancer; create it with Balancer.start(). */
-export class Balancer {
+export class Balancer implements AdminControl, ProxyObserver, HealthSink {
+  url = '';
+  adminUrl: string | undefined;
+  readonly pool: Pool;
+  readonly sessions: SessionContext;
+  readonly proxy: ProxyServer;
+  readonly metricsRegistry: BalancerMetrics;
+  #config: Config;
+  #records: BackendRecords;
+  #source: Map<string, 'config' | 'runtime'>;
+  readonly #state: StateData;
+  readonly #store: FileStateStore;
+  readonly #upstreams: Upstreams;
+  readonly #checker: ActiveHealthChecker;
+  readonly #outlier: OutlierDetector;
+  readonly #drainMonitor: DrainMonitor;
+  readonly #maintenanceTimers = new Map<string, NodeJS.Timeout>();
+  #admin: AdminServer | undefined;
+  #closed = false;
+
   private constructor(
-    readonly config: Config,
-    readonly pool: Pool,
-    readonly sessions: SessionContext,
-    readonly proxy: ProxyServer,
-    readonly upstreams: Upstreams,
-    readonly url: string,
+    config: Config,
+    state: StateData,
+    store: FileStateStore,
+    secrets: string[],
+    pages: ErrorPages,
+    tls: { cert: Buffer; key: Buffer } | undefined,
     private readonly logger: Logger,
-  ) {}
+    private readonly options: BalancerOptions,
+  ) {
+    this.#config = config;
+    this.#state = state;
+    this.#store = store;
+    const merged = mergeBackends(config.backends, readRecords(state));
+    this.#records = merged.records;
+    this.#source = new Map(merged.source);
+    this.pool = new Pool(merged.backends);
+    for (const [id, record] of Object.entries(merged.records.admin)) this.pool.setAdmin(id, record.admin, 'restored from state file', record.since);
+
+    const accounting = new SessionAccounting(config.affinity.sessionIdle);
+    const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle });
+    this.sessions = new SessionContext(new AffinityCookieCodec(secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config));
+    this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
+    this.proxy = new ProxyServer(
+      {
+        pool: this.pool,
+        upstreams: this.#upstreams,
+        sessions: this.sessions,
+        trusted: new TrustedProxies(config.trustedProxies),
+        pages,
+        logger,
+        settings: proxySettings(config),
+        observer: this,
+      },
+      {
+        host: config.listen.host,
+        port: config.listen.port,
+        tls,
+        maxHeaderBytes: config.limits.maxHeaderBytes,
+        maxConnections: config.limits.maxConnections,
+        clientIdle: config.timeouts.clientIdle,
+      },
+    );
+    this.metricsRegistry = new BalancerMetrics(() => this.backends());
+    this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger });
+    this.#outlier = new OutlierDetector(config.outlier, this, { logger, probe: (id: string) => this.#checker.probeOnce(id) });
+    this.#drainMonitor = new DrainMonitor(this.pool, accounting, config.drain.maxWait);
+
+    this.pool.on('change', (change) => {
+      if (change.from !== change.to) logger.info({ backend: change.backendId, from: change.from, to: change.to, cause: change.cause }, 'backend state changed');
+      this.#checker.setTargets(this.pool.configs());
+    });
+  }
 
   /** start validates what the config points at (files, state), then listens. */
-  static async start(config: Config, logger: Logger): Promise<Balancer> {
+  static async start(config: Config, logger: Logger, options: BalancerOptions = {}): Promise<Balancer> {
     if (!('file' in config.state)) throw new StartupError('state.redis is not supported in this version yet; use state.file');
     if (config.affinity.mode === 'partition') throw new StartupError('affinity.mode "partition" is not supported in this version yet; use "session"');
     const stateFile = config.state.file;
@@ -60,54 +146,253 @@ export class Balancer {
       }
       secrets = [state.cookieSecret];
     }
-    let pages;
-    try {
-      pages = loadErrorPages(config.errorPages);
-    } catch (err) {
-      throw new StartupError((err as Error).message);
-    }
+    const pages = readPages(config);
     const tls = config.listen.tls ? await readTls(config.listen.tls) : undefined;
+    const balancer = new Balancer(config, state, store, secrets, pages, tls, logger, options);
+    await balancer.#listen();
+    return balancer;
+  }
 
-    const pool = new Pool(config.backends);
-    const accounting = new SessionAccounting(config.affinity.sessionIdle);
-    accounting.start();
-    const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle });
-    const sessions = new SessionContext(new AffinityCookieCodec(secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config));
-    const upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
-    const proxy = new ProxyServer(
-      { pool, upstreams, sessions, trusted: new TrustedProxies(config.trustedProxies), pages, logger, settings: proxySettings(config) },
-      {
-        host: config.listen.host,
-        port: config.listen.port,
-        tls,
-        maxHeaderBytes: config.limits.maxHeaderBytes,
-        maxConnections: config.limits.maxConnections,
-        clientIdle: config.timeouts.clientIdle,
-      },
-    );
-    pool.on('change', (change) => logger.info({ backend: change.backendId, from: change.from, to: change.to }, 'backend state changed'));
-    let bound;
-    try {
-      bound = await proxy.listen(config.listen.host, config.listen.port);
-    } catch (err) {
-      accounting.stop();
-      const code = (err as NodeJS.ErrnoException).code;
-      const where = `${config.listen.host}:${config.listen.port}`;
-      throw new StartupError(
-        code === 'EADDRINUSE' ? `cannot listen on ${where}: the address is already in use` : code === 'EACCES' ? `cannot listen on ${where}: permission denied` : `cannot listen on ${where}: ${(err as Error).message}`,
-      );
+  async #listen(): Promise<void> {
+    const config = this.#config;
+    const bound = await listenOrExplain(`${config.listen.host}:${config.listen.port}`, () => this.proxy.listen(config.listen.host, config.listen.port));
+    this.url = `${config.listen.tls ? 'https' : 'http'}://${displayHost(bound.host)}:${bound.port}`;
+    if (this.options.admin !== false) {
+      this.#admin = new AdminServer(this, { host: config.admin.host, port: config.admin.port, token: config.admin.token, logger: this.logger });
+      const admin = await listenOrExplain(`admin ${config.admin.host}:${config.admin.port}`, () => this.#admin!.listen()).catch(async (err: unknown) => {
+        await this.proxy.close(0);
+        throw err;
+      });
+      this.adminUrl = `http://${displayHost(admin.host)}:${admin.port}`;
     }
-    const host = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
-    const url = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${bound.port}`;
-    return new Balancer(config, pool, sessions, proxy, upstreams, url, logger);
+    this.sessions.accounting.start();
+    this.#drainMonitor.start();
+    this.#checker.setTargets(this.pool.configs());
+    this.#checker.start();
   }
 
   /** close stops accepting and lets in-flight work finish for up to graceMs. */
-  async close(graceMs = this.config.timeouts.shutdownGrace): Promise<void> {
-    await this.proxy.close(graceMs);
+  async close(graceMs = this.#config.timeouts.shutdownGrace): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#outlier.close();
+    this.#drainMonitor.stop();
+    for (const timer of this.#maintenanceTimers.values()) clearTimeout(timer);
+    await Promise.all([this.#checker.close(), this.proxy.close(graceMs), this.#admin?.close()]);
     this.sessions.accounting.stop();
-    await this.upstreams.close();
+    await this.#upstreams.close();
   }
+
+  // ---- HealthSink and ProxyObserver: writers of backend health -------------------------
+
+  setHealth(backendId: string, healthy: boolean, cause: string): void {
+    this.pool.setHealth(backendId, healthy, cause);
+  }
+
+  requestFinished(backendId: string, outcome: ExchangeOutcome, seconds: number): void {
+    if (outcome === 'backend-error' || outcome === 'timeout') this.#outlier.recordFailure(backendId, outcome);
+    else if (outcome === 'ok') this.#outlier.recordSuccess(backendId);
+    this.metricsRegistry.observeRequest(backendId, seconds, outcome);
+  }
+
+  backendFailed(backendId: string): void {
+    this.#outlier.recordFailure(backendId, 'connect');
+  }
+
+  backendInMaintenance(backendId: string): void {
+    const backoff = this.#config.affinity.maintenanceBackoff;
+    this.pool.setMaintenance(backendId, true, 'answered a new session with 503 (Servoy maintenance mode)');
+    clearTimeout(this.#maintenanceTimers.get(backendId));
+    const timer = setTimeout(() => {
+      this.#maintenanceTimers.delete(backendId);
+      this.pool.setMaintenance(backendId, false, 'maintenanceBackoff passed');
+    }, backoff).unref();
+    this.#maintenanceTimers.set(backendId, timer);
+  }
+
+  // ---- AdminControl --------------------------------------------------------------------
+
+  backends(): BackendStatus[] {
+    const accounting = this.sessions.accounting;
+    return this.pool.members().map((m) => backendStatus(m, accounting.counters(m.config.id), this.#source.get(m.config.id) ?? 'config'));
+  }
+
+  #status(id: string): BackendStatus {
+    const found = this.backends().find((b) => b.id === id);
+    if (found === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
+    return found;
+  }
+
+  async addBackend(input: { id: string; url: string; weight?: number; maxSessions?: number; route?: string }): Promise<BackendStatus> {
+    const parsed = backendSchema.safeParse(input);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
+      throw new AdminError('INVALID_BODY', `invalid backend: ${problems.join('; ')}`, problems);
+    }
+    const config: BackendConfig = { ...parsed.data, route: parsed.data.route ?? parsed.data.id };
+    if (this.pool.has(config.id)) throw new AdminError('BACKEND_EXISTS', `a backend "${config.id}" already exists`);
+    const clash = this.pool.configs().find((b) => b.route === config.route);
+    if (clash !== undefined) throw new AdminError('BACKEND_EXISTS', `backend "${clash.id}" already uses route "${config.route}"`);
+    this.pool.add(config, 'added by an administrator');
+    this.#source.set(config.id, 'runtime');
+    this.#records.removed = this.#records.removed.filter((id) => id !== config.id);
+    if (!this.#config.backends.some((b) => b.id === config.id)) this.#records.added.push(config);
+    await this.#persist();
+    return this.#status(config.id);
+  }
+
+  async removeBackend(id: string, force: boolean): Promise<void> {
+    const member = this.pool.member(id);
+    if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
+    if (!force && member.state !== 'drained') {
+      throw new AdminError('NOT_DRAINED', `backend "${id}" is ${member.state}; drain it first and wait until it is drained (servoy-lb drain ${id} --wait), or force the removal`);
+    }
+    if (this.pool.members().length === 1) throw new AdminError('LAST_BACKEND', `backend "${id}" is the last one; add another first`);
+    this.pool.remove(id, force ? 'removed by an administrator (forced)' : 'removed by an administrator');
+    this.#source.delete(id);
+    this.#outlier.forget(id);
+    this.sessions.accounting.forgetBackend(id);
+    void this.#upstreams.drop(id);
+    this.#records.added = this.#records.added.filter((b) => b.id !== id);
+    if (this.#config.backends.some((b) => b.id === id)) this.#records.removed.push(id);
+    delete this.#records.admin[id];
+    await this.#persist();
+  }
+
+  async setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus> {
+    const member = this.pool.member(id);
+    if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
+    const cause = `${action} by an administrator`;
+    switch (action) {
+      case 'drain':
+        this.pool.setAdmin(id, 'draining', cause);
+        break;
+      case 'disable':
+        this.pool.setAdmin(id, 'disabled', cause);
+        break;
+      case 'undrain':
+        if (member.admin === 'draining') this.pool.setAdmin(id, 'ready', cause);
+        break;
+      case 'enable':
+        if (member.admin === 'disabled') this.pool.setAdmin(id, 'ready', cause);
+        break;
+    }
+    const after = this.pool.member(id)!;
+    if (after.admin === 'ready') delete this.#records.admin[id];
+    else this.#records.admin[id] = after.drainingSince === undefined ? { admin: after.admin } : { admin: after.admin, since: after.drainingSince };
+    this.#drainMonitor.check();
+    await this.#persist();
+    return this.#status(id);
+  }
+
+  explainRoute(key: string): RouteExplanation {
+    const snapshot = this.pool.snapshot;
+    const ranked = rankCandidates(key, snapshot, this.sessions);
+    const chosen = ranked.find((c) => c.fits);
+    return {
+      key,
+      backend: chosen?.backend.id ?? null,
+      reason:
+        chosen !== undefined
+          ? `a new session from "${key}" goes to ${chosen.backend.id}: the highest-scoring backend (weighted rendezvous hashing) that takes new sessions and is under its bounded-load cap`
+          : snapshot.acceptingNew.length === 0
+            ? 'no backend takes new sessions (all down, draining, disabled or in maintenance)'
+            : 'every backend that takes new sessions is full (maxSessions or bounded-load cap)',
+      candidates: ranked.map((c) => ({
+        id: c.backend.id,
+        state: c.backend.state,
+        sessions: c.activeSessions ?? this.sessions.activeSessions(c.backend.id),
+        cap: c.cap === undefined || !Number.isFinite(c.cap) ? null : c.cap,
+        fits: c.fits ?? false,
+      })),
+    };
+  }
+
+  async reload(): Promise<ReloadResult> {
+    if (this.options.configFile === undefined) throw new AdminError('INVALID_CONFIG', 'this balancer was not started from a config file');
+    let next: Config;
+    try {
+      next = (await loadConfig(this.options.configFile)).config;
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      this.logger.error({ problems }, 'reload refused: the config file is invalid; the running config is kept');
+      throw new AdminError('INVALID_CONFIG', `the config file is invalid; the running config is kept: ${problems.join('; ')}`, problems);
+    }
+    if (next.affinity.mode === 'partition') throw new AdminError('INVALID_CONFIG', 'affinity.mode "partition" is not supported in this version yet');
+    let pages: ErrorPages;
+    let tls: { cert: Buffer; key: Buffer } | undefined;
+    try {
+      pages = readPages(next);
+      tls = next.listen.tls ? await readTls(next.listen.tls) : undefined;
+    } catch (err) {
+      throw new AdminError('INVALID_CONFIG', `${(err as Error).message}; the running config is kept`);
+    }
+    const running = this.#config;
+    const diff = settingsDiff(running, next);
+    // Backends: the new file's list, merged with run-time changes as at start.
+    const merged = mergeBackends(next.backends, this.#records);
+    const before = new Map(this.pool.configs().map((b) => [b.id, b]));
+    const nextIds = new Set(merged.backends.map((b) => b.id));
+    const result: ReloadResult = { added: [], removed: [], updated: [], settings: diff.settings, needsRestart: diff.needsRestart };
+    for (const config of merged.backends) {
+      if (!before.has(config.id)) {
+        this.pool.add(config, 'config reload');
+        result.added.push(config.id);
+      } else if (this.pool.update(config, 'config reload')) {
+        result.updated.push(config.id);
+      }
+    }
+    for (const id of before.keys()) {
+      if (nextIds.has(id)) continue;
+      this.pool.remove(id, 'config reload');
+      this.#outlier.forget(id);
+      this.sessions.accounting.forgetBackend(id);
+      void this.#upstreams.drop(id);
+      result.removed.push(id);
+    }
+    this.#records = merged.records;
+    this.#source = new Map(merged.source);
+    // Settings that apply without dropping anything.
+    const sessions = this.sessions;
+    sessions.balanceFactor = next.affinity.balanceFactor;
+    sessions.cookie = cookieAttributes(next);
+    const secrets = next.affinity.cookie.secret ?? this.#state.cookieSecret;
+    if (!isDeepEqualSecret(running.affinity.cookie.secret ?? this.#state.cookieSecret, secrets) && secrets !== undefined) {
+      sessions.codec = new AffinityCookieCodec(typeof secrets === 'string' ? [secrets] : secrets);
+    }
+    sessions.accounting.setIdle(next.affinity.sessionIdle);
+    this.proxy.reconfigure({ settings: proxySettings(next), trusted: new TrustedProxies(next.trustedProxies), pages });
+    if (tls !== undefined && 'setSecureContext' in this.proxy.server) {
+      (this.proxy.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...tls, minVersion: 'TLSv1.2' });
+    }
+    if (diff.settings.includes('timeouts')) this.#upstreams.setTimeouts({ connect: next.timeouts.connect, response: next.timeouts.response });
+    this.#checker.updateSettings(next.healthCheck);
+    this.#outlier.updateSettings(next.outlier);
+    this.#drainMonitor.maxWait = next.drain.maxWait;
+    this.logger.level = next.log.level;
+    this.#config = next;
+    await this.#persist();
+    this.logger.info(result, 'config reloaded');
+    return result;
+  }
+
+  async metrics(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.metricsRegistry.contentType, body: await this.metricsRegistry.text() };
+  }
+
+  async #persist(): Promise<void> {
+    this.#state.backends = this.#records;
+    try {
+      await this.#store.save(this.#state);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'cannot write the state file; the change is live but will not survive a restart');
+      throw new AdminError('INTERNAL', `the change is live, but the state file could not be written: ${(err as Error).message}`);
+    }
+  }
+}
+
+function isDeepEqualSecret(a: string | string[] | undefined, b: string | string[] | undefined): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function cookieAttributes(config: Config): CookieAttributes {
@@ -120,6 +405,14 @@ function cookieAttributes(config: Config): CookieAttributes {
   };
 }
 
+function readPages(config: Config): ErrorPages {
+  try {
+    return loadErrorPages(config.errorPages);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+}
+
 async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
   const read = async (file: string, what: string): Promise<Buffer> => {
     try {
@@ -129,4 +422,24 @@ async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buff
     }
   };
   return { cert: await read(tls.cert, 'cert'), key: await read(tls.key, 'key') };
+}
+
+async function listenOrExplain<T>(where: string, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new StartupError(
+      code === 'EADDRINUSE'
+        ? `cannot listen on ${where}: the address is already in use`
+        : code === 'EACCES'
+          ? `cannot listen on ${where}: permission denied`
+          : `cannot listen on ${where}: ${(err as Error).message}`,
+    );
+  }
+}
+
+function displayHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }

@@ -7,7 +7,7 @@
  * backend costs new sessions nothing, HEAD / 204 / 304 keep the connection in sync, and a
  * client aborting a download is counted as a client abort.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, request } from 'undici';
@@ -42,7 +42,7 @@ function headerMap(raw: string[]): Map<string, string[]> {
 }
 
 /** Asserts an error page: the status, small HTML, and no backend address in it. */
-function assertErrorPage(t: Tap.Test, res: { status: number; body: string; contentType: string | undefined }, status: number, backendPorts: number[]): void {
+function assertErrorPage(t: Test, res: { status: number; body: string; contentType: string | undefined }, status: number, backendPorts: number[]): void {
   t.equal(res.status, status, `status ${status}`);
   t.match(res.contentType ?? '', /^text\/html/, 'HTML');
   t.match(res.body, new RegExp(`<h1>${status} `), 'the balancer\'s page');

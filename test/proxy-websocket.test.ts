@@ -7,7 +7,7 @@
 import t from 'tap';
 import type { ServoySim } from '../examples/servoy-sim.js';
 import { BrowserClient, UpgradeRefused } from './helpers/browser.js';
-import { lbConfig, rawRequest, waitFor } from './helpers/lb.js';
+import { lbConfig, rawRequest, waitFor, within } from './helpers/lb.js';
 import { spawnBalancer, startSims, type TestLike } from './helpers/processes.js';
 
 const WS_PATH = '/websocket/1/main/1';
@@ -116,7 +116,7 @@ t.test('the backend dropping its WebSockets closes the client side', async (t) =
   await ws.next();
   const started = Date.now();
   simOf(server).dropWebSockets();
-  const closed = await Promise.race([ws.closed, new Promise<undefined>((r) => setTimeout(r, 3000))]);
+  const closed = await within(ws.closed, 3000);
   t.ok(closed !== undefined, 'the client saw the close');
   t.equal(closed?.code, 1006, 'abnormal closure, as after a network drop');
   t.ok(Date.now() - started < 2000, 'promptly');
@@ -145,7 +145,7 @@ t.test('an idle tunnel is closed after timeouts.websocketIdle; traffic keeps it 
   t.equal(ws.ws.readyState, ws.ws.OPEN, 'busy tunnel stays open');
 
   const idleFrom = Date.now();
-  const closed = await Promise.race([ws.closed, new Promise<undefined>((r) => setTimeout(r, 4000))]);
+  const closed = await within(ws.closed, 4000);
   const after = Date.now() - idleFrom;
   t.ok(closed !== undefined, 'idle tunnel closed');
   t.ok(after >= 900 && after < 3000, `closed after ${after} ms of silence`);

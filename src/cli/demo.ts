@@ -22,16 +22,18 @@ export function registerDemo(program: Command): void {
     .description('start three simulated Servoy servers behind the balancer and print the URL')
     .option('-p, --port <port>', 'port of the balancer', '8080')
     .option('--host <host>', 'address of the balancer', '127.0.0.1')
+    .option('--admin-port <port>', 'port of the admin API and dashboard (on 127.0.0.1)', '8081')
     .option('--log-level <level>', 'log level', 'info')
-    .action(async (opts: { port: string; host: string; logLevel: string }) => {
-      const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port: "${opts.port}" is not a port number`);
+    .action(async (opts: { port: string; host: string; adminPort: string; logLevel: string }) => {
+      const port = portNumber('--port', opts.port);
+      const adminPort = portNumber('--admin-port', opts.adminPort);
       const dir = await mkdtemp(join(tmpdir(), 'servoy-lb-demo-'));
       const sims: ServoySim[] = [];
       try {
         for (const route of ROUTES) sims.push(await startServoySim({ route, port: 0 }));
         const parsed = configSchema.safeParse({
           listen: { host: opts.host, port },
+          admin: { host: '127.0.0.1', port: adminPort },
           backends: sims.map((sim) => ({ id: sim.route, url: sim.url })),
           healthCheck: { path: '/health' },
           state: { file: join(dir, 'servoy-lb.state.json') },
@@ -39,8 +41,8 @@ export function registerDemo(program: Command): void {
         });
         if (!parsed.success) throw new CliError(`--log-level: "${opts.logLevel}" is not a log level`);
         const logger = createLogger({ level: parsed.data.log.level });
-        await runUntilSignalled(parsed.data, logger, (balancer) => {
-          process.stdout.write(demoText(balancer.url, sims));
+        await runUntilSignalled(parsed.data, logger, {}, (balancer) => {
+          process.stdout.write(demoText(balancer.url, balancer.adminUrl ?? '', sims));
         });
       } finally {
         await Promise.all(sims.map((sim) => sim.close()));
@@ -49,7 +51,13 @@ export function registerDemo(program: Command): void {
     });
 }
 
-function demoText(url: string, sims: ServoySim[]): string {
+function portNumber(option: string, value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${option}: "${value}" is not a port number`);
+  return port;
+}
+
+function demoText(url: string, adminUrl: string, sims: ServoySim[]): string {
   const servers = sims.map((sim) => `  ${sim.route.padEnd(9)} ${sim.url}`).join('\n');
   return `
 servoy-lb demo is running: ${url}
@@ -64,6 +72,11 @@ Try:
   curl -s "${sims[0]!.url}/admin/maintenance?on=1" -X POST
                                        put servoy-a in Servoy maintenance mode (new users get 503 there)
 A WebSocket at ${url.replace(/^http/, 'ws')}/websocket/1/main/1 reaches the server of its session.
+
+Administer it (dashboard: ${adminUrl}/):
+  node bin/servoy-lb status --admin ${adminUrl}
+  node bin/servoy-lb drain servoy-a --wait --admin ${adminUrl}     users finish on servoy-a, new ones go elsewhere
+  node bin/servoy-lb undrain servoy-a --admin ${adminUrl}
 Press Ctrl+C to stop.
 
 `;

@@ -5,10 +5,13 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { loadConfig, ConfigError } from '../config/load.js';
+import { FILE_PATH } from '../config/json-path.js';
 import type { Config } from '../config/schema.js';
 import { Balancer, StartupError } from '../balancer.js';
 import { createLogger, flushLogger, type Logger } from '../log.js';
 import { CliError } from './cli-error.js';
+import { resolve } from 'node:path';
+import type { BalancerOptions } from '../balancer.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -25,7 +28,7 @@ export function registerStart(program: Command): void {
       if (opts.workers !== '1') throw new CliError('--workers other than 1 is not supported yet');
       const config = await readConfig(opts.config);
       const logger = createLogger({ level: opts.logLevel ?? config.log.level });
-      await runUntilSignalled(config, logger);
+      await runUntilSignalled(config, logger, { configFile: resolve(opts.config) });
     });
 }
 
@@ -34,23 +37,41 @@ export async function readConfig(file: string): Promise<Config> {
   try {
     return (await loadConfig(file)).config;
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(`${err.message}\n${err.problems.join('\n')}`.trimEnd());
+    if (err instanceof ConfigError) {
+      // One problem (a missing file, broken JSON, one bad key) is one sentence; several are listed below a summary.
+      const [only, ...more] = err.problems;
+      if (only !== undefined && more.length === 0) throw new CliError(oneProblem(only, err.file));
+      throw new CliError(`${err.message}\n${err.problems.join('\n')}`.trimEnd());
+    }
     throw err;
   }
 }
 
+/** oneProblem turns a single `<json-path>: <reason>` into one line that names the file once. */
+function oneProblem(problem: string, file: string | undefined): string {
+  const whole = `${FILE_PATH}: `;
+  const rest = problem.startsWith(whole) ? problem.slice(whole.length) : problem;
+  return file === undefined || rest.includes(file) ? rest : `${file}: ${rest}`;
+}
+
 /** runUntilSignalled starts a balancer and resolves after a graceful stop on SIGTERM / SIGINT. */
-export async function runUntilSignalled(config: Config, logger: Logger, onStarted?: (balancer: Balancer) => void): Promise<void> {
+export async function runUntilSignalled(config: Config, logger: Logger, options: BalancerOptions = {}, onStarted?: (balancer: Balancer) => void): Promise<void> {
   let balancer: Balancer;
   try {
-    balancer = await Balancer.start(config, logger);
+    balancer = await Balancer.start(config, logger, options);
   } catch (err) {
     flushLogger(logger);
     if (err instanceof StartupError) throw new CliError(err.message);
     throw err;
   }
-  logger.info({ url: balancer.url, backends: config.backends.map((b) => b.id) }, 'servoy-lb listening');
+  logger.info({ url: balancer.url, backends: balancer.pool.configs().map((b) => b.id) }, 'servoy-lb listening');
+  if (balancer.adminUrl !== undefined) logger.info({ adminUrl: balancer.adminUrl }, 'admin API listening');
   onStarted?.(balancer);
+  const onHangup = (): void => {
+    // SIGHUP = `servoy-lb reload`: an invalid file is logged by reload() and the running config kept.
+    balancer.reload().catch(() => undefined);
+  };
+  process.on('SIGHUP', onHangup);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
@@ -77,4 +98,5 @@ export async function runUntilSignalled(config: Config, logger: Logger, onStarte
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+  process.off('SIGHUP', onHangup);
 }

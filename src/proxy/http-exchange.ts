@@ -24,6 +24,13 @@ export interface ExchangeHost {
   readonly sessionCookiePrefix: string;
   /** The backend refused the connection before any byte was sent: try the next one. */
   retry(exchange: HttpExchange): boolean;
+  /**
+   * The backend answered a new session's body-less request with 503 (Servoy maintenance
+   * mode). Returns true when another backend will take the request: the exchange then
+   * discards this response and calls redispatch() once it has been read.
+   */
+  maintenance(exchange: HttpExchange): boolean;
+  redispatch(exchange: HttpExchange): void;
   /** Answer with one of the balancer's own pages. */
   sendError(exchange: HttpExchange, status: ErrorStatus): void;
   /** Called exactly once when the exchange ends, however it ends. */
@@ -55,6 +62,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   #resume: (() => void) | undefined;
   #clientGone = false;
   #done = false;
+  /** Reading (and dropping) a maintenance 503 before the request goes elsewhere. */
+  #discarding = false;
 
   constructor(
     readonly host: ExchangeHost,
@@ -80,6 +89,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: Node answers 100-continue to the client itself
+    if (statusCode === 503 && !this.hasBody && (this.reason === 'new-session' || this.reason === 'replaced') && this.host.maintenance(this)) {
+      // Read the small maintenance page to the end so the connection stays reusable.
+      this.#discarding = true;
+      return true;
+    }
     this.#resume = resume;
     const headers: string[] = [];
     const prefix = this.host.sessionCookiePrefix;
@@ -114,6 +128,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.#discarding) return true;
     this.bytesOut += chunk.length;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume!);
@@ -121,12 +136,26 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
+    if (this.#discarding) {
+      this.#discarding = false;
+      this.#abort = undefined;
+      if (this.#clientGone) this.#finish('client-abort');
+      else this.host.redispatch(this);
+      return;
+    }
     this.res.end();
     this.#finish('ok');
   }
 
   onError(err: Error): void {
     if (this.#done) return;
+    if (this.#discarding && !this.#clientGone) {
+      // The maintenance page broke off; the request goes elsewhere all the same.
+      this.#discarding = false;
+      this.#abort = undefined;
+      this.host.redispatch(this);
+      return;
+    }
     if (this.#clientGone) {
       this.#finish('client-abort');
       return;

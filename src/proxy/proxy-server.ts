@@ -24,15 +24,29 @@ import type { TrustedProxies } from './trusted-proxies.js';
 import type { Upstreams } from './upstreams.js';
 import { openTunnel } from './websocket-tunnel.js';
 
+/**
+ * ProxyObserver hears what happened to forwarded requests, so outlier detection, Servoy
+ * maintenance handling and metrics can react without the proxy knowing them.
+ */
+export interface ProxyObserver {
+  /** One exchange ended (not called for the balancer's own 503 when no backend was chosen). */
+  requestFinished(backendId: string, outcome: ExchangeOutcome, seconds: number): void;
+  /** A backend refused or could not be reached (counts as a proxy error). */
+  backendFailed(backendId: string): void;
+  /** A backend answered a new session with Servoy's maintenance 503. */
+  backendInMaintenance(backendId: string): void;
+}
+
 /** ProxyDeps are the collaborators a ProxyServer is built from (all owned by the Balancer). */
 export interface ProxyDeps {
   readonly pool: Pool;
   readonly upstreams: Upstreams;
   readonly sessions: SessionContext;
-  readonly trusted: TrustedProxies;
-  readonly pages: ErrorPages;
+  trusted: TrustedProxies;
+  pages: ErrorPages;
   readonly logger: Logger;
   readonly settings: ProxySettings;
+  readonly observer?: ProxyObserver;
 }
 
 /** ListenOptions say where and how the proxy listens. */
@@ -92,6 +106,13 @@ export class ProxyServer implements ExchangeHost {
         resolve({ host: address.address, port: address.port });
       });
     });
+  }
+
+  /** reconfigure applies reloaded settings; requests in flight finish with the old ones. */
+  reconfigure(update: { settings: ProxySettings; trusted: TrustedProxies; pages: ErrorPages }): void {
+    this.settings = update.settings;
+    this.#deps.trusted = update.trusted;
+    this.#deps.pages = update.pages;
   }
 
   // ---- routing -------------------------------------------------------------------------
@@ -162,17 +183,34 @@ export class ProxyServer implements ExchangeHost {
   }
 
   retry(exchange: HttpExchange): boolean {
-    const { backend } = exchange;
-    this.#deps.sessions.accounting.counters(backend.id).errors++;
-    this.#deps.logger.warn({ backend: backend.id }, 'backend refused the connection');
     // Only a new session may move, and only if no byte of its body was read.
     if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced') return false;
     if (exchange.hasBody && exchange.req.readableDidRead) return false;
-    exchange.prepareRetry();
-    const decision = this.#route(exchange.facts, exchange.refused);
+    const { backend } = exchange;
+    const skip = new Set(exchange.refused).add(backend.id);
+    const decision = this.#route(exchange.facts, skip);
     if (decision.kind === 'unavailable') return false;
+    // The refused attempt ends here: count it against its backend (finished() counts the last one).
+    this.#deps.sessions.accounting.counters(backend.id).errors++;
+    this.#deps.observer?.backendFailed(backend.id);
+    this.#deps.logger.warn({ backend: backend.id }, 'backend refused the connection; request sent to the next backend');
+    exchange.prepareRetry();
     this.#dispatch(exchange, decision);
     return true;
+  }
+
+  maintenance(exchange: HttpExchange): boolean {
+    const { backend } = exchange;
+    this.#deps.observer?.backendInMaintenance(backend.id);
+    const skip = new Set(exchange.refused).add(backend.id);
+    return this.#route(exchange.facts, skip).kind === 'backend';
+  }
+
+  redispatch(exchange: HttpExchange): void {
+    exchange.prepareRetry();
+    const decision = this.#route(exchange.facts, exchange.refused);
+    if (decision.kind === 'unavailable') exchange.fail(503, 'ok');
+    else this.#dispatch(exchange, decision);
   }
 
   responseHeaders(exchange: HttpExchange, headers: string[]): void {
@@ -212,6 +250,7 @@ export class ProxyServer implements ExchangeHost {
       counters.bytesOut += exchange.bytesOut;
       if (outcome === 'client-abort') counters.clientAborts++;
       else if (outcome === 'backend-error' || outcome === 'timeout') counters.errors++;
+      this.#deps.observer?.requestFinished(backendId, outcome, (performance.now() - exchange.startedAt) / 1000);
     }
     if (this.settings.accessLog) {
       this.#access.info({
@@ -269,6 +308,7 @@ export class ProxyServer implements ExchangeHost {
     openTunnel(socket as Socket, requestHead, head, this.#tunnelTarget(backend), {
       onConnectError: (err) => {
         sessions.accounting.counters(backend.id).errors++;
+        this.#deps.observer?.backendFailed(backend.id);
         this.#deps.logger.warn({ backend: backend.id, code: err.code }, 'websocket backend unreachable');
         if ((decision.reason === 'new-session' || decision.reason === 'replaced') && err.code === 'ECONNREFUSED') {
           const skip = (refused ??= new Set()).add(backend.id);

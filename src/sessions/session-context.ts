@@ -12,7 +12,7 @@ import type { SessionAccounting } from './accounting.js';
 /** SessionContext implements RoutingContext over the balancer's session tables. */
 export class SessionContext implements RoutingContext {
   constructor(
-    readonly codec: AffinityCookieCodec,
+    public codec: AffinityCookieCodec,
     readonly learned: LearnedSessions,
     readonly accounting: SessionAccounting,
     public balanceFactor: number,

@@ -8,13 +8,15 @@ import net from 'node:net';
 import type { ServoySim } from '../../examples/servoy-sim.js';
 import { backendsFor, freePort } from './processes.js';
 
-/** A config for `start`: listens on an ephemeral loopback port, admin on a free port. */
+/** A config for `start`: listens on an ephemeral loopback port, admin on a free port, health checks on /health. */
 export async function lbConfig(sims: ServoySim[] | { id: string; url: string; route?: string }[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   const backends = sims.length > 0 && 'port' in sims[0]! ? backendsFor(sims as ServoySim[]) : sims;
   return {
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: await freePort() },
     backends,
+    // Health checks on the simulators' /health, which creates no session and counts no request.
+    healthCheck: { path: '/health' },
     ...extra,
   };
 }
@@ -80,4 +82,17 @@ export function jsonLogs(lines: string[]): Record<string, unknown>[] {
 /** The Set-Cookie lines of a response as an array. */
 export function setCookies(header: string | string[] | undefined): string[] {
   return header === undefined ? [] : Array.isArray(header) ? header : [header];
+}
+
+/** within resolves with p's value, or undefined if p has not settled after ms (the timer is cleared either way). */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

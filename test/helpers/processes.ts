@@ -64,7 +64,11 @@ export async function spawnBalancer(t: TestLike, config: object, opts: SpawnOpti
   const dir = existsSync(t.testdirName) ? t.testdirName : t.testdir();
   await mkdir(dir, { recursive: true });
   const configFile = join(dir, `lb-${++configCounter}.config.json`);
-  await writeFile(configFile, JSON.stringify(config, null, 2));
+  // Parallel test files must not fight over the default admin port (8081): unless the test
+  // names one, the admin API takes a free port and its URL is read from the log.
+  const givenAdmin = (config as { admin?: { port?: number } }).admin;
+  const written = givenAdmin?.port === undefined ? { ...config, admin: { ...givenAdmin, port: 0 } } : config;
+  await writeFile(configFile, JSON.stringify(written, null, 2));
 
   const proc = spawn(process.execPath, [opts.bin ?? binPath, 'start', '-c', configFile, ...(opts.args ?? [])], {
     cwd: dir,
@@ -132,8 +136,8 @@ export async function spawnBalancer(t: TestLike, config: object, opts: SpawnOpti
     proc.once('exit', onExit);
   });
 
-  const admin = (config as { admin?: { host?: string; port?: number } }).admin;
-  const adminUrl = admin?.port ? `http://${admin.host && admin.host !== '0.0.0.0' ? admin.host : '127.0.0.1'}:${admin.port}` : undefined;
+  const adminLine = await waitForLog((line) => line.includes('"adminUrl"'), 5000).catch(() => undefined);
+  const adminUrl = adminLine === undefined ? undefined : (JSON.parse(adminLine) as { adminUrl?: string }).adminUrl;
   return { url, adminUrl, proc, configFile, logs: () => [...lines], waitForLog, stop };
 }
 

@@ -1,0 +1,122 @@
+/**
+ * AdminControl is everything the admin plane (REST API, dashboard, metrics, CLI through
+ * the API) may ask of a running balancer. The Balancer implements it; the admin server
+ * only translates HTTP to these calls and AdminError to JSON error answers, so the API can
+ * be tested against a real balancer and read without knowing its internals.
+ */
+import type { AdminState } from '../pool/pool.js';
+import type { BackendState } from '../pool/snapshot.js';
+
+/** BackendStatus is one row of `servoy-lb status` / GET /api/backends. */
+export interface BackendStatus {
+  readonly id: string;
+  readonly url: string;
+  readonly route: string;
+  readonly weight: number;
+  /** null when unlimited. */
+  readonly maxSessions: number | null;
+  readonly state: BackendState;
+  readonly admin: AdminState;
+  readonly health: 'up' | 'down';
+  /** ISO time draining started, when draining. */
+  readonly drainingSince: string | null;
+  readonly sessions: number;
+  readonly websockets: number;
+  readonly requests: number;
+  readonly errors: number;
+  /** Optional breakdown of `errors` by kind (e.g. refused, timeout, backend-error) for the metrics; sums to `errors`. */
+  readonly errorsByKind?: Readonly<Record<string, number>>;
+  readonly clientAborts: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** Where the backend came from: the config file, or added at run time. */
+  readonly source: 'config' | 'runtime';
+}
+
+/** RouteExplanation answers `servoy-lb route --key K` / GET /api/route?key=K. */
+export interface RouteExplanation {
+  readonly key: string;
+  /** The backend a new session with this key would get now, or null if none can take it. */
+  readonly backend: string | null;
+  readonly reason: string;
+  /** Backends in hash order with their load and whether they would take the session. */
+  readonly candidates: readonly { id: string; state: BackendState; sessions: number; cap: number | null; fits: boolean }[];
+}
+
+/** ReloadResult says what a reload changed. */
+export interface ReloadResult {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly updated: string[];
+  /** Settings that changed and were applied (e.g. "healthCheck", "timeouts"). */
+  readonly settings: string[];
+  /** Settings that changed but need a restart (e.g. "listen.port"). */
+  readonly needsRestart: string[];
+}
+
+/** AdminErrorCode is the stable code of every admin failure; never reused. */
+export type AdminErrorCode =
+  | 'NOT_FOUND'
+  | 'UNKNOWN_BACKEND'
+  | 'BACKEND_EXISTS'
+  | 'NOT_DRAINED'
+  | 'INVALID_BODY'
+  | 'INVALID_CONFIG'
+  | 'UNAUTHORIZED'
+  | 'METHOD_NOT_ALLOWED'
+  | 'LAST_BACKEND'
+  | 'NOT_PARTITION_MODE'
+  | 'BODY_TOO_LARGE'
+  | 'FORBIDDEN'
+  | 'INTERNAL';
+
+const STATUS: Record<AdminErrorCode, number> = {
+  NOT_FOUND: 404,
+  UNKNOWN_BACKEND: 404,
+  BACKEND_EXISTS: 409,
+  NOT_DRAINED: 409,
+  INVALID_BODY: 400,
+  INVALID_CONFIG: 422,
+  UNAUTHORIZED: 401,
+  METHOD_NOT_ALLOWED: 405,
+  LAST_BACKEND: 409,
+  /** Partition calls while affinity.mode is not "partition". */
+  NOT_PARTITION_MODE: 409,
+  /** A request body over the admin API's limit (64 KiB). */
+  BODY_TOO_LARGE: 413,
+  /** A cross-origin state change, or a tokenless API addressed by a non-loopback Host (DNS rebinding). */
+  FORBIDDEN: 403,
+  INTERNAL: 500,
+};
+
+/** AdminError is a refused admin call: a stable code, an HTTP status, one clear sentence. */
+export class AdminError extends Error {
+  override name = 'AdminError';
+  readonly status: number;
+
+  constructor(
+    readonly code: AdminErrorCode,
+    message: string,
+    /** Extra detail for the JSON body, e.g. the list of config problems. */
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.status = STATUS[code];
+  }
+}
+
+/** AdminControl is implemented by the Balancer; see the file comment. */
+export interface AdminControl {
+  backends(): BackendStatus[];
+  /** Adds a backend at run time (persisted). Throws BACKEND_EXISTS / INVALID_BODY. */
+  addBackend(input: { id: string; url: string; weight?: number; maxSessions?: number; route?: string }): Promise<BackendStatus>;
+  /** Removes a backend (persisted). Needs state drained (or disabled/down with force). Throws NOT_DRAINED / UNKNOWN_BACKEND / LAST_BACKEND. */
+  removeBackend(id: string, force: boolean): Promise<void>;
+  /** drain / undrain / disable / enable: admin state changes (persisted). Throw UNKNOWN_BACKEND. */
+  setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus>;
+  explainRoute(key: string): RouteExplanation;
+  /** Re-reads the config file; throws INVALID_CONFIG (details: problem lines) and keeps the running config. */
+  reload(): Promise<ReloadResult>;
+  /** Prometheus text exposition of the balancer's metrics. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+}

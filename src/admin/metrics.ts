@@ -1,0 +1,112 @@
+/**
+ * Prometheus metrics of the balancer (served on the admin API at GET /metrics).
+ *
+ * Per-backend values (sessions, websockets, state, request and byte counters) are read
+ * from the balancer's own BackendStatus rows at scrape time, so there is one source of
+ * truth and nothing to keep in step on the request path; a removed backend disappears from
+ * the next scrape. Only request latency is observed as it happens (observeRequest), since
+ * a histogram cannot be rebuilt from totals. Everything lives in a private Registry, so
+ * several balancers (tests, workers) in one process never share or clash on metrics.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BackendStatus } from './control.js';
+import type { BackendState } from '../pool/snapshot.js';
+
+const STATES: readonly BackendState[] = ['up', 'draining', 'drained', 'maintenance', 'disabled', 'down'];
+
+/**
+ * Latency buckets in seconds: Servoy answers most requests in milliseconds, but page
+ * loads, reports and uploads can take seconds to minutes.
+ */
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/**
+ * Kind label used for backends whose errors are not broken down (BackendStatus without
+ * errorsByKind).
+ */
+export const UNCLASSIFIED_ERRORS = 'all';
+
+/** BalancerMetrics owns the registry behind GET /metrics; see the file comment. */
+export class BalancerMetrics {
+  readonly registry = new Registry();
+  readonly #duration: Histogram<'backend' | 'outcome'>;
+  /** Outcomes seen per backend, so forgetBackend can drop every latency series of one. */
+  readonly #outcomes = new Map<string, Set<string>>();
+
+  constructor(source: () => readonly BackendStatus[]) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'servoylb_' });
+
+    /** A metric whose series are all rebuilt from the source at each scrape. */
+    const fromSource = <L extends string>(
+      Kind: typeof Gauge<L> | typeof Counter<L>,
+      name: string,
+      help: string,
+      labelNames: readonly L[],
+      fill: (row: BackendStatus, set: (labels: Record<L, string>, value: number) => void) => void,
+    ): void => {
+      new Kind({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect(this: Gauge<L> | Counter<L>) {
+          this.reset();
+          const set = (labels: Record<L, string>, value: number): void => {
+            if (this instanceof Gauge) this.set(labels, value);
+            else this.inc(labels, value);
+          };
+          for (const row of source()) fill(row, set);
+        },
+      });
+    };
+
+    fromSource(Gauge, 'servoylb_backend_sessions', 'Active sessions pinned to the backend.', ['backend'], (b, set) => set({ backend: b.id }, b.sessions));
+    fromSource(Gauge, 'servoylb_backend_websockets', 'Open WebSockets tunnelled to the backend.', ['backend'], (b, set) => set({ backend: b.id }, b.websockets));
+    fromSource(Gauge, 'servoylb_backend_up', '1 while the backend passes its health checks, else 0.', ['backend'], (b, set) => set({ backend: b.id }, b.health === 'up' ? 1 : 0));
+    fromSource(Gauge, 'servoylb_backend_weight', 'Configured weight of the backend.', ['backend'], (b, set) => set({ backend: b.id }, b.weight));
+    fromSource(Gauge, 'servoylb_backend_state', 'Current state of the backend: 1 for the state it is in, 0 for the others.', ['backend', 'state'], (b, set) => {
+      for (const state of STATES) set({ backend: b.id, state }, b.state === state ? 1 : 0);
+    });
+    fromSource(Counter, 'servoylb_backend_requests_total', 'Requests sent to the backend.', ['backend'], (b, set) => set({ backend: b.id }, b.requests));
+    fromSource(Counter, 'servoylb_backend_errors_total', 'Failed requests to the backend (refused, timed out, broken), by kind.', ['backend', 'kind'], (b, set) => {
+      const kinds = b.errorsByKind ?? { [UNCLASSIFIED_ERRORS]: b.errors };
+      for (const [kind, count] of Object.entries(kinds)) set({ backend: b.id, kind }, count);
+    });
+    fromSource(Counter, 'servoylb_backend_client_aborts_total', 'Requests to the backend that the client abandoned before the answer was complete.', ['backend'], (b, set) => set({ backend: b.id }, b.clientAborts));
+    fromSource(Counter, 'servoylb_backend_received_bytes_total', 'Bytes received from clients and sent to the backend.', ['backend'], (b, set) => set({ backend: b.id }, b.bytesIn));
+    fromSource(Counter, 'servoylb_backend_sent_bytes_total', 'Bytes received from the backend and sent to clients.', ['backend'], (b, set) => set({ backend: b.id }, b.bytesOut));
+
+    this.#duration = new Histogram({
+      name: 'servoylb_request_duration_seconds',
+      help: 'Time from receiving a request to the end of its answer, by backend and outcome.',
+      labelNames: ['backend', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+  }
+
+  /** observeRequest records one finished proxied request (called by the proxy). */
+  observeRequest(backendId: string, seconds: number, outcome: string): void {
+    let outcomes = this.#outcomes.get(backendId);
+    if (outcomes === undefined) this.#outcomes.set(backendId, (outcomes = new Set()));
+    outcomes.add(outcome);
+    this.#duration.observe({ backend: backendId, outcome }, seconds);
+  }
+
+  /** forgetBackend drops the latency series of a removed backend, so scrapes stop showing it. */
+  forgetBackend(backendId: string): void {
+    for (const outcome of this.#outcomes.get(backendId) ?? []) this.#duration.remove({ backend: backendId, outcome });
+    this.#outcomes.delete(backendId);
+  }
+
+  /** text renders the Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** contentType is the Content-Type header that goes with text(). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

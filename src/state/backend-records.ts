@@ -1,0 +1,65 @@
+/**
+ * How the durable state and the config file's backend list combine. The rule, also in
+ * the README:
+ * - The pool is the config file's backends, minus those removed at run time, plus those
+ *   added at run time.
+ * - A run-time addition is kept until the config file lists the same id (then the file's
+ *   entry is used and the record is dropped); a run-time removal is kept until the file
+ *   no longer lists the id. So a restart or a reload never undoes an administrator's
+ *   change, and writing the change into the file retires the record.
+ * - Admin states (draining, disabled) are kept per id and apply to whichever entry has
+ *   that id; they are dropped when the backend leaves the pool.
+ * Pure functions: the Balancer does the I/O.
+ */
+import type { BackendConfig } from '../config/schema.js';
+import type { AdminState } from '../pool/pool.js';
+
+/** AdminRecord is a persisted admin state; `ready` is the default and never stored. */
+export interface AdminRecord {
+  readonly admin: Exclude<AdminState, 'ready'>;
+  /** When draining started (ms since epoch), so a restart mid-drain keeps its clock. */
+  readonly since?: number;
+}
+
+/** BackendRecords is the part of the state file about backends. */
+export interface BackendRecords {
+  added: BackendConfig[];
+  removed: string[];
+  admin: Record<string, AdminRecord>;
+}
+
+/** emptyRecords is the state of a balancer nobody has changed at run time. */
+export function emptyRecords(): BackendRecords {
+  return { added: [], removed: [], admin: {} };
+}
+
+/** readRecords takes the records out of a loaded state file, tolerating an older or partial one. */
+export function readRecords(data: Record<string, unknown>): BackendRecords {
+  const raw = (data.backends ?? {}) as Partial<BackendRecords>;
+  return {
+    added: Array.isArray(raw.added) ? raw.added.filter((b) => typeof b?.id === 'string' && typeof b?.url === 'string') : [],
+    removed: Array.isArray(raw.removed) ? raw.removed.filter((id) => typeof id === 'string') : [],
+    admin: typeof raw.admin === 'object' && raw.admin !== null ? raw.admin : {},
+  };
+}
+
+/** MergedPool is the backend list to run with, where each came from, and the records still needed. */
+export interface MergedPool {
+  readonly backends: BackendConfig[];
+  readonly source: ReadonlyMap<string, 'config' | 'runtime'>;
+  readonly records: BackendRecords;
+}
+
+/** mergeBackends applies the rule in the file comment. */
+export function mergeBackends(fromConfig: readonly BackendConfig[], records: BackendRecords): MergedPool {
+  const configIds = new Set(fromConfig.map((b) => b.id));
+  const removed = records.removed.filter((id) => configIds.has(id));
+  const added = records.added.filter((b) => !configIds.has(b.id));
+  const removedSet = new Set(removed);
+  const backends = [...fromConfig.filter((b) => !removedSet.has(b.id)), ...added];
+  const ids = new Set(backends.map((b) => b.id));
+  const admin: Record<string, AdminRecord> = {};
+  for (const [id, record] of Object.entries(records.admin)) if (ids.has(id)) admin[id] = record;
+  const source = new Map<string, 'config' | 'runtime'>(backends.map((b) => [b.id, configIds.has(b.id) ? 'config' : 'runtime']));
+  return { backends, source, records: { added, removed, admin } };
+}

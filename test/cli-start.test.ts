@@ -1,0 +1,153 @@
+/**
+ * `servoy-lb start` and `servoy-lb demo` as an administrator runs them (SPEC "Command
+ * line"): help, one-sentence errors with exit 1 (never a stack trace), a port in use, and
+ * SIGTERM: stop accepting, let in-flight requests finish within the grace period, exit 0.
+ */
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { lbConfig, waitFor, within } from './helpers/lb.js';
+import { freePort, repoRoot, spawnBalancer, startSims, type TestLike } from './helpers/processes.js';
+
+const BIN = join(repoRoot, 'bin', 'servoy-lb');
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion (killed after timeoutMs); a teardown kills it if the test ends first. */
+function runCli(t: TestLike, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  const proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 10_000);
+  const done = new Promise<CliRun>((resolve) => proc.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); }));
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); return done.then(() => undefined); });
+  return done;
+}
+
+/** Asserts one line of error output, prefixed "servoy-lb:", with no stack trace. */
+function assertOneSentence(t: Test, run: CliRun, pattern: RegExp): void {
+  t.equal(run.code, 1, 'exit 1');
+  const lines = run.stderr.trimEnd().split('\n');
+  t.equal(lines.length, 1, `one line: ${JSON.stringify(run.stderr)}`);
+  t.match(lines[0], /^servoy-lb: /);
+  t.match(lines[0], pattern);
+  t.notMatch(run.stderr + run.stdout, /\n\s+at |Error:|node:internal/, 'no stack trace');
+}
+
+t.test('start --help shows the options and exits 0', async (t) => {
+  const run = await runCli(t, ['start', '--help']);
+  t.equal(run.code, 0);
+  t.match(run.stdout, /Usage: servoy-lb start/);
+  t.match(run.stdout, /-c, --config <file>/);
+  t.match(run.stdout, /--workers <n>/);
+  t.match(run.stdout, /SIGTERM/);
+  t.equal(run.stderr, '');
+});
+
+t.test('start with a missing config file: one sentence, exit 1', async (t) => {
+  const dir = t.testdir({});
+  const run = await runCli(t, ['start', '-c', 'missing.json'], { cwd: dir });
+  assertOneSentence(t, run, /missing\.json/);
+  t.match(run.stderr, /does not exist/);
+});
+
+t.test('start with an invalid config names the problem, exit 1', async (t) => {
+  const dir = t.testdir({ 'bad.json': JSON.stringify({ backends: [] }) });
+  const run = await runCli(t, ['start', '-c', 'bad.json'], { cwd: dir });
+  t.equal(run.code, 1);
+  t.match(run.stderr, /backends/);
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
+});
+
+t.test('start on a port in use: one clear sentence, exit 1', async (t) => {
+  const [sim] = await startSims(t, ['servoy-a']);
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const port = (blocker.address() as net.AddressInfo).port;
+  const dir = t.testdir({ 'lb.config.json': JSON.stringify({ ...(await lbConfig([sim!])), listen: { host: '127.0.0.1', port } }) });
+  const run = await runCli(t, ['start'], { cwd: dir });
+  assertOneSentence(t, run, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`));
+});
+
+t.test('SIGTERM lets an in-flight request finish, refuses new connections, exits 0', async (t) => {
+  const [sim] = await startSims(t, ['servoy-a']);
+  const lb = await spawnBalancer(t, await lbConfig([sim!]));
+  const started = Date.now();
+  const inFlight = request(`${lb.url}/slow?ms=1500`).then(async (res) => ({ status: res.statusCode, body: (await res.body.json()) as { slept: number }, at: Date.now() }));
+  await waitFor(() => sim!.stats().requests === 1, 3000, 'the request to reach the backend');
+  const exited = lb.stop('SIGTERM');
+  await lb.waitForLog(/shutting down/);
+
+  // No new connections once stopping (the listener is closed).
+  const refused = await new Promise<string>((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(lb.url).port) });
+    sock.once('connect', () => { sock.destroy(); resolve('connected'); });
+    sock.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+  });
+  t.equal(refused, 'ECONNREFUSED', 'new connections are refused while draining');
+
+  const res = await inFlight;
+  t.equal(res.status, 200, 'the in-flight request completed');
+  t.equal(res.body.slept, 1500);
+  t.ok(res.at - started >= 1400, 'after its full time');
+  const code = await exited;
+  t.equal(code, 0, 'exit 0');
+  t.ok(lb.logs().some((l) => l.includes('"msg":"stopped"')), 'logged "stopped"');
+});
+
+t.test('SIGTERM cuts what is still running after timeouts.shutdownGrace', async (t) => {
+  const [sim] = await startSims(t, ['servoy-a']);
+  const lb = await spawnBalancer(t, await lbConfig([sim!], { timeouts: { shutdownGrace: '500ms' } }));
+  const inFlight = request(`${lb.url}/slow?ms=8000`).then(
+    async (res) => { await res.body.dump(); return 'completed'; },
+    () => 'cut',
+  );
+  await waitFor(() => sim!.stats().requests === 1, 3000, 'the request to reach the backend');
+  const started = Date.now();
+  const code = await lb.stop('SIGTERM');
+  const took = Date.now() - started;
+  t.equal(code, 0, 'exit 0');
+  t.ok(took >= 400 && took < 3000, `exited after the grace period (${took} ms)`);
+  t.equal(await inFlight, 'cut', 'the long request was cut');
+});
+
+t.test('demo starts three servers behind the balancer, prints the URL, exits 0 on SIGTERM', async (t) => {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [BIN, 'demo', '--port', String(port)], { cwd: t.testdir({}), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(() => stdout.includes(`servoy-lb demo is running: ${url}`) || proc.exitCode !== null, 15_000, 'the demo banner');
+  t.match(stdout, `servoy-lb demo is running: ${url}`, `prints the URL; stderr: ${stderr}`);
+  t.match(stdout, /servoy-a\s+http:\/\/127\.0\.0\.1:\d+/);
+
+  const servers = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const res = await request(`${url}/api/whoami`);
+    t.equal(res.statusCode, 200);
+    servers.add(((await res.body.json()) as { server: string }).server);
+  }
+  t.ok([...servers].every((s) => /^servoy-[abc]$/.test(s)), `answered by the demo servers: ${[...servers].join(', ')}`);
+
+  proc.kill('SIGTERM');
+  const code = await within(exited, 10_000);
+  t.equal(code, 0, 'exit 0 on SIGTERM');
+  t.equal(stderr, '', 'nothing on stderr');
+});

@@ -102,6 +102,7 @@ t.test('300 browsers stay on their server and the servers share the load', async
   t.equal(moved, 0, 'every client stays on one server with one session');
   t.equal(badCookieCount, 0, 'SERVOYLB set exactly once per client, on its first response');
   t.same([...cookieProblems], [], 'affinity cookie: HttpOnly, SameSite=Lax, browser-session, no backend address, signed for the answering server');
+  t.comment(`clients per server: ${[...perServer].map(([s, n]) => `${s} ${n}`).join(', ')}`);
   for (const [server, n] of perServer) {
     t.ok(n >= CLIENTS * 0.15, `${server} got ${n} of ${CLIENTS} clients (>= 15%)`);
   }

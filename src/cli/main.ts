@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerValidate } from './validate.js';
 import { registerStart } from './start.js';
 import { registerDemo } from './demo.js';
+import { registerAdminCommands } from './admin-commands.js';
 import { CliError } from './cli-error.js';
 
 /** buildProgram assembles every command; exported so tests can inspect help texts. */
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerStart(program);
   registerDemo(program);
   registerValidate(program);
+  registerAdminCommands(program);
   return program;
 }
 

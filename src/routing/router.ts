@@ -16,6 +16,7 @@ import { routeOfSessionId } from './request-cookies.js';
 import type { Decision, RequestFacts, RouteReason, RoutingContext } from './types.js';
 
 const NO_BACKEND: Decision = Object.freeze({ kind: 'unavailable', reason: 'no-backend' });
+const PARTITION_DOWN: Decision = Object.freeze({ kind: 'unavailable', reason: 'partition-down' });
 const POOL_FULL: Decision = Object.freeze({ kind: 'unavailable', reason: 'pool-full' });
 
 /** LoadView is the part of the RoutingContext that bounded load reads. */
@@ -23,7 +24,11 @@ export type LoadView = Pick<RoutingContext, 'activeSessions' | 'balanceFactor'>;
 
 /**
  * route decides where a request goes, by the first rule that applies:
- * 1. partition mode (not implemented yet: see the marked place below);
+ * 1. partition mode: a request with a partition key goes to the key's pin or durable
+ *    assignment (while its server serves at all; else 503, never another server), or,
+ *    for a key seen the first time, to a new assignment by weighted rendezvous hashing
+ *    of the key with bounded load on partition counts. After a move with --drain, a
+ *    live session on the old server keeps reaching it;
  * 2. existing session: valid affinity cookie, else Tomcat route suffix of the session
  *    id, else the learned session table. A backend that still serves existing sessions
  *    (up, draining, drained, maintenance) keeps them; a down or disabled one (or one the
@@ -32,9 +37,12 @@ export type LoadView = Pick<RoutingContext, 'activeSessions' | 'balanceFactor'>;
  *    accepting new sessions, minus `exclude`, with bounded load and maxSessions.
  */
 export function route(facts: RequestFacts, snapshot: PoolSnapshot, ctx: RoutingContext, exclude?: ReadonlySet<string>): Decision {
-  // Rule 1 (affinity.mode "partition") goes here, before rule 2: a request with a
-  // partition key is decided by its pin or durable assignment and never falls through.
+  if (facts.partitionKey !== undefined) return routePartition(facts.partitionKey, facts, snapshot, ctx, exclude);
+  return routeSession(facts, snapshot, ctx, exclude);
+}
 
+/** Rules 2 and 3. */
+function routeSession(facts: RequestFacts, snapshot: PoolSnapshot, ctx: RoutingContext, exclude?: ReadonlySet<string>): Decision {
   // Rule 2: existing session.
   let clientId: string | undefined;
   let lost = false; // the session's backend exists but cannot take it: place anew as 'replaced'
@@ -70,6 +78,34 @@ export function route(facts: RequestFacts, snapshot: PoolSnapshot, ctx: RoutingC
   return place(facts.clientAddress, snapshot, ctx, exclude, lost ? 'replaced' : 'new-session', clientId);
 }
 
+/** Rule 1: partition mode. */
+function routePartition(key: string, facts: RequestFacts, snapshot: PoolSnapshot, ctx: RoutingContext, exclude: ReadonlySet<string> | undefined): Decision {
+  const token = facts.affinityCookie === undefined ? undefined : ctx.verifyCookie(facts.affinityCookie);
+  const clientId = token?.clientId;
+  const lookup = ctx.partitionOf?.(key);
+  if (lookup !== undefined) {
+    if (lookup.previous !== undefined && clientId !== undefined && token!.backendId === lookup.previous) {
+      // Moved with --drain: a session still live on the old server finishes there.
+      const previous = snapshot.byId.get(lookup.previous);
+      if (previous !== undefined && usable(previous, exclude) && ctx.sessionBackend?.(clientId) === previous.id) {
+        return { kind: 'backend', backend: previous, reason: 'partition-previous', clientId, setCookie: false };
+      }
+    }
+    const home = snapshot.byId.get(lookup.backend);
+    if (home === undefined || !usable(home, exclude)) return PARTITION_DOWN;
+    return { kind: 'backend', backend: home, reason: 'partition', clientId, setCookie: token?.backendId !== home.id };
+  }
+  // A new partition: placed like a new session, but hashed on the key and bounded by the
+  // number of partitions each backend holds; a backend at maxSessions takes none.
+  let skip = exclude;
+  for (const backend of snapshot.acceptingNew) {
+    if (ctx.activeSessions(backend.id) >= backend.maxSessions) skip = new Set(skip).add(backend.id);
+  }
+  const load: LoadView = { activeSessions: (id) => ctx.partitionCount?.(id) ?? 0, balanceFactor: ctx.balanceFactor };
+  const decision = place(key, snapshot, load, skip, 'partition-new', clientId);
+  return decision.kind === 'backend' ? { ...decision, assignPartition: key } : decision;
+}
+
 function usable(backend: BackendView, exclude: ReadonlySet<string> | undefined): boolean {
   return backend.servesExisting && (exclude === undefined || !exclude.has(backend.id));
 }
@@ -86,9 +122,9 @@ function usable(backend: BackendView, exclude: ReadonlySet<string> | undefined):
  * winner: none for a pool of equal weights, one per distinct weight otherwise.
  */
 function place(
-  clientAddress: string,
+  hashKey: string,
   snapshot: PoolSnapshot,
-  ctx: RoutingContext,
+  ctx: LoadView,
   exclude: ReadonlySet<string> | undefined,
   reason: RouteReason,
   clientId: string | undefined,
@@ -100,7 +136,7 @@ function place(
   if (winner.length < classes) growScratch(classes);
   for (let c = 0; c < classes; c++) winner[c] = -1;
 
-  const keyHash = hash32(clientAddress);
+  const keyHash = hash32(hashKey);
   let totalActive = 0;
   let totalWeight = 0;
   for (let i = 0; i < count; i++) {

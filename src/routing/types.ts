@@ -13,6 +13,16 @@ export interface RequestFacts {
   readonly affinityCookie: string | undefined;
   /** Servlet session id (JSESSIONID cookie, or ;jsessionid= in the path), if any. */
   readonly sessionId: string | undefined;
+  /** Partition mode only: the request's partition key (already normalised), if it has one. */
+  readonly partitionKey?: string | undefined;
+}
+
+/** PartitionLookup is where a partition lives: a config pin or a durable assignment. */
+export interface PartitionLookup {
+  readonly backend: string;
+  readonly pinned: boolean;
+  /** After `partitions move --drain`: the old server, which keeps its live sessions. */
+  readonly previous?: string | undefined;
 }
 
 /** AffinityToken is a verified affinity cookie: which client, pinned to which backend. */
@@ -32,6 +42,12 @@ export interface RoutingContext {
   activeSessions(backendId: string): number;
   /** Bounded load: no backend takes more than balanceFactor x its weighted share. */
   readonly balanceFactor: number;
+  /** Partition mode: the pin or durable assignment of a key, if any. */
+  partitionOf?(key: string): PartitionLookup | undefined;
+  /** Partition mode: how many partitions a backend holds (bounded load for new partitions). */
+  partitionCount?(backendId: string): number;
+  /** The backend an active session (by client id) was last seen on, if it is still active. */
+  sessionBackend?(clientId: string): string | undefined;
 }
 
 /** RouteReason says which rule decided; shown by `servoy-lb route` and in the access log. */
@@ -41,7 +57,13 @@ export type RouteReason =
   | 'learned-session'
   | 'new-session'
   /** The session's backend is down or disabled: placed anew (rule 3). */
-  | 'replaced';
+  | 'replaced'
+  /** Rule 1: the partition's pinned or assigned backend. */
+  | 'partition'
+  /** Rule 1: a partition seen for the first time, assigned now (the proxy must persist it before forwarding). */
+  | 'partition-new'
+  /** Rule 1: a live session on the server a partition was moved away from with --drain. */
+  | 'partition-previous';
 
 /** Decision is the router's answer. */
 export type Decision =
@@ -53,9 +75,14 @@ export type Decision =
       readonly clientId: string | undefined;
       /** True when the response must carry a (new) affinity cookie. */
       readonly setCookie: boolean;
+      /** With reason partition-new: the key to assign durably to `backend` before forwarding. */
+      readonly assignPartition?: string;
     }
   | {
       readonly kind: 'unavailable';
-      /** no-backend: none up; pool-full: every candidate at maxSessions / bounded-load cap. */
-      readonly reason: 'no-backend' | 'pool-full';
+      /**
+       * no-backend: none up; pool-full: every candidate at maxSessions / bounded-load cap;
+       * partition-down: the partition's server is down or disabled (never sent elsewhere).
+       */
+      readonly reason: 'no-backend' | 'pool-full' | 'partition-down';
     };

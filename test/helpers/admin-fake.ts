@@ -1,0 +1,151 @@
+/**
+ * A fake AdminControl for the admin API and admin CLI tests. The admin server is only a
+ * translation layer between HTTP and AdminControl, so an in-memory control that records
+ * its calls shows that every route reaches the right call and every AdminError becomes
+ * the right answer; the real Balancer behind the same API is tested elsewhere.
+ */
+import { AdminServer, type AdminLogger } from '../../src/admin/admin-server.js';
+import { AdminError, type AdminControl, type BackendStatus, type ReloadResult, type RouteExplanation } from '../../src/admin/control.js';
+import { BalancerMetrics } from '../../src/admin/metrics.js';
+
+/** A row with defaults; the tests override what they look at. */
+export function statusRow(id: string, overrides: Partial<BackendStatus> = {}): BackendStatus {
+  return {
+    id,
+    url: `http://127.0.0.1:${9000 + id.length}`,
+    route: id,
+    weight: 1,
+    maxSessions: null,
+    state: 'up',
+    admin: 'ready',
+    health: 'up',
+    drainingSince: null,
+    sessions: 0,
+    websockets: 0,
+    requests: 0,
+    errors: 0,
+    clientAborts: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    source: 'config',
+    ...overrides,
+  };
+}
+
+/** FakeControl is an in-memory AdminControl that records every call. */
+export interface FakeControl extends AdminControl {
+  readonly calls: unknown[][];
+  readonly rows: Map<string, BackendStatus>;
+  readonly metricsSource: BalancerMetrics;
+  /** Make reload fail with INVALID_CONFIG. */
+  reloadFails: boolean;
+  /** Make backends() throw an unexpected (non-AdminError) error. */
+  explode: boolean;
+}
+
+/** createFakeControl: servoy-a (up, 3 sessions), servoy-b (up, maxSessions 100). */
+export function createFakeControl(): FakeControl {
+  const rows = new Map<string, BackendStatus>([
+    ['servoy-a', statusRow('servoy-a', { url: 'http://127.0.0.1:9101', sessions: 3, websockets: 1, requests: 1234, errors: 2 })],
+    ['servoy-b', statusRow('servoy-b', { url: 'http://127.0.0.1:9102', maxSessions: 100, sessions: 7, requests: 56, errorsByKind: { refused: 1, timeout: 2 }, errors: 3 })],
+  ]);
+  const calls: unknown[][] = [];
+  const get = (id: string): BackendStatus => {
+    const row = rows.get(id);
+    if (row === undefined) throw new AdminError('UNKNOWN_BACKEND', `no backend "${id}"`);
+    return row;
+  };
+  const fake: FakeControl = {
+    calls,
+    rows,
+    reloadFails: false,
+    explode: false,
+    metricsSource: new BalancerMetrics(() => [...rows.values()]),
+    backends() {
+      calls.push(['backends']);
+      if (fake.explode) throw new Error('secret internal failure at /srv/balancer.js:12');
+      // A draining backend loses one session (then its websocket) per look, then is drained.
+      for (const row of rows.values()) {
+        if (row.admin !== 'draining' || row.state === 'drained') continue;
+        const next = row.sessions > 0 ? { sessions: row.sessions - 1 } : { websockets: Math.max(0, row.websockets - 1) };
+        const updated = { ...row, ...next };
+        rows.set(row.id, updated.sessions + updated.websockets === 0 ? { ...updated, state: 'drained' } : updated);
+      }
+      return [...rows.values()];
+    },
+    async addBackend(input) {
+      calls.push(['addBackend', input]);
+      if (rows.has(input.id)) throw new AdminError('BACKEND_EXISTS', `a backend "${input.id}" already exists`);
+      const row = statusRow(input.id, { url: input.url, weight: input.weight ?? 1, maxSessions: input.maxSessions ?? null, route: input.route ?? input.id, source: 'runtime' });
+      rows.set(input.id, row);
+      return row;
+    },
+    async removeBackend(id, force) {
+      calls.push(['removeBackend', id, force]);
+      const row = get(id);
+      if (row.state !== 'drained' && !force) throw new AdminError('NOT_DRAINED', `${id} is ${row.state}, not drained`);
+      rows.delete(id);
+    },
+    async setAdminState(id, action) {
+      calls.push(['setAdminState', id, action]);
+      const row = get(id);
+      const next: Partial<BackendStatus> =
+        action === 'drain'
+          ? { admin: 'draining', state: 'draining', drainingSince: new Date().toISOString() }
+          : action === 'disable'
+            ? { admin: 'disabled', state: 'disabled', drainingSince: null }
+            : { admin: 'ready', state: 'up', drainingSince: null };
+      const updated = { ...row, ...next };
+      rows.set(id, updated);
+      return updated;
+    },
+    explainRoute(key): RouteExplanation {
+      calls.push(['explainRoute', key]);
+      return {
+        key,
+        backend: 'servoy-b',
+        reason: 'new session: first candidate in hash order with room under its bounded-load cap',
+        candidates: [
+          { id: 'servoy-b', state: 'up', sessions: 7, cap: 12, fits: true },
+          { id: 'servoy-a', state: 'up', sessions: 3, cap: null, fits: true },
+        ],
+      };
+    },
+    async reload(): Promise<ReloadResult> {
+      calls.push(['reload']);
+      if (fake.reloadFails) {
+        throw new AdminError('INVALID_CONFIG', 'the config file has problems; the balancer keeps its running config', [
+          'backends[1].url: expected an http: or https: URL without a path, such as "http://10.0.0.11:8080"',
+        ]);
+      }
+      return { added: ['servoy-c'], removed: [], updated: ['servoy-a'], settings: ['healthCheck'], needsRestart: ['listen.port'] };
+    },
+    async metrics() {
+      calls.push(['metrics']);
+      return { contentType: fake.metricsSource.contentType, body: await fake.metricsSource.text() };
+    },
+  };
+  return fake;
+}
+
+/** A logger that keeps what it was given, for assertions. */
+export function memoryLogger(): AdminLogger & { lines: { level: string; args: unknown[] }[] } {
+  const lines: { level: string; args: unknown[] }[] = [];
+  const at = (level: string) => (...args: unknown[]): void => void lines.push({ level, args });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') } as AdminLogger & { lines: typeof lines };
+}
+
+/** The slice of a tap Test used here. */
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** startFakeAdmin runs a real AdminServer on 127.0.0.1 (random port) in front of a fake control. */
+export async function startFakeAdmin(t: Teardown, options: { token?: string } = {}) {
+  const control = createFakeControl();
+  const logger = memoryLogger();
+  const server = new AdminServer(control, { host: '127.0.0.1', port: 0, logger, ...options });
+  const { port } = await server.listen();
+  t.teardown(() => server.close());
+  return { control, logger, server, port, url: `http://127.0.0.1:${port}` };
+}

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { AdminError, type AdminControl, type BackendStatus, type ReloadResult, type RouteExplanation } from './admin/control.js';
+import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
 import { BalancerMetrics } from './admin/metrics.js';
@@ -34,6 +34,9 @@ import { LearnedSessions } from './sessions/learned-sessions.js';
 import { SessionContext } from './sessions/session-context.js';
 import { mergeBackends, readRecords, type BackendRecords } from './state/backend-records.js';
 import { FileStateStore, type StateData } from './state/file-store.js';
+import { PartitionDirectory } from './state/partition-directory.js';
+import { PartitionStore, PartitionStoreError } from './state/partition-store.js';
+import { normalizePartitionKey } from './routing/partition-key.js';
 
 /** StartupError is a problem that stops the balancer from starting, said in one sentence. */
 export class StartupError extends Error {
@@ -78,6 +81,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     tls: { cert: Buffer; key: Buffer } | undefined,
     private readonly logger: Logger,
     private readonly options: BalancerOptions,
+    readonly partitions: PartitionDirectory | undefined,
   ) {
     this.#config = config;
     this.#state = state;
@@ -90,7 +94,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
 
     const accounting = new SessionAccounting(config.affinity.sessionIdle);
     const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle });
-    this.sessions = new SessionContext(new AffinityCookieCodec(secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config));
+    this.sessions = new SessionContext(new AffinityCookieCodec(secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config), partitions);
     this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
     this.proxy = new ProxyServer(
       {
@@ -102,6 +106,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         logger,
         settings: proxySettings(config),
         observer: this,
+        assignPartition: partitions === undefined ? undefined : (key, backendId) => partitions.assign(key, backendId),
       },
       {
         host: config.listen.host,
@@ -116,6 +121,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger });
     this.#outlier = new OutlierDetector(config.outlier, this, { logger, probe: (id: string) => this.#checker.probeOnce(id) });
     this.#drainMonitor = new DrainMonitor(this.pool, accounting, config.drain.maxWait);
+    this.#drainMonitor.sessionIdle = config.affinity.sessionIdle;
 
     this.pool.on('change', (change) => {
       if (change.from !== change.to) logger.info({ backend: change.backendId, from: change.from, to: change.to, cause: change.cause }, 'backend state changed');
@@ -126,7 +132,6 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   /** start validates what the config points at (files, state), then listens. */
   static async start(config: Config, logger: Logger, options: BalancerOptions = {}): Promise<Balancer> {
     if (!('file' in config.state)) throw new StartupError('state.redis is not supported in this version yet; use state.file');
-    if (config.affinity.mode === 'partition') throw new StartupError('affinity.mode "partition" is not supported in this version yet; use "session"');
     const stateFile = config.state.file;
     const store = new FileStateStore(stateFile);
     const state = await store.load().catch((err: Error) => {
@@ -148,7 +153,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     }
     const pages = readPages(config);
     const tls = config.listen.tls ? await readTls(config.listen.tls) : undefined;
-    const balancer = new Balancer(config, state, store, secrets, pages, tls, logger, options);
+    const partitions = config.affinity.mode === 'partition' ? openPartitions(stateFile, config, logger) : undefined;
+    const balancer = new Balancer(config, state, store, secrets, pages, tls, logger, options, partitions);
     await balancer.#listen();
     return balancer;
   }
@@ -180,7 +186,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     for (const timer of this.#maintenanceTimers.values()) clearTimeout(timer);
     await Promise.all([this.#checker.close(), this.proxy.close(graceMs), this.#admin?.close()]);
     this.sessions.accounting.stop();
-    await this.#upstreams.close();
+    await Promise.all([this.#upstreams.close(), this.partitions?.store.close()]);
   }
 
   // ---- HealthSink and ProxyObserver: writers of backend health -------------------------
@@ -252,6 +258,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#source.delete(id);
     this.#outlier.forget(id);
     this.sessions.accounting.forgetBackend(id);
+    this.metricsRegistry.forgetBackend(id);
     void this.#upstreams.drop(id);
     this.#records.added = this.#records.added.filter((b) => b.id !== id);
     if (this.#config.backends.some((b) => b.id === id)) this.#records.removed.push(id);
@@ -286,6 +293,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   }
 
   explainRoute(key: string): RouteExplanation {
+    if (this.partitions !== undefined) return this.#explainPartition(key);
     const snapshot = this.pool.snapshot;
     const ranked = rankCandidates(key, snapshot, this.sessions);
     const chosen = ranked.find((c) => c.fits);
@@ -308,6 +316,66 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     };
   }
 
+  #explainPartition(rawKey: string): RouteExplanation {
+    const key = normalizePartitionKey(rawKey);
+    if (key === undefined) throw new AdminError('INVALID_BODY', 'that is not a valid partition key (1-256 characters, no control characters)');
+    const snapshot = this.pool.snapshot;
+    const lookup = this.partitions!.lookup(key);
+    const candidates = (backends: RouteExplanation['candidates']) => backends;
+    if (lookup !== undefined) {
+      const home = snapshot.byId.get(lookup.backend);
+      const how = lookup.pinned ? 'pinned in the config file (affinity.partitions)' : 'durably assigned';
+      const serves = home?.servesExisting === true;
+      return {
+        key,
+        backend: serves ? lookup.backend : null,
+        reason: serves
+          ? `partition "${key}" is ${how} to ${lookup.backend}${lookup.previous ? `; live sessions on ${lookup.previous} finish there (moved with --drain)` : ''}`
+          : `partition "${key}" is ${how} to ${lookup.backend}, which is ${home?.state ?? 'not in the pool'}: its requests get 503 until it is back (it is never sent to a server that does not hold its data)`,
+        candidates: candidates(home === undefined ? [] : [{ id: home.id, state: home.state, sessions: this.sessions.activeSessions(home.id), cap: null, fits: serves }]),
+      };
+    }
+    const load = { activeSessions: (id: string) => this.partitions!.count(id), balanceFactor: this.sessions.balanceFactor };
+    const ranked = rankCandidates(key, snapshot, load);
+    const chosen = ranked.find((c) => c.fits && this.sessions.activeSessions(c.backend.id) < c.backend.maxSessions);
+    return {
+      key,
+      backend: chosen?.backend.id ?? null,
+      reason:
+        chosen !== undefined
+          ? `partition "${key}" is not assigned yet; its first request would assign it to ${chosen.backend.id} (weighted rendezvous hashing of the key, bounded by the partitions each server holds), durably`
+          : 'partition is not assigned yet, and no backend takes new partitions now',
+      candidates: ranked.map((c) => ({ id: c.backend.id, state: c.backend.state, sessions: c.activeSessions ?? 0, cap: c.cap === undefined || !Number.isFinite(c.cap) ? null : c.cap, fits: c.fits ?? false })),
+    };
+  }
+
+  #requirePartitions(): PartitionDirectory {
+    if (this.partitions === undefined) throw new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")');
+    return this.partitions;
+  }
+
+  listPartitions(offset: number, limit: number): { total: number; offset: number; partitions: PartitionStatus[] } {
+    const directory = this.#requirePartitions();
+    const accounting = this.sessions.accounting;
+    return { total: directory.total, offset, partitions: directory.page(offset, limit, (key) => accounting.partitionSessions(key)) };
+  }
+
+  async movePartition(rawKey: string, backendId: string, drain: boolean): Promise<PartitionStatus> {
+    const directory = this.#requirePartitions();
+    const key = normalizePartitionKey(rawKey);
+    if (key === undefined) throw new AdminError('INVALID_BODY', 'that is not a valid partition key (1-256 characters, no control characters)');
+    if (!this.pool.has(backendId)) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${backendId}"`);
+    if (directory.isPinned(key)) throw new AdminError('PARTITION_PINNED', `partition "${key}" is pinned in the config file (affinity.partitions); change the pin there and reload`);
+    const before = directory.lookup(key)?.backend;
+    try {
+      directory.move(key, backendId, drain);
+    } catch (err) {
+      throw new AdminError('INTERNAL', `the partition could not be stored: ${(err as Error).message}`);
+    }
+    this.logger.info({ key, from: before ?? null, to: backendId, drain }, 'partition moved by an administrator');
+    return directory.status(key, this.sessions.accounting.partitionSessions(key))!;
+  }
+
   async reload(): Promise<ReloadResult> {
     if (this.options.configFile === undefined) throw new AdminError('INVALID_CONFIG', 'this balancer was not started from a config file');
     let next: Config;
@@ -318,7 +386,9 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       this.logger.error({ problems }, 'reload refused: the config file is invalid; the running config is kept');
       throw new AdminError('INVALID_CONFIG', `the config file is invalid; the running config is kept: ${problems.join('; ')}`, problems);
     }
-    if (next.affinity.mode === 'partition') throw new AdminError('INVALID_CONFIG', 'affinity.mode "partition" is not supported in this version yet');
+    if (next.affinity.mode !== this.#config.affinity.mode) {
+      throw new AdminError('INVALID_CONFIG', `affinity.mode changed from "${this.#config.affinity.mode}" to "${next.affinity.mode}": that needs a restart; the running config is kept`);
+    }
     let pages: ErrorPages;
     let tls: { cert: Buffer; key: Buffer } | undefined;
     try {
@@ -347,6 +417,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       this.pool.remove(id, 'config reload');
       this.#outlier.forget(id);
       this.sessions.accounting.forgetBackend(id);
+      this.metricsRegistry.forgetBackend(id);
       void this.#upstreams.drop(id);
       result.removed.push(id);
     }
@@ -355,6 +426,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     // Settings that apply without dropping anything.
     const sessions = this.sessions;
     sessions.balanceFactor = next.affinity.balanceFactor;
+    this.partitions?.setPins(next.affinity.partitions);
     sessions.cookie = cookieAttributes(next);
     const secrets = next.affinity.cookie.secret ?? this.#state.cookieSecret;
     if (!isDeepEqualSecret(running.affinity.cookie.secret ?? this.#state.cookieSecret, secrets) && secrets !== undefined) {
@@ -369,6 +441,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#checker.updateSettings(next.healthCheck);
     this.#outlier.updateSettings(next.outlier);
     this.#drainMonitor.maxWait = next.drain.maxWait;
+    this.#drainMonitor.sessionIdle = next.affinity.sessionIdle;
     this.logger.level = next.log.level;
     this.#config = next;
     await this.#persist();
@@ -389,6 +462,21 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       throw new AdminError('INTERNAL', `the change is live, but the state file could not be written: ${(err as Error).message}`);
     }
   }
+}
+
+/** openPartitions opens the durable partition store next to the state file, logging what loading found. */
+function openPartitions(stateFile: string, config: Config, logger: Logger): PartitionDirectory {
+  let store: PartitionStore;
+  try {
+    store = PartitionStore.open(stateFile);
+  } catch (err) {
+    throw new StartupError(err instanceof PartitionStoreError ? err.message : `cannot open the partition store: ${(err as Error).message}`);
+  }
+  const report = store.loadReport;
+  logger.info({ partitions: report.records, from: report.base, ms: Math.round(report.ms) }, 'partition store loaded');
+  for (const warning of report.warnings) logger.warn(warning);
+  for (const error of report.errors) logger.error(error);
+  return new PartitionDirectory(store, config.affinity.partitions);
 }
 
 function isDeepEqualSecret(a: string | string[] | undefined, b: string | string[] | undefined): boolean {

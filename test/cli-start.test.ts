@@ -9,8 +9,8 @@ import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { lbConfig, waitFor, within } from './helpers/lb.js';
-import { freePort, repoRoot, spawnBalancer, startSims, type TestLike } from './helpers/processes.js';
+import { closedPort, lbConfig, startBalancer, waitFor, within } from './helpers/lb.js';
+import { repoRoot, startSims, type TestLike } from './helpers/processes.js';
 
 const BIN = join(repoRoot, 'bin', 'servoy-lb');
 
@@ -27,7 +27,7 @@ function runCli(t: TestLike, args: string[], opts: { cwd?: string; timeoutMs?: n
   let stderr = '';
   proc.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
   proc.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 10_000);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
   const done = new Promise<CliRun>((resolve) => proc.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); }));
   t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); return done.then(() => undefined); });
   return done;
@@ -43,50 +43,55 @@ function assertOneSentence(t: Test, run: CliRun, pattern: RegExp): void {
   t.notMatch(run.stderr + run.stdout, /\n\s+at |Error:|node:internal/, 'no stack trace');
 }
 
-t.test('start --help shows the options and exits 0', async (t) => {
-  const run = await runCli(t, ['start', '--help']);
-  t.equal(run.code, 0);
-  t.match(run.stdout, /Usage: servoy-lb start/);
-  t.match(run.stdout, /-c, --config <file>/);
-  t.match(run.stdout, /--workers <n>/);
-  t.match(run.stdout, /SIGTERM/);
-  t.equal(run.stderr, '');
-});
-
-t.test('start with a missing config file: one sentence, exit 1', async (t) => {
-  const dir = t.testdir({});
-  const run = await runCli(t, ['start', '-c', 'missing.json'], { cwd: dir });
-  assertOneSentence(t, run, /missing\.json/);
-  t.match(run.stderr, /does not exist/);
-});
-
-t.test('start with an invalid config names the problem, exit 1', async (t) => {
-  const dir = t.testdir({ 'bad.json': JSON.stringify({ backends: [] }) });
-  const run = await runCli(t, ['start', '-c', 'bad.json'], { cwd: dir });
-  t.equal(run.code, 1);
-  t.match(run.stderr, /backends/);
-  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
-});
-
-t.test('start on a port in use: one clear sentence, exit 1', async (t) => {
+t.test('start: --help, and one sentence with exit 1 for what stops it from starting', async (t) => {
+  // Four CLI runs at once: each is a cold Node start, slow on a busy machine.
   const [sim] = await startSims(t, ['servoy-a']);
   const blocker = net.createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
   const port = (blocker.address() as net.AddressInfo).port;
-  const dir = t.testdir({ 'lb.config.json': JSON.stringify({ ...(await lbConfig([sim!])), listen: { host: '127.0.0.1', port } }) });
-  const run = await runCli(t, ['start'], { cwd: dir });
-  assertOneSentence(t, run, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`));
+  const dir = t.testdir({
+    'bad.json': JSON.stringify({ backends: [] }),
+    'lb.config.json': JSON.stringify({ ...(await lbConfig([sim!])), listen: { host: '127.0.0.1', port } }),
+  });
+  const [help, missing, invalid, inUse] = await Promise.all([
+    runCli(t, ['start', '--help']),
+    runCli(t, ['start', '-c', 'missing.json'], { cwd: dir }),
+    runCli(t, ['start', '-c', 'bad.json'], { cwd: dir }),
+    runCli(t, ['start'], { cwd: dir }),
+  ]);
+
+  await t.test('start --help shows the options and exits 0', async (t) => {
+    t.equal(help.code, 0);
+    t.match(help.stdout, /Usage: servoy-lb start/);
+    t.match(help.stdout, /-c, --config <file>/);
+    t.match(help.stdout, /--workers <n>/);
+    t.match(help.stdout, /SIGTERM/);
+    t.equal(help.stderr, '');
+  });
+
+  await t.test('a missing config file', async (t) => {
+    assertOneSentence(t, missing, /missing\.json/);
+    t.match(missing.stderr, /does not exist/);
+  });
+
+  await t.test('an invalid config names the problem', async (t) => {
+    assertOneSentence(t, invalid, /bad\.json: backends: /);
+  });
+
+  await t.test('a port in use', async (t) => {
+    assertOneSentence(t, inUse, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`));
+  });
 });
 
 t.test('SIGTERM lets an in-flight request finish, refuses new connections, exits 0', async (t) => {
   const [sim] = await startSims(t, ['servoy-a']);
-  const lb = await spawnBalancer(t, await lbConfig([sim!]));
+  const lb = await startBalancer(t, await lbConfig([sim!]));
   const started = Date.now();
   const inFlight = request(`${lb.url}/slow?ms=1500`).then(async (res) => ({ status: res.statusCode, body: (await res.body.json()) as { slept: number }, at: Date.now() }));
-  await waitFor(() => sim!.stats().requests === 1, 3000, 'the request to reach the backend');
+  await waitFor(() => sim!.stats().requests === 1, 15_000, 'the request to reach the backend');
   const exited = lb.stop('SIGTERM');
-  await lb.waitForLog(/shutting down/);
+  await lb.waitForLog(/shutting down/, 30_000);
 
   // No new connections once stopping (the listener is closed).
   const refused = await new Promise<string>((resolve) => {
@@ -107,22 +112,22 @@ t.test('SIGTERM lets an in-flight request finish, refuses new connections, exits
 
 t.test('SIGTERM cuts what is still running after timeouts.shutdownGrace', async (t) => {
   const [sim] = await startSims(t, ['servoy-a']);
-  const lb = await spawnBalancer(t, await lbConfig([sim!], { timeouts: { shutdownGrace: '500ms' } }));
-  const inFlight = request(`${lb.url}/slow?ms=8000`).then(
+  const lb = await startBalancer(t, await lbConfig([sim!], { timeouts: { shutdownGrace: '500ms' } }));
+  const inFlight = request(`${lb.url}/slow?ms=20000`).then(
     async (res) => { await res.body.dump(); return 'completed'; },
     () => 'cut',
   );
-  await waitFor(() => sim!.stats().requests === 1, 3000, 'the request to reach the backend');
+  await waitFor(() => sim!.stats().requests === 1, 15_000, 'the request to reach the backend');
   const started = Date.now();
   const code = await lb.stop('SIGTERM');
   const took = Date.now() - started;
   t.equal(code, 0, 'exit 0');
-  t.ok(took >= 400 && took < 3000, `exited after the grace period (${took} ms)`);
+  t.ok(took >= 400 && took < 15_000, `exited after the grace period, long before the request would end (${took} ms)`);
   t.equal(await inFlight, 'cut', 'the long request was cut');
 });
 
 t.test('demo starts three servers behind the balancer, prints the URL, exits 0 on SIGTERM', async (t) => {
-  const port = await freePort();
+  const port = await closedPort(); // free, and outside the range parallel listen(0) calls pick from
   const proc = spawn(process.execPath, [BIN, 'demo', '--port', String(port)], { cwd: t.testdir({}), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -134,7 +139,7 @@ t.test('demo starts three servers behind the balancer, prints the URL, exits 0 o
     await exited;
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(() => stdout.includes(`servoy-lb demo is running: ${url}`) || proc.exitCode !== null, 15_000, 'the demo banner');
+  await waitFor(() => stdout.includes(`servoy-lb demo is running: ${url}`) || proc.exitCode !== null, 60_000, 'the demo banner');
   t.match(stdout, `servoy-lb demo is running: ${url}`, `prints the URL; stderr: ${stderr}`);
   t.match(stdout, /servoy-a\s+http:\/\/127\.0\.0\.1:\d+/);
 
@@ -147,7 +152,7 @@ t.test('demo starts three servers behind the balancer, prints the URL, exits 0 o
   t.ok([...servers].every((s) => /^servoy-[abc]$/.test(s)), `answered by the demo servers: ${[...servers].join(', ')}`);
 
   proc.kill('SIGTERM');
-  const code = await within(exited, 10_000);
+  const code = await within(exited, 30_000);
   t.equal(code, 0, 'exit 0 on SIGTERM');
   t.equal(stderr, '', 'nothing on stderr');
 });

@@ -11,8 +11,8 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { checkPattern } from '../examples/servoy-sim.js';
-import { lbConfig } from './helpers/lb.js';
-import { spawnBalancer, startSims } from './helpers/processes.js';
+import { lbConfig, startBalancer } from './helpers/lb.js';
+import { startSims } from './helpers/processes.js';
 
 const MiB = 1024 * 1024;
 const UPLOAD = 64 * MiB;
@@ -56,7 +56,7 @@ t.test('64 MiB uploads and a 256 MiB download stream through with bounded memory
   const [sim] = await startSims(t, ['servoy-a']);
   // Under tap the child also carries tap's processinfo hook (re-injected into NODE_OPTIONS
   // of every spawn), some 30 MiB of the ~110 MiB it starts with; standalone it starts at ~80.
-  const lb = await spawnBalancer(t, await lbConfig([sim!], { log: { access: false } }));
+  const lb = await startBalancer(t, await lbConfig([sim!], { log: { access: false } }));
   const pid = lb.proc.pid!;
   let peakRss = await procStatus(pid, 'VmRSS');
   t.comment(`balancer RSS at start: ${(peakRss / MiB).toFixed(1)} MiB`);

@@ -13,8 +13,8 @@ import { Agent } from 'undici';
 import type { ServoySim } from '../examples/servoy-sim.js';
 import { AffinityCookieCodec } from '../src/routing/affinity-cookie.js';
 import { BrowserClient, type BrowserResponse } from './helpers/browser.js';
-import { lbConfig, setCookies } from './helpers/lb.js';
-import { spawnBalancer, startSims, type TestLike } from './helpers/processes.js';
+import { lbConfig, setCookies, startBalancer } from './helpers/lb.js';
+import { startSims, type TestLike } from './helpers/processes.js';
 
 const SECRET = 'stickiness-test-secret-0123456789';
 const codec = new AffinityCookieCodec([SECRET]);
@@ -39,7 +39,7 @@ function cookieValue(line: string): string {
 /** Three simulators and a balancer with a known cookie secret in front of them. */
 async function setup(t: TestLike, extra: Record<string, unknown> = {}): Promise<{ sims: ServoySim[]; url: string }> {
   const sims = await startSims(t, ROUTES);
-  const lb = await spawnBalancer(t, await lbConfig(sims, { affinity: { cookie: { secret: SECRET } }, log: { access: false }, ...extra }));
+  const lb = await startBalancer(t, await lbConfig(sims, { affinity: { cookie: { secret: SECRET } }, log: { access: false }, ...extra }));
   return { sims, url: lb.url };
 }
 
@@ -147,7 +147,7 @@ t.test('a session id without a known route is learned from Set-Cookie and follow
   // Simulators whose ids end in ".other-N": no backend has such a route (route defaults to id).
   const sims = await startSims(t, ['other-1', 'other-2', 'other-3']);
   const backends = sims.map((s, i) => ({ id: ['x', 'y', 'z'][i]!, url: s.url }));
-  const lb = await spawnBalancer(t, await lbConfig(backends, { affinity: { cookie: { secret: SECRET } }, log: { access: false } }));
+  const lb = await startBalancer(t, await lbConfig(backends, { affinity: { cookie: { secret: SECRET } }, log: { access: false } }));
 
   const CLIENTS = 12; // bounded load spreads 12 sessions from one address over all three servers
   const first: { session: string; server: string }[] = [];

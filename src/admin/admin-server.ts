@@ -204,9 +204,6 @@ export class AdminServer {
       auth,
       handle,
     });
-    const notPartitionMode = (): never => {
-      throw new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")');
-    };
 
     return [
       route('GET', '/healthz', () => ({ status: 200, json: { status: 'ok' } }), false),
@@ -244,8 +241,20 @@ export class AdminServer {
         audit(call, 'reload');
         return { status: 200, json: await control.reload() };
       }),
-      route('GET', '/api/partitions', notPartitionMode),
-      route('PUT', '/api/partitions/:key', notPartitionMode),
+      route('GET', '/api/partitions', (call) => {
+        const offset = pagingNumber(call.query.get('offset'), 0, 'offset');
+        const limit = Math.min(pagingNumber(call.query.get('limit'), 1000, 'limit'), 10_000);
+        return { status: 200, json: control.listPartitions(offset, limit) };
+      }),
+      route('PUT', '/api/partitions/:key', async (call) => {
+        const key = call.params.key!;
+        const body = await call.body();
+        const backend = isObject(body) ? body.backend : undefined;
+        const drain = isObject(body) ? body.drain === true : false;
+        if (typeof backend !== 'string' || backend === '') throw new AdminError('INVALID_BODY', 'expected a JSON body {"backend": "<id>", "drain": false}');
+        audit(call, `move partition ${key} to ${backend}`, { drain });
+        return { status: 200, json: { partition: await control.movePartition(key, backend, drain) } };
+      }),
       route('GET', '/metrics', async () => {
         const { contentType, body } = await control.metrics();
         return { status: 200, text: body, contentType };
@@ -533,3 +542,11 @@ $('logout').addEventListener('click', async () => {
 refresh();
 setInterval(() => { if (signedIn) refresh(); }, 2000);
 `;
+
+/** pagingNumber reads a non-negative integer query parameter, or answers 400. */
+function pagingNumber(value: string | null, fallback: number, name: string): number {
+  if (value === null || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new AdminError('INVALID_BODY', `the query parameter "${name}" must be a whole number >= 0`);
+  return n;
+}

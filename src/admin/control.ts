@@ -54,6 +54,21 @@ export interface ReloadResult {
   readonly needsRestart: string[];
 }
 
+/** PartitionStatus is one row of `servoy-lb partitions` / GET /api/partitions. */
+export interface PartitionStatus {
+  readonly key: string;
+  readonly backend: string;
+  /** Pinned in the config file (affinity.partitions) rather than assigned. */
+  readonly pinned: boolean;
+  readonly assignedAt: string | null;
+  /** Last request seen for this key since the balancer started (kept in memory only). */
+  readonly lastSeen: string | null;
+  /** After a move with --drain: the old server still finishing live sessions. */
+  readonly previous: string | null;
+  /** Active sessions of this partition (seen within sessionIdle or with an open WebSocket). */
+  readonly sessions: number;
+}
+
 /** AdminErrorCode is the stable code of every admin failure; never reused. */
 export type AdminErrorCode =
   | 'NOT_FOUND'
@@ -66,6 +81,7 @@ export type AdminErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'LAST_BACKEND'
   | 'NOT_PARTITION_MODE'
+  | 'PARTITION_PINNED'
   | 'BODY_TOO_LARGE'
   | 'FORBIDDEN'
   | 'INTERNAL';
@@ -82,6 +98,7 @@ const STATUS: Record<AdminErrorCode, number> = {
   LAST_BACKEND: 409,
   /** Partition calls while affinity.mode is not "partition". */
   NOT_PARTITION_MODE: 409,
+  PARTITION_PINNED: 409,
   /** A request body over the admin API's limit (64 KiB). */
   BODY_TOO_LARGE: 413,
   /** A cross-origin state change, or a tokenless API addressed by a non-loopback Host (DNS rebinding). */
@@ -117,6 +134,10 @@ export interface AdminControl {
   explainRoute(key: string): RouteExplanation;
   /** Re-reads the config file; throws INVALID_CONFIG (details: problem lines) and keeps the running config. */
   reload(): Promise<ReloadResult>;
+  /** Partition mode: a page of partitions in key order (pins first). Throws NOT_PARTITION_MODE otherwise. */
+  listPartitions(offset: number, limit: number): { total: number; offset: number; partitions: PartitionStatus[] };
+  /** Partition mode: move a key to another backend; with drain, live sessions on the old one finish there. */
+  movePartition(key: string, backend: string, drain: boolean): Promise<PartitionStatus>;
   /** Prometheus text exposition of the balancer's metrics. */
   metrics(): Promise<{ contentType: string; body: string }>;
 }

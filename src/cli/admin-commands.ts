@@ -28,8 +28,16 @@ export function registerAdminCommands(program: Command): void {
   registerPartitions(program);
 }
 
-function out(line = ''): void {
-  process.stdout.write(`${line}\n`);
+/** Out prints one line (or, with newline false, a progress fragment) to the command's stdout. */
+type Out = (line?: string, newline?: boolean) => void;
+
+/**
+ * outFor writes through the command's output configuration (commander's configureOutput),
+ * so results can be captured like help texts are; by default that is process.stdout.
+ */
+function outFor(command: Command): Out {
+  const write = command.configureOutput().writeOut ?? ((text: string) => void process.stdout.write(text));
+  return (line = '', newline = true) => write(newline ? `${line}\n` : line);
 }
 
 function examples(...lines: string[]): string {
@@ -106,7 +114,8 @@ function registerStatus(program: Command): void {
       .option('--json', 'print the backends as JSON (every field, for scripts)'),
   )
     .addHelpText('after', examples('servoy-lb status', 'servoy-lb status --json | jq \'.[] | select(.state != "up") | .id\'', 'servoy-lb status --admin http://10.0.0.5:8081 --token "$TOKEN"'))
-    .action(async (options: AdminOptions & { json?: boolean }) => {
+    .action(async (options: AdminOptions & { json?: boolean }, command: Command) => {
+      const out = outFor(command);
       const backends = await listBackends(await target(options));
       if (options.json) out(JSON.stringify(backends, null, 2));
       else out(backends.length === 0 ? 'no backends' : statusTable(backends));
@@ -154,10 +163,11 @@ function registerStateCommands(program: Command): void {
     if (action === 'drain') command.option('--wait', 'wait until the backend holds no sessions, showing progress');
     addAdminOptions(command)
       .addHelpText('after', examples(spec.example))
-      .action(async (id: string, options: AdminOptions & { wait?: boolean }) => {
+      .action(async (id: string, options: AdminOptions & { wait?: boolean }, command: Command) => {
+        const out = outFor(command);
         const t = await target(options);
         const { backend } = await adminRequest<{ backend: BackendStatus }>(t, 'POST', `${path(id)}/${action}`);
-        if (action === 'drain' && options.wait) await waitDrained(t, backend);
+        if (action === 'drain' && options.wait) await waitDrained(t, backend, out);
         else out(spec.done(backend));
       });
   }
@@ -167,7 +177,7 @@ function registerStateCommands(program: Command): void {
  * waitDrained polls every second until the backend is drained. On a terminal the progress
  * line is rewritten in place; otherwise (logs, CI) a line is printed only when it changes.
  */
-async function waitDrained(t: AdminTarget, first: BackendStatus): Promise<void> {
+async function waitDrained(t: AdminTarget, first: BackendStatus, out: Out): Promise<void> {
   const id = first.id;
   const tty = process.stdout.isTTY === true;
   const interrupted = new AbortController();
@@ -175,7 +185,7 @@ async function waitDrained(t: AdminTarget, first: BackendStatus): Promise<void> 
   process.once('SIGINT', onSigint);
   let last = '';
   const endLine = (): void => {
-    if (tty && last !== '') process.stdout.write('\n');
+    if (tty && last !== '') out();
     last = '';
   };
   try {
@@ -191,7 +201,7 @@ async function waitDrained(t: AdminTarget, first: BackendStatus): Promise<void> 
         throw new CliError(`${id} is no longer draining (state ${b.state}; someone changed it); stopped waiting`, 2);
       }
       const line = `${id} draining: ${load(b)} left`;
-      if (tty) process.stdout.write(`\r${line}\x1b[K`);
+      if (tty) out(`\r${line}\x1b[K`, false);
       else if (line !== last) out(line);
       last = line;
       try {
@@ -241,7 +251,8 @@ function registerBackends(program: Command): void {
       .option('--route <R>', "Tomcat jvmRoute suffix of this server's session ids (default: the id)"),
   )
     .addHelpText('after', examples('servoy-lb backends add servoy-c http://10.0.0.13:8080', 'servoy-lb backends add servoy-d http://10.0.0.14:8080 --weight 2 --max-sessions 400 --route jvm4'))
-    .action(async (id: string, url: string, options: AdminOptions & { weight?: number; maxSessions?: number; route?: string }) => {
+    .action(async (id: string, url: string, options: AdminOptions & { weight?: number; maxSessions?: number; route?: string }, command: Command) => {
+      const out = outFor(command);
       const body = { id, url, weight: options.weight, maxSessions: options.maxSessions, route: options.route };
       const { backend: b } = await adminRequest<{ backend: BackendStatus }>(await target(options), 'POST', '/api/backends', body);
       const max = b.maxSessions === null ? '' : `, at most ${plural(b.maxSessions, 'session')}`;
@@ -257,7 +268,8 @@ function registerBackends(program: Command): void {
       .option('--force', 'remove even if it still holds sessions'),
   )
     .addHelpText('after', examples('servoy-lb drain servoy-c --wait && servoy-lb backends remove servoy-c', 'servoy-lb backends remove servoy-c --force'))
-    .action(async (id: string, options: AdminOptions & { force?: boolean }) => {
+    .action(async (id: string, options: AdminOptions & { force?: boolean }, command: Command) => {
+      const out = outFor(command);
       try {
         await adminRequest(await target(options), 'DELETE', `${path(id)}${options.force ? '?force=1' : ''}`);
       } catch (err) {
@@ -299,7 +311,8 @@ function registerRoute(program: Command): void {
       .option('--json', 'print the explanation as JSON'),
   )
     .addHelpText('after', examples('servoy-lb route --key 10.0.0.57', 'servoy-lb route --key acme --json'))
-    .action(async (options: AdminOptions & { key: string; json?: boolean }) => {
+    .action(async (options: AdminOptions & { key: string; json?: boolean }, command: Command) => {
+      const out = outFor(command);
       const r = await adminRequest<RouteExplanation>(await target(options), 'GET', `/api/route?key=${encodeURIComponent(options.key)}`);
       out(options.json ? JSON.stringify(r, null, 2) : routeReport(r));
     });
@@ -333,8 +346,8 @@ function registerReload(program: Command): void {
       ),
   )
     .addHelpText('after', examples('servoy-lb validate && servoy-lb reload'))
-    .action(async (options: AdminOptions) => {
-      out(reloadReport(await adminRequest<ReloadResult>(await target(options), 'POST', '/api/reload')));
+    .action(async (options: AdminOptions, command: Command) => {
+      outFor(command)(reloadReport(await adminRequest<ReloadResult>(await target(options), 'POST', '/api/reload')));
     });
 }
 
@@ -355,6 +368,20 @@ interface PartitionRow {
   key: string;
   backend: string;
   pinned?: boolean;
+  assignedAt?: string | null;
+  lastSeen?: string | null;
+  previous?: string | null;
+  sessions?: number;
+}
+
+/** allPartitions pages through GET /api/partitions (the API caps a page at 10,000 rows). */
+async function allPartitions(options: AdminOptions): Promise<PartitionRow[]> {
+  const rows: PartitionRow[] = [];
+  for (;;) {
+    const page = await partitionCall<{ total?: number; partitions: PartitionRow[] }>(options, 'GET', `/api/partitions?offset=${rows.length}&limit=5000`);
+    rows.push(...page.partitions);
+    if (page.partitions.length < 5000 || (page.total !== undefined && rows.length >= page.total)) return rows;
+  }
 }
 
 function registerPartitions(program: Command): void {
@@ -368,11 +395,24 @@ function registerPartitions(program: Command): void {
     partitions.command('list', { isDefault: true }).summary('list partition assignments (the default)').description('List every partition key with its backend; pinned ones come from affinity.partitions in the config.').option('--json', 'print the assignments as JSON'),
   )
     .addHelpText('after', examples('servoy-lb partitions list', 'servoy-lb partitions --json'))
-    .action(async (options: AdminOptions & { json?: boolean }) => {
-      const { partitions: rows } = await partitionCall<{ partitions: PartitionRow[] }>(options, 'GET', '/api/partitions');
+    .action(async (options: AdminOptions & { json?: boolean }, command: Command) => {
+      const out = outFor(command);
+      const rows = await allPartitions(options);
       if (options.json) return out(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return out('no partition assignments yet');
-      out(formatTable(['KEY', 'BACKEND', 'SOURCE'], rows.map((p) => [p.key, p.backend, p.pinned ? 'pinned in config' : 'assigned'])));
+      out(
+        formatTable(
+          ['KEY', 'BACKEND', 'SOURCE', 'ASSIGNED', 'LAST SEEN', 'SESSIONS'],
+          rows.map((p) => [
+            p.key,
+            p.previous ? `${p.backend} (draining ${p.previous})` : p.backend,
+            p.pinned ? 'pinned in config' : 'assigned',
+            p.assignedAt ?? '-',
+            p.lastSeen ?? '-',
+            String(p.sessions ?? '-'),
+          ]),
+        ),
+      );
     });
 
   addAdminOptions(
@@ -388,7 +428,8 @@ function registerPartitions(program: Command): void {
       .option('--drain', 'let live sessions on the old backend finish there'),
   )
     .addHelpText('after', examples('servoy-lb partitions move acme servoy-b --drain'))
-    .action(async (key: string, id: string, options: AdminOptions & { drain?: boolean }) => {
+    .action(async (key: string, id: string, options: AdminOptions & { drain?: boolean }, command: Command) => {
+      const out = outFor(command);
       await partitionCall(options, 'PUT', `/api/partitions/${encodeURIComponent(key)}`, { backend: id, drain: options.drain === true });
       out(`moved partition ${key} to ${id}${options.drain ? ' (live sessions finish on the old backend)' : ''}`);
     });

@@ -61,6 +61,15 @@ export function loadErrorPages(files: Partial<Record<string, string>>): ErrorPag
   return pages;
 }
 
+/**
+ * missingPartitionKeyPage is the 400 answered in partition mode (partitionKey.required)
+ * to a request that does not say which tenant it belongs to.
+ */
+export function missingPartitionKeyPage(): ErrorPage {
+  const body = builtIn(400).replace(TEXT[400][1], 'This address does not say which organisation or tenant the request is for. Please use the address you were given.');
+  return { status: 400, reason: TEXT[400][0], body: Buffer.from(body) };
+}
+
 /** rawErrorResponse renders a page as raw HTTP/1.1 bytes for a socket without a response object. */
 export function rawErrorResponse(page: ErrorPage): Buffer {
   const head = `HTTP/1.1 ${page.status} ${page.reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${page.body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;

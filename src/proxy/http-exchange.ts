@@ -196,6 +196,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     this.#finish(outcome);
   }
 
+  /** end finishes an exchange the proxy answered itself (after writing the response). */
+  end(outcome: ExchangeOutcome): void {
+    this.#finish(outcome);
+  }
+
   readonly #onClientClose = (): void => {
     if (this.res.writableFinished) return;
     this.#clientGone = true;

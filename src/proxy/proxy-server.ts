@@ -16,7 +16,7 @@ import { route } from '../routing/router.js';
 import { readCookies, sessionIdFromPath } from '../routing/request-cookies.js';
 import type { Decision, RequestFacts } from '../routing/types.js';
 import type { SessionContext } from '../sessions/session-context.js';
-import { type ErrorPages, type ErrorStatus, rawErrorResponse } from './error-pages.js';
+import { type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage, rawErrorResponse } from './error-pages.js';
 import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
 import type { ProxySettings } from './proxy-settings.js';
 import { upstreamHeaders } from './request-headers.js';
@@ -47,6 +47,8 @@ export interface ProxyDeps {
   readonly logger: Logger;
   readonly settings: ProxySettings;
   readonly observer?: ProxyObserver;
+  /** Partition mode: makes a new assignment durable before the request is forwarded. */
+  readonly assignPartition?: (key: string, backendId: string) => void;
 }
 
 /** ListenOptions say where and how the proxy listens. */
@@ -70,6 +72,7 @@ export class ProxyServer implements ExchangeHost {
   readonly #tunnels = new Set<Duplex>();
   #closing = false;
   #idleWaiters: (() => void)[] = [];
+  readonly #missingKeyPage: ErrorPage = missingPartitionKeyPage();
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
@@ -123,10 +126,37 @@ export class ProxyServer implements ExchangeHost {
     const trusted = this.#deps.trusted;
     const xff = req.headers['x-forwarded-for'];
     const clientAddress = trusted.empty ? (peer ?? '') : trusted.clientAddress(peer, typeof xff === 'string' ? xff : undefined);
-    const cookies = readCookies(req.headers.cookie, settings.affinityCookieName, settings.sessionCookieName);
+    const cookieHeader = req.headers.cookie;
+    const cookies = readCookies(cookieHeader, settings.affinityCookieName, settings.sessionCookieName);
     const url = req.url ?? '/';
     const sessionId = cookies.session ?? (url.includes(';') ? sessionIdFromPath(url, settings.sessionCookieName) : undefined);
-    return { clientAddress, affinityCookie: cookies.affinity, sessionId };
+    if (settings.partitionKey === undefined) return { clientAddress, affinityCookie: cookies.affinity, sessionId };
+    const partitionKey = settings.partitionKey({ host: req.headers.host, url, headers: req.headersDistinct, cookieHeader, clientAddress });
+    return { clientAddress, affinityCookie: cookies.affinity, sessionId, partitionKey };
+  }
+
+  /**
+   * place applies a decision's side effects before anything is forwarded: a new partition
+   * assignment is made durable (so the answer the client gets is backed by it), and the
+   * session is counted. Returns the client id, or undefined if the assignment failed.
+   */
+  #commit(decision: Extract<Decision, { kind: 'backend' }>, facts: RequestFacts, existingClientId: string | undefined): string | undefined {
+    const { backend } = decision;
+    const sessions = this.#deps.sessions;
+    if (decision.assignPartition !== undefined) {
+      try {
+        this.#deps.assignPartition?.(decision.assignPartition, backend.id);
+      } catch (err) {
+        this.#deps.logger.error({ key: decision.assignPartition, err: (err as Error).message }, 'cannot store a new partition assignment; answering 503');
+        return undefined;
+      }
+      this.#deps.logger.info({ key: decision.assignPartition, backend: backend.id }, 'partition assigned');
+    }
+    const clientId = decision.clientId ?? existingClientId ?? sessions.codec.newClientId();
+    sessions.accounting.touch(clientId, backend.id, facts.partitionKey);
+    if (facts.partitionKey !== undefined) sessions.partitions?.seen(facts.partitionKey);
+    sessions.accounting.counters(backend.id).requests++;
+    return clientId;
   }
 
   #route(facts: RequestFacts, exclude?: ReadonlySet<string>): Decision {
@@ -153,6 +183,12 @@ export class ProxyServer implements ExchangeHost {
       exchange.fail(400, 'bad-request'); // absolute-form or "*": this is not a forward proxy
       return;
     }
+    if (this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
+      exchange.status = 400;
+      this.#sendPage(exchange, this.#missingKeyPage);
+      exchange.end('bad-request');
+      return;
+    }
     this.#dispatch(exchange, this.#route(facts));
   }
 
@@ -162,13 +198,15 @@ export class ProxyServer implements ExchangeHost {
       return;
     }
     const { backend } = decision;
-    const sessions = this.#deps.sessions;
+    const clientId = this.#commit(decision, exchange.facts, exchange.clientId);
+    if (clientId === undefined) {
+      exchange.fail(503, 'ok');
+      return;
+    }
     exchange.backend = backend;
     exchange.reason = decision.reason;
     exchange.setCookie = decision.setCookie;
-    exchange.clientId = decision.clientId ?? exchange.clientId ?? sessions.codec.newClientId();
-    sessions.accounting.touch(exchange.clientId, backend.id);
-    sessions.accounting.counters(backend.id).requests++;
+    exchange.clientId = clientId;
     const { req } = exchange;
     this.#deps.upstreams.get(backend).dispatch(
       {
@@ -183,8 +221,8 @@ export class ProxyServer implements ExchangeHost {
   }
 
   retry(exchange: HttpExchange): boolean {
-    // Only a new session may move, and only if no byte of its body was read.
-    if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced') return false;
+    // Only a new session (or a partition assigned this instant) may move, and only if no byte of its body was read.
+    if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced' && exchange.reason !== 'partition-new') return false;
     if (exchange.hasBody && exchange.req.readableDidRead) return false;
     const { backend } = exchange;
     const skip = new Set(exchange.refused).add(backend.id);
@@ -226,20 +264,23 @@ export class ProxyServer implements ExchangeHost {
   }
 
   sendError(exchange: HttpExchange, status: ErrorStatus): void {
+    this.#sendPage(exchange, this.#deps.pages[status]);
+  }
+
+  #sendPage(exchange: HttpExchange, page: ErrorPage): void {
     const { res } = exchange;
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
     }
-    const page = this.#deps.pages[status];
     const headers: Record<string, string | number> = {
       'content-type': 'text/html; charset=utf-8',
       'content-length': page.body.length,
       'cache-control': 'no-store',
     };
-    if (status === 503) headers['retry-after'] = 10;
-    if (status === 400) headers.connection = 'close';
-    res.writeHead(status, headers);
+    if (page.status === 503) headers['retry-after'] = 10;
+    if (page.status === 400) headers.connection = 'close';
+    res.writeHead(page.status, headers);
     res.end(exchange.req.method === 'HEAD' ? undefined : page.body);
   }
 
@@ -280,6 +321,10 @@ export class ProxyServer implements ExchangeHost {
       return;
     }
     const facts = this.#facts(req);
+    if (this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
+      socket.end(rawErrorResponse(this.#missingKeyPage));
+      return;
+    }
     const peer = req.socket.remoteAddress ?? '';
     const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto }, true);
     let requestHead = `${req.method} ${req.url} HTTP/1.1\r\n`;
@@ -296,9 +341,11 @@ export class ProxyServer implements ExchangeHost {
     }
     const { backend } = decision;
     const sessions = this.#deps.sessions;
-    const clientId = decision.clientId ?? sessions.codec.newClientId();
-    sessions.accounting.touch(clientId, backend.id);
-    sessions.accounting.counters(backend.id).requests++;
+    const clientId = this.#commit(decision, facts, undefined);
+    if (clientId === undefined) {
+      socket.end(rawErrorResponse(this.#deps.pages[503]));
+      return;
+    }
     let opened = false;
     this.#tunnels.add(socket);
     const untrack = (): void => {
@@ -310,7 +357,7 @@ export class ProxyServer implements ExchangeHost {
         sessions.accounting.counters(backend.id).errors++;
         this.#deps.observer?.backendFailed(backend.id);
         this.#deps.logger.warn({ backend: backend.id, code: err.code }, 'websocket backend unreachable');
-        if ((decision.reason === 'new-session' || decision.reason === 'replaced') && err.code === 'ECONNREFUSED') {
+        if ((decision.reason === 'new-session' || decision.reason === 'replaced' || decision.reason === 'partition-new') && err.code === 'ECONNREFUSED') {
           const skip = (refused ??= new Set()).add(backend.id);
           const next = this.#route(facts, skip);
           if (next.kind === 'backend') {

@@ -3,6 +3,7 @@
  * (re)load so no request walks the config tree.
  */
 import type { Config } from '../config/schema.js';
+import { compilePartitionKey, type PartitionKeyReader } from '../routing/partition-key.js';
 
 /** ProxySettings is an immutable, flattened slice of Config for the proxy. */
 export interface ProxySettings {
@@ -15,10 +16,16 @@ export interface ProxySettings {
   readonly connectTimeout: number;
   readonly maxHeaderBytes: number;
   readonly accessLog: boolean;
+  /** Partition mode: reads a request's partition key (compiled once); undefined in session mode. */
+  readonly partitionKey: PartitionKeyReader | undefined;
+  /** Partition mode: a request without a key gets 400 instead of falling through to session rules. */
+  readonly partitionKeyRequired: boolean;
 }
 
 /** proxySettings derives the request-path settings from a validated config. */
 export function proxySettings(config: Config): ProxySettings {
+  const spec = config.affinity.partitionKey;
+  const partitionMode = config.affinity.mode === 'partition' && spec !== undefined;
   return Object.freeze({
     affinityCookieName: config.affinity.cookie.name,
     sessionCookieName: config.affinity.sessionCookie,
@@ -28,5 +35,7 @@ export function proxySettings(config: Config): ProxySettings {
     connectTimeout: config.timeouts.connect,
     maxHeaderBytes: config.limits.maxHeaderBytes,
     accessLog: config.log.access,
+    partitionKey: partitionMode ? compilePartitionKey(spec!) : undefined,
+    partitionKeyRequired: partitionMode && spec!.required,
   });
 }

@@ -22,6 +22,8 @@ export interface BackendCounters {
 
 interface SessionEntry {
   backendId: string;
+  /** Partition mode: the partition this session belongs to (counted per partition). */
+  partition: string | undefined;
   lastSeen: number;
   /** Time the entry was last moved to the end of the map; keeps the map ordered. */
   placedAt: number;
@@ -35,6 +37,8 @@ const REORDER_AFTER_MS = 1000;
 export class SessionAccounting {
   readonly #sessions = new Map<string, SessionEntry>();
   readonly #counters = new Map<string, BackendCounters>();
+  /** Partition mode: active sessions per partition key. */
+  readonly #partitionSessions = new Map<string, number>();
   #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -74,15 +78,31 @@ export class SessionAccounting {
     return this.#counters.get(backendId)?.sessions ?? 0;
   }
 
+  /** sessionBackend is the backend an active session was last seen on, or undefined. */
+  sessionBackend(sessionKey: string): string | undefined {
+    return this.#sessions.get(sessionKey)?.backendId;
+  }
+
+  /** partitionSessions is the number of active sessions of a partition. */
+  partitionSessions(partition: string): number {
+    return this.#partitionSessions.get(partition) ?? 0;
+  }
+
   /** touch records a request of a session on a backend (moving it there if it was elsewhere). */
-  touch(sessionKey: string, backendId: string): void {
+  touch(sessionKey: string, backendId: string, partition?: string): void {
     const now = this.now();
     const entry = this.#sessions.get(sessionKey);
     if (entry === undefined) {
       if (this.#sessions.size >= this.maxSessions) this.#evictOldest();
-      this.#sessions.set(sessionKey, { backendId, lastSeen: now, placedAt: now, websockets: 0 });
+      this.#sessions.set(sessionKey, { backendId, partition, lastSeen: now, placedAt: now, websockets: 0 });
       this.counters(backendId).sessions++;
+      if (partition !== undefined) this.#countPartition(partition, 1);
       return;
+    }
+    if (partition !== entry.partition) {
+      if (entry.partition !== undefined) this.#countPartition(entry.partition, -1);
+      if (partition !== undefined) this.#countPartition(partition, 1);
+      entry.partition = partition;
     }
     if (entry.backendId !== backendId) {
       this.counters(entry.backendId).sessions--;
@@ -120,9 +140,21 @@ export class SessionAccounting {
   /** forgetBackend drops a removed backend's sessions and counters. */
   forgetBackend(backendId: string): void {
     for (const [key, entry] of this.#sessions) {
-      if (entry.backendId === backendId) this.#sessions.delete(key);
+      if (entry.backendId === backendId) this.#drop(key, entry);
     }
     this.#counters.delete(backendId);
+  }
+
+  #drop(key: string, entry: SessionEntry): void {
+    this.#sessions.delete(key);
+    this.counters(entry.backendId).sessions--;
+    if (entry.partition !== undefined) this.#countPartition(entry.partition, -1);
+  }
+
+  #countPartition(partition: string, delta: number): void {
+    const n = (this.#partitionSessions.get(partition) ?? 0) + delta;
+    if (n > 0) this.#partitionSessions.set(partition, n);
+    else this.#partitionSessions.delete(partition);
   }
 
   /** sweep expires sessions idle for longer than sessionIdle, oldest first. */
@@ -139,15 +171,13 @@ export class SessionAccounting {
         this.#sessions.set(key, entry);
         continue;
       }
-      this.#sessions.delete(key);
-      this.counters(entry.backendId).sessions--;
+      this.#drop(key, entry);
     }
   }
 
   #evictOldest(): void {
     for (const [key, entry] of this.#sessions) {
-      this.#sessions.delete(key);
-      this.counters(entry.backendId).sessions--;
+      this.#drop(key, entry);
       return;
     }
   }

@@ -4,7 +4,8 @@
  * RoutingContext interface, and the writes the proxy makes after a decision (learn a
  * session id, count a request). The router never sees the writers.
  */
-import type { AffinityToken, RoutingContext } from '../routing/types.js';
+import type { AffinityToken, PartitionLookup, RoutingContext } from '../routing/types.js';
+import type { PartitionDirectory } from '../state/partition-directory.js';
 import type { AffinityCookieCodec, CookieAttributes } from '../routing/affinity-cookie.js';
 import type { LearnedSessions } from './learned-sessions.js';
 import type { SessionAccounting } from './accounting.js';
@@ -17,6 +18,8 @@ export class SessionContext implements RoutingContext {
     readonly accounting: SessionAccounting,
     public balanceFactor: number,
     public cookie: CookieAttributes,
+    /** Partition mode only. */
+    readonly partitions?: PartitionDirectory,
   ) {}
 
   verifyCookie(raw: string): AffinityToken | undefined {
@@ -29,6 +32,18 @@ export class SessionContext implements RoutingContext {
 
   activeSessions(backendId: string): number {
     return this.accounting.activeSessions(backendId);
+  }
+
+  partitionOf(key: string): PartitionLookup | undefined {
+    return this.partitions?.lookup(key);
+  }
+
+  partitionCount(backendId: string): number {
+    return this.partitions?.count(backendId) ?? 0;
+  }
+
+  sessionBackend(clientId: string): string | undefined {
+    return this.accounting.sessionBackend(clientId);
   }
 
   /** setCookieHeader is the Set-Cookie value that pins clientId to backendId. */

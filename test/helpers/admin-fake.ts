@@ -120,6 +120,14 @@ export function createFakeControl(): FakeControl {
       }
       return { added: ['servoy-c'], removed: [], updated: ['servoy-a'], settings: ['healthCheck'], needsRestart: ['listen.port'] };
     },
+    listPartitions(offset, limit) {
+      calls.push(['listPartitions', offset, limit]);
+      throw new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")');
+    },
+    async movePartition(key, backend, drain) {
+      calls.push(['movePartition', key, backend, drain]);
+      throw new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")');
+    },
     async metrics() {
       calls.push(['metrics']);
       return { contentType: fake.metricsSource.contentType, body: await fake.metricsSource.text() };

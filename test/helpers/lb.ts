@@ -6,14 +6,27 @@
  */
 import net from 'node:net';
 import type { ServoySim } from '../../examples/servoy-sim.js';
-import { backendsFor, freePort } from './processes.js';
+import type { BalancerProcess, TestLike } from './processes.js';
+import { backendsFor, spawnBalancer } from './processes.js';
 
-/** A config for `start`: listens on an ephemeral loopback port, admin on a free port, health checks on /health. */
+/**
+ * startBalancer is spawnBalancer with room for a loaded machine (the suite runs files in
+ * parallel, often next to other builds): up to 60 s for the "listening" line.
+ */
+export function startBalancer(t: TestLike, config: object): Promise<BalancerProcess> {
+  return spawnBalancer(t, config, { timeoutMs: 60_000 });
+}
+
+/**
+ * A config for `start`: client and admin listeners on ephemeral loopback ports (port 0:
+ * a port picked by freePort() in advance can be taken by a parallel test's listen(0)
+ * before the balancer binds it), health checks on /health.
+ */
 export async function lbConfig(sims: ServoySim[] | { id: string; url: string; route?: string }[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   const backends = sims.length > 0 && 'port' in sims[0]! ? backendsFor(sims as ServoySim[]) : sims;
   return {
     listen: { host: '127.0.0.1', port: 0 },
-    admin: { host: '127.0.0.1', port: await freePort() },
+    admin: { host: '127.0.0.1', port: 0 },
     backends,
     // Health checks on the simulators' /health, which creates no session and counts no request.
     healthCheck: { path: '/health' },
@@ -95,4 +108,30 @@ export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefine
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The admin API URL of a balancer whose config has admin.port 0, from its "admin API listening" log line. */
+export async function adminUrlOf(lb: BalancerProcess): Promise<string> {
+  const line = await lb.waitForLog(/admin API listening/);
+  const url = (JSON.parse(line) as { adminUrl?: string }).adminUrl;
+  if (url === undefined) throw new Error(`no adminUrl in ${line}`);
+  return url;
+}
+
+/**
+ * closedPort is a loopback port that refuses connections and that no parallel test will
+ * start listening on: below the kernel's ephemeral range (where listen(0) never picks),
+ * checked to refuse a connection now.
+ */
+export async function closedPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const refused = await new Promise<boolean>((resolve) => {
+      const sock = net.connect({ host: '127.0.0.1', port });
+      sock.once('connect', () => { sock.destroy(); resolve(false); });
+      sock.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error('no closed port found below the ephemeral range');
 }

@@ -1,0 +1,132 @@
+/**
+ * PartitionDirectory answers "where does partition K live?" for the router: a pin from
+ * the config (affinity.partitions) wins, else the durable assignment in the
+ * PartitionStore. It also makes new assignments durable (the store appends before it
+ * returns, so the proxy forwards only after the assignment is safe) and lists partitions
+ * for the admin plane.
+ */
+import type { PartitionStatus } from '../admin/control.js';
+import type { PartitionLookup } from '../routing/types.js';
+import type { PartitionRecord, PartitionStore } from './partition-store.js';
+
+/** PartitionDirectory combines config pins and the durable store; see the file comment. */
+export class PartitionDirectory {
+  #pins: ReadonlyMap<string, string>;
+  #pinCounts = new Map<string, number>();
+  #sortedPins: string[] = [];
+
+  constructor(
+    readonly store: PartitionStore,
+    pins: Readonly<Record<string, string>>,
+  ) {
+    this.#pins = new Map();
+    this.setPins(pins);
+  }
+
+  /** setPins replaces the config's pins (on reload). */
+  setPins(pins: Readonly<Record<string, string>>): void {
+    this.#pins = new Map(Object.entries(pins));
+    this.#pinCounts = new Map();
+    for (const backend of this.#pins.values()) this.#pinCounts.set(backend, (this.#pinCounts.get(backend) ?? 0) + 1);
+    this.#sortedPins = [...this.#pins.keys()].sort();
+  }
+
+  /** lookup is the router's read: pin first, then the durable assignment. */
+  lookup(key: string): PartitionLookup | undefined {
+    const pinned = this.#pins.get(key);
+    if (pinned !== undefined) return { backend: pinned, pinned: true };
+    const record = this.store.get(key);
+    if (record === undefined) return undefined;
+    return { backend: record.backend, pinned: false, previous: record.drainPrevious === true ? record.previous : undefined };
+  }
+
+  /** count is how many partitions a backend holds (pins included): bounded load for new ones. */
+  count(backendId: string): number {
+    return (this.store.counts().get(backendId) ?? 0) + (this.#pinCounts.get(backendId) ?? 0);
+  }
+
+  /**
+   * assign makes a new assignment durable. A key assigned a moment ago whose server then
+   * refused the connection (nothing was answered yet) is moved instead.
+   */
+  assign(key: string, backendId: string): void {
+    if (this.store.get(key) === undefined) this.store.assign(key, backendId);
+    else this.store.move(key, backendId, false);
+  }
+
+  /** move is `partitions move KEY ID [--drain]`. Pinned keys are moved by editing the config. */
+  move(key: string, backendId: string, drain: boolean): PartitionRecord {
+    return this.store.move(key, backendId, drain);
+  }
+
+  /** isPinned says whether the config pins a key. */
+  isPinned(key: string): boolean {
+    return this.#pins.has(key);
+  }
+
+  /** seen notes a request for a key (last-seen, memory only). */
+  seen(key: string): void {
+    this.store.touch(key);
+  }
+
+  /** total is the number of partitions: pins plus assignments not shadowed by a pin. */
+  get total(): number {
+    let shadowed = 0;
+    for (const key of this.#pins.keys()) if (this.store.get(key) !== undefined) shadowed++;
+    return this.#pins.size + this.store.size - shadowed;
+  }
+
+  /** page lists partitions: pins first (by key), then assignments (by key). */
+  page(offset: number, limit: number, sessionsOf: (key: string) => number): PartitionStatus[] {
+    const rows: PartitionStatus[] = [];
+    const pins = this.#sortedPins;
+    for (let i = offset; i < pins.length && rows.length < limit; i++) {
+      const key = pins[i]!;
+      rows.push({ key, backend: this.#pins.get(key)!, pinned: true, assignedAt: null, lastSeen: iso(this.store.lastSeen(key)), previous: null, sessions: sessionsOf(key) });
+    }
+    if (rows.length < limit) {
+      let skip = Math.max(0, offset - pins.length);
+      let from = 0;
+      // Assignments shadowed by a pin are not listed twice.
+      while (rows.length < limit) {
+        const chunk = this.store.entries(from, 1000);
+        if (chunk.length === 0) break;
+        from += chunk.length;
+        for (const record of chunk) {
+          if (this.#pins.has(record.key)) continue;
+          if (skip > 0) {
+            skip--;
+            continue;
+          }
+          if (rows.length >= limit) break;
+          rows.push(this.#status(record, sessionsOf(record.key)));
+        }
+      }
+    }
+    return rows;
+  }
+
+  /** status is one partition's row. */
+  status(key: string, sessions: number): PartitionStatus | undefined {
+    const pinned = this.#pins.get(key);
+    if (pinned !== undefined) return { key, backend: pinned, pinned: true, assignedAt: null, lastSeen: iso(this.store.lastSeen(key)), previous: null, sessions };
+    const record = this.store.get(key);
+    return record === undefined ? undefined : this.#status(record, sessions);
+  }
+
+  #status(record: PartitionRecord, sessions: number): PartitionStatus {
+    return {
+      key: record.key,
+      backend: record.backend,
+      pinned: false,
+      assignedAt: iso(record.assignedAt),
+      lastSeen: iso(this.store.lastSeen(record.key)),
+      previous: record.drainPrevious === true ? (record.previous ?? null) : null,
+      sessions,
+    };
+  }
+}
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}

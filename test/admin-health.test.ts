@@ -1,0 +1,316 @@
+/**
+ * Backend health through the admin API (SPEC "Backend states", "Servoy maintenance mode",
+ * issue "Admin plane" point 11): the real CLI runs in front of simulated Servoy servers;
+ * GET /api/backends shows what the balancer decided, browser-like clients show what a
+ * user would notice.
+ * - active health checks: `fall` failed probes take a backend down, its sessions are
+ *   placed anew, `rise` good probes bring it back;
+ * - passive ejection (outlier detection): proxy errors of real traffic take a backend down,
+ *   and after `ejectFor` a good probe brings it back;
+ * - Servoy maintenance mode: a 503 to a new session is never shown to the client, the
+ *   backend takes no new sessions for maintenanceBackoff, its sessions keep reaching it.
+ */
+import t, { type Test } from 'tap';
+import { request } from 'undici';
+import { startServoySim, type ServoySim } from '../examples/servoy-sim.js';
+import { BrowserClient } from './helpers/browser.js';
+import { waitFor } from './helpers/lb.js';
+import { backendsFor, spawnBalancer, startSims, type BalancerProcess, type SpawnOptions, type TestLike } from './helpers/processes.js';
+
+const ROUTES = ['servoy-a', 'servoy-b', 'servoy-c'];
+
+// ---- small helpers (kept in this file: only admin-*.test.ts files may be added) ----------
+
+interface ApiAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: any;
+}
+
+/** One admin API call over HTTP (its own connection, so a restarted balancer never sees a stale one). */
+async function api(lb: BalancerProcess, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<ApiAnswer> {
+  const headers: Record<string, string> = {};
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined;
+  if (opts.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(opts.body);
+  }
+  const res = await request(`${lb.adminUrl!}${path}`, { method: method as 'GET', headers, body, reset: true });
+  const text = await res.body.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, text, json };
+}
+
+async function row(lb: BalancerProcess, id: string): Promise<any> {
+  const res = await api(lb, 'GET', '/api/backends');
+  if (res.status !== 200) throw new Error(`GET /api/backends answered ${res.status}: ${res.text}`);
+  return (res.json.backends as any[]).find((b) => b.id === id);
+}
+
+async function waitState(lb: BalancerProcess, id: string, state: string, timeoutMs: number): Promise<void> {
+  await waitFor(async () => (await row(lb, id))?.state === state, timeoutMs, `${id} ${state}`, 50);
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A loopback config with short intervals; `overrides` are merged one level deep. */
+function config(backends: object[], overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1' },
+    backends,
+    affinity: { sessionIdle: '2s', maintenanceBackoff: '1s' },
+    // timeout 1s, not 150ms: on a loaded test machine (load 12+ on 2 CPUs) 150 ms probes of the
+    // in-process simulators time out and take healthy backends down at random.
+    healthCheck: { path: '/health', interval: '200ms', timeout: '1s', rise: 2, fall: 2 },
+    outlier: { consecutiveFailures: 3, ejectFor: '1s' },
+    log: { access: false },
+  };
+  for (const [k, v] of Object.entries(overrides)) base[k] = isPlain(v) && isPlain(base[k]) ? { ...base[k], ...v } : v;
+  return base;
+}
+
+function browser(t: TestLike, url: string): BrowserClient {
+  const b = new BrowserClient(url);
+  t.teardown(() => b.close());
+  return b;
+}
+
+/** New browsers until every route has `perBackend` of them (all 127.0.0.1: bounded load spreads them). */
+async function pinClients(t: Test, url: string, perBackend: number, routes = ROUTES): Promise<Map<string, BrowserClient[]>> {
+  const by = new Map<string, BrowserClient[]>(routes.map((r) => [r, []]));
+  for (let i = 0; i < 20 * perBackend * routes.length && [...by.values()].some((l) => l.length < perBackend); i++) {
+    const b = browser(t, url);
+    const res = await b.get('/api/whoami');
+    if (res.status !== 200) throw new Error(`new client got ${res.status}`);
+    by.get(res.json().server)?.push(b);
+  }
+  for (const [r, l] of by) if (l.length < perBackend) throw new Error(`could not pin ${perBackend} clients on ${r}`);
+  return by;
+}
+
+const logged = (lb: BalancerProcess, re: RegExp): boolean => lb.logs().some((l) => re.test(l));
+
+/** Passes once a matching log line arrives (bounded): stdout may lag behind an API answer. */
+async function seeLog(t: Test, lb: BalancerProcess, re: RegExp, what: string): Promise<void> {
+  const line = await lb.waitForLog(re, 5000).catch(() => undefined);
+  t.ok(line !== undefined, what);
+}
+
+/** The `time` (ms, the balancer's clock) of the first log line matching, waiting for it (bounded). */
+async function logTime(lb: BalancerProcess, re: RegExp): Promise<number> {
+  return (JSON.parse(await lb.waitForLog(re, 5000)) as { time: number }).time;
+}
+
+/** spawnBalancer, and when the test fails, its state changes and warnings on stderr (for diagnosis). */
+async function start(t: Test, cfg: object, opts: SpawnOptions = {}): Promise<BalancerProcess> {
+  const lb = await spawnBalancer(t, cfg, opts);
+  t.teardown(() => {
+    if (t.passing()) return;
+    const lines = lb.logs().filter((l) => /state changed|"level":[45]0|ejected|refused/.test(l));
+    console.error(`--- balancer ${lb.url} (state changes and warnings) ---\n${lines.join('\n')}`);
+  });
+  return lb;
+}
+
+// ---- 1. active health checks ----------------------------------------------------------
+
+t.test('health down/up cycle: fall failed probes take a backend down, its sessions are placed anew, rise good ones bring it back', async (t) => {
+  const sims = await startSims(t, ROUTES);
+  const [a] = sims as [ServoySim];
+  const lb = await start(t, config(backendsFor(sims), { log: { access: true } }));
+  t.equal((await row(lb, 'servoy-a')).state, 'up', 'up from the start');
+  const pinned = await pinClients(t, lb.url, 3);
+  const aClients = pinned.get('servoy-a')!;
+
+  a.setHealthy(false);
+  await waitState(lb, 'servoy-a', 'down', 5000);
+  const down = await row(lb, 'servoy-a');
+  t.equal(down.health, 'down');
+  t.equal(down.admin, 'ready', 'the admin state is untouched');
+  await seeLog(t, lb, /"backend":"servoy-a".*"to":"down".*health check failed: 503/, 'the state change is logged with its cause');
+  const aRequests = a.stats().requests;
+
+  // New clients avoid it.
+  for (let i = 0; i < 8; i++) {
+    const res = await browser(t, lb.url).get('/api/whoami');
+    t.equal(res.status, 200, 'new client served');
+    t.not(res.json().server, 'servoy-a', 'new client not on the down backend');
+  }
+  const route = await api(lb, 'GET', '/api/route?key=127.0.0.1');
+  t.notOk(route.json.candidates.some((c: any) => c.id === 'servoy-a'), 'route explanation: the down backend is no candidate');
+
+  // Its sessions are placed anew: 2xx, a new affinity cookie, then sticky on the new server.
+  for (const c of aClients) {
+    const before = c.cookie('SERVOYLB');
+    const res = await c.get('/api/whoami');
+    t.equal(res.status, 200, 'placed anew without error');
+    const server = res.json().server;
+    t.not(server, 'servoy-a');
+    t.not(c.cookie('SERVOYLB'), before, 'a new affinity cookie');
+    const again = await c.get('/api/whoami');
+    t.equal(again.status, 200);
+    t.equal(again.json().server, server, 'sticks to its new server');
+    t.equal(again.headers['x-session-lost'], undefined, 'and keeps its new session');
+  }
+  t.equal(a.stats().requests, aRequests, 'the down backend got no traffic');
+  await lb.waitForLog(/"log":"access".*"route":"replaced"/, 3000);
+  t.pass('the access log shows the sessions were replaced');
+
+  a.setHealthy(true);
+  await waitState(lb, 'servoy-a', 'up', 5000);
+  t.equal((await row(lb, 'servoy-a')).health, 'up');
+  await seeLog(t, lb, /"backend":"servoy-a".*"from":"down","to":"up".*health check passed/, 'back up after rise good checks');
+  const after = await api(lb, 'GET', '/api/route?key=127.0.0.1');
+  t.ok(after.json.candidates.some((c: any) => c.id === 'servoy-a'), 'takes new sessions again');
+});
+
+// ---- 2. passive ejection ----------------------------------------------------------------
+
+t.test('passive ejection: timeouts of sticky requests take a backend down; with a passing health check it is back after ejectFor', async (t) => {
+  const sims = await startSims(t, ROUTES);
+  const [a] = sims as [ServoySim];
+  const lb = await start(t, config(backendsFor(sims), { timeouts: { response: '300ms' } }));
+  const pinned = await pinClients(t, lb.url, 1);
+  const c = pinned.get('servoy-a')![0]!;
+
+  // Each /slow request outlives timeouts.response: a 504, a proxy error of servoy-a.
+  for (let i = 0; i < 3; i++) {
+    const res = await c.get('/slow?ms=3000');
+    t.equal(res.status, 504, `slow request ${i + 1}: 504`);
+  }
+  await waitState(lb, 'servoy-a', 'down', 2000);
+  // At once, before ejectFor (1 s) ends: its session is placed anew.
+  const moved = await c.get('/api/whoami');
+  t.equal(moved.status, 200, 'its session is placed anew without error');
+  t.not(moved.json().server, 'servoy-a');
+  await seeLog(t, lb, /"backend":"servoy-a".*"to":"down".*ejected after 3 consecutive proxy errors/, 'down by outlier detection');
+  t.notOk(logged(lb, /health check failed/), 'not by the health checks, which still pass');
+  t.ok((await row(lb, 'servoy-a')).errors >= 3, 'errors counted');
+  t.ok(a.stats().healthChecks > 0, 'the sim was probed all along');
+
+  await waitState(lb, 'servoy-a', 'up', 5000);
+  await seeLog(t, lb, /"backend":"servoy-a".*"to":"up".*ejection ended/, 'back after a good probe');
+  const out = (await logTime(lb, /"backend":"servoy-a".*"to":"up".*ejection ended/)) - (await logTime(lb, /"backend":"servoy-a".*"to":"down".*ejected after/));
+  t.ok(out >= 990, `out for ejectFor (1 s) at least: ${out} ms`);
+});
+
+t.test('passive ejection: a sim closed mid-test fails its sticky requests, goes down, stays down while closed, comes back when it listens again', async (t) => {
+  const sims = await startSims(t, ROUTES);
+  const [a] = sims as [ServoySim];
+  // Active checks effectively off (first probe somewhere within an hour): only proxy errors and the re-admission probe act.
+  const lb = await start(t, config(backendsFor(sims), { healthCheck: { interval: '1h', rise: 1 } }));
+  const pinned = await pinClients(t, lb.url, 2);
+  const [c1, c2] = pinned.get('servoy-a')! as [BrowserClient, BrowserClient];
+  const port = a.port;
+  await a.close();
+
+  // An existing session is not moved on a refused connection (only new sessions are retried): 502.
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) statuses.push((await c1.get('/api/whoami')).status);
+  t.same(statuses, [502, 502, 502], 'sticky requests to the closed server: 502');
+  await waitState(lb, 'servoy-a', 'down', 2000);
+  await seeLog(t, lb, /"backend":"servoy-a".*"to":"down".*ejected after 3 consecutive proxy errors/, 'ejected by outlier detection');
+
+  for (const c of [c1, c2]) {
+    const res = await c.get('/api/whoami');
+    t.equal(res.status, 200, 'placed anew once the backend is down');
+    t.not(res.json().server, 'servoy-a');
+  }
+  // New clients are not sent to it (nor retried through it).
+  for (let i = 0; i < 5; i++) t.equal((await browser(t, lb.url).get('/api/whoami')).status, 200);
+
+  // ejectFor passes, the re-admission probe fails: still down.
+  await waitFor(() => logged(lb, /still failing its check; ejected again/), 4000, 're-ejection');
+  t.equal((await row(lb, 'servoy-a')).state, 'down', 'still down while the server is closed');
+
+  const revived = await startServoySim({ route: 'servoy-a', port });
+  t.teardown(() => revived.close());
+  await waitState(lb, 'servoy-a', 'up', 5000);
+  await seeLog(t, lb, /"backend":"servoy-a".*"to":"up".*ejection ended/, 'back after a good probe');
+  // And it takes new sessions again.
+  const explained = await api(lb, 'GET', '/api/route?key=127.0.0.1');
+  t.ok(explained.json.candidates.some((c: any) => c.id === 'servoy-a'));
+});
+
+// ---- 3. Servoy maintenance mode -----------------------------------------------------------
+
+t.test('Servoy maintenance: new clients never see the 503, the backend shows maintenance, its sessions keep reaching it, backoff ends', async (t) => {
+  const sims = await startSims(t, ROUTES);
+  const lb = await start(t, config(backendsFor(sims)));
+  const pinned = await pinClients(t, lb.url, 2);
+  // The backend the next new session from 127.0.0.1 goes to.
+  const target = (await api(lb, 'GET', '/api/route?key=127.0.0.1')).json.backend as string;
+  t.ok(ROUTES.includes(target), `next new session goes to ${target}`);
+  const sim = sims.find((s) => s.route === target)!;
+  const own = pinned.get(target)!;
+  const sessions = own.map((c) => c.cookie('JSESSIONID'));
+
+  // Servoy's own admin switch, as an administrator would flip it.
+  const flip = await request(`${sim.url}/admin/maintenance?on=1`, { method: 'POST' });
+  t.same(await flip.body.json(), { server: target, maintenance: true });
+
+  // New clients until one is sent there (normally the first: it is the hash's choice).
+  for (let i = 0; i < 10 && sim.stats().maintenanceRefused === 0; i++) {
+    const res = await browser(t, lb.url).get('/');
+    t.equal(res.status, 200, 'the new client does not see the maintenance 503');
+    t.not(res.headers['x-servoy-server'], target, 'served by another server');
+  }
+  t.equal(sim.stats().maintenanceRefused, 1, 'the server did refuse one new session');
+  const during = await row(lb, target);
+  t.equal(during.state, 'maintenance', 'GET /api/backends shows maintenance');
+  t.equal(during.admin, 'ready');
+
+  for (let i = 0; i < 6; i++) {
+    const res = await browser(t, lb.url).get('/');
+    t.equal(res.status, 200, 'new client served');
+    t.not(res.headers['x-servoy-server'], target);
+  }
+  for (const [i, c] of own.entries()) {
+    const res = await c.get('/api/whoami');
+    t.equal(res.status, 200, 'a client with a session there still reaches it');
+    t.equal(res.json().server, target);
+    t.equal(res.json().session, sessions[i], 'same session');
+    t.equal(res.headers['x-session-lost'], undefined, 'no session lost');
+  }
+  const ws = await own[0]!.openWebSocket('/websocket/1/main/1');
+  t.equal((await ws.next()).server, target, 'its WebSocket reaches it too');
+  await ws.close();
+
+  // After maintenanceBackoff it is up again.
+  await waitState(lb, target, 'up', 4000);
+  const backoff = (await logTime(lb, /"from":"maintenance","to":"up".*maintenanceBackoff passed/)) - (await logTime(lb, /"to":"maintenance".*Servoy maintenance mode/));
+  t.ok(backoff >= 990, `no new sessions for maintenanceBackoff (1 s): ${backoff} ms`);
+
+  // Still in maintenance: the next new session sent there brings it back into maintenance.
+  let reentered = false;
+  for (let i = 0; i < 30 && !reentered; i++) {
+    const res = await browser(t, lb.url).get('/');
+    t.equal(res.status, 200, 'new client served');
+    t.not(res.headers['x-servoy-server'], target);
+    reentered = (await row(lb, target)).state === 'maintenance';
+  }
+  t.ok(reentered, 'it re-entered maintenance on a new session');
+  t.ok(sim.stats().maintenanceRefused >= 2);
+
+  // Out of maintenance: after the backoff new sessions land there again.
+  sim.setMaintenance(false);
+  await waitState(lb, target, 'up', 4000);
+  let landed = false;
+  for (let i = 0; i < 30 && !landed; i++) {
+    const res = await browser(t, lb.url).get('/');
+    t.equal(res.status, 200);
+    landed = res.headers['x-servoy-server'] === target;
+  }
+  t.ok(landed, 'new sessions land on it again');
+  t.equal(sims.reduce((n, s) => n + s.stats().sessionsLost, 0), 0, 'no session lost anywhere');
+});

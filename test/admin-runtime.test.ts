@@ -1,0 +1,291 @@
+/**
+ * Run-time pool changes through the admin API and their persistence (SPEC "Admin API",
+ * "Backend states", issue "Admin plane" point 11): the real CLI in front of simulated
+ * Servoy servers.
+ * - POST /api/backends adds a backend that new sessions may use while existing sessions
+ *   stay where they are; DELETE needs `drained` (409 NOT_DRAINED otherwise) or ?force=1;
+ *   unknown ids are 404; a removed backend leaves /metrics;
+ * - admin states and added/removed backends survive a restart (SIGTERM, start again with
+ *   the same config and state file), and the state file is valid JSON; right after the
+ *   restart a draining backend is not called drained before sessionIdle (its sessions
+ *   are still out there, unseen by the new process).
+ */
+import t, { type Test } from 'tap';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { BrowserClient } from './helpers/browser.js';
+import { waitFor } from './helpers/lb.js';
+import { backendsFor, freePort, spawnBalancer, startSims, type BalancerProcess, type SpawnOptions, type TestLike } from './helpers/processes.js';
+
+const ROUTES = ['servoy-a', 'servoy-b', 'servoy-c'];
+
+// ---- small helpers (kept in this file: only admin-*.test.ts files may be added) ----------
+
+interface ApiAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: any;
+}
+
+/** One admin API call over HTTP (its own connection, so a restarted balancer never sees a stale one). */
+async function api(lb: BalancerProcess, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<ApiAnswer> {
+  const headers: Record<string, string> = {};
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined;
+  if (opts.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(opts.body);
+  }
+  const res = await request(`${lb.adminUrl!}${path}`, { method: method as 'GET', headers, body, reset: true });
+  const text = await res.body.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, text, json };
+}
+
+async function row(lb: BalancerProcess, id: string): Promise<any> {
+  const res = await api(lb, 'GET', '/api/backends');
+  if (res.status !== 200) throw new Error(`GET /api/backends answered ${res.status}: ${res.text}`);
+  return (res.json.backends as any[]).find((b) => b.id === id);
+}
+
+async function waitState(lb: BalancerProcess, id: string, state: string, timeoutMs: number): Promise<void> {
+  await waitFor(async () => (await row(lb, id))?.state === state, timeoutMs, `${id} ${state}`, 50);
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A loopback config with short intervals; `overrides` are merged one level deep. */
+function config(backends: object[], overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1' },
+    backends,
+    affinity: { sessionIdle: '2s', maintenanceBackoff: '1s' },
+    // timeout 1s, not 150ms: on a loaded test machine (load 12+ on 2 CPUs) 150 ms probes of the
+    // in-process simulators time out and take healthy backends down at random.
+    healthCheck: { path: '/health', interval: '200ms', timeout: '1s', rise: 2, fall: 2 },
+    outlier: { consecutiveFailures: 3, ejectFor: '1s' },
+    log: { access: false },
+  };
+  for (const [k, v] of Object.entries(overrides)) base[k] = isPlain(v) && isPlain(base[k]) ? { ...base[k], ...v } : v;
+  return base;
+}
+
+function browser(t: TestLike, url: string): BrowserClient {
+  const b = new BrowserClient(url);
+  t.teardown(() => b.close());
+  return b;
+}
+
+/** New browsers until every route has `perBackend` of them (all 127.0.0.1: bounded load spreads them). */
+async function pinClients(t: Test, url: string, perBackend: number, routes = ROUTES): Promise<Map<string, BrowserClient[]>> {
+  const by = new Map<string, BrowserClient[]>(routes.map((r) => [r, []]));
+  for (let i = 0; i < 20 * perBackend * routes.length && [...by.values()].some((l) => l.length < perBackend); i++) {
+    const b = browser(t, url);
+    const res = await b.get('/api/whoami');
+    if (res.status !== 200) throw new Error(`new client got ${res.status}`);
+    by.get(res.json().server)?.push(b);
+  }
+  for (const [r, l] of by) if (l.length < perBackend) throw new Error(`could not pin ${perBackend} clients on ${r}`);
+  return by;
+}
+
+const logged = (lb: BalancerProcess, re: RegExp): boolean => lb.logs().some((l) => re.test(l));
+
+/** Passes once a matching log line arrives (bounded): stdout may lag behind an API answer. */
+async function seeLog(t: Test, lb: BalancerProcess, re: RegExp, what: string): Promise<void> {
+  const line = await lb.waitForLog(re, 5000).catch(() => undefined);
+  t.ok(line !== undefined, what);
+}
+
+/** The `time` (ms, the balancer's clock) of the first log line matching, waiting for it (bounded). */
+async function logTime(lb: BalancerProcess, re: RegExp): Promise<number> {
+  return (JSON.parse(await lb.waitForLog(re, 5000)) as { time: number }).time;
+}
+
+/** spawnBalancer, and when the test fails, its state changes and warnings on stderr (for diagnosis). */
+async function start(t: Test, cfg: object, opts: SpawnOptions = {}): Promise<BalancerProcess> {
+  const lb = await spawnBalancer(t, cfg, opts);
+  t.teardown(() => {
+    if (t.passing()) return;
+    const lines = lb.logs().filter((l) => /state changed|"level":[45]0|ejected|refused/.test(l));
+    console.error(`--- balancer ${lb.url} (state changes and warnings) ---\n${lines.join('\n')}`);
+  });
+  return lb;
+}
+
+async function ids(lb: BalancerProcess): Promise<string[]> {
+  return ((await api(lb, 'GET', '/api/backends')).json.backends as any[]).map((b) => b.id);
+}
+
+// ---- 6. run-time add / remove ----------------------------------------------------------------
+
+t.test('runtime add and remove: new sessions may use an added backend, pinned ones never move; remove needs drained or force', async (t) => {
+  const [a, b, c, d] = await startSims(t, [...ROUTES, 'servoy-d']);
+  const lb = await start(t, config(backendsFor([a!, b!, c!])));
+
+  // 100 pinned clients, on all three servers.
+  const agent = new Agent({ connections: 32, keepAliveTimeout: 2000 });
+  t.teardown(() => agent.close());
+  const pinned: { b: BrowserClient; server: string; session: string }[] = [];
+  for (let batch = 0; batch < 10; batch++) {
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      const client = new BrowserClient(lb.url, { dispatcher: agent });
+      const res = await client.get('/api/whoami');
+      if (res.status !== 200) throw new Error(`pinning: ${res.status}`);
+      pinned.push({ b: client, server: res.json().server, session: res.json().session });
+    }));
+  }
+  t.same([...new Set(pinned.map((p) => p.server))].sort(), ROUTES, '100 clients on all three servers');
+
+  const added = await api(lb, 'POST', '/api/backends', { body: { id: 'servoy-d', url: d!.url, weight: 2 } });
+  t.equal(added.status, 201, added.text);
+  t.match(added.json.backend, { id: 'servoy-d', url: d!.url, weight: 2, state: 'up', admin: 'ready', source: 'runtime', sessions: 0 });
+  t.same(await ids(lb), [...ROUTES, 'servoy-d']);
+
+  const dup = await api(lb, 'POST', '/api/backends', { body: { id: 'servoy-d', url: d!.url } });
+  t.equal(dup.status, 409);
+  t.equal(dup.json.error.code, 'BACKEND_EXISTS');
+  const bad = await api(lb, 'POST', '/api/backends', { body: { id: 'servoy-e', url: 'ftp://127.0.0.1:1' } });
+  t.equal(bad.status, 400);
+  t.equal(bad.json.error.code, 'INVALID_BODY');
+  t.match(bad.json.error.details, [/^url: /]);
+
+  // Existing sessions do not move.
+  let moved = 0;
+  let lost = 0;
+  for (let batch = 0; batch < 10; batch++) {
+    await Promise.all(pinned.slice(batch * 10, batch * 10 + 10).map(async (p) => {
+      const res = await p.b.get('/api/whoami');
+      if (res.status !== 200 || res.json().server !== p.server || res.json().session !== p.session) moved++;
+      if (res.headers['x-session-lost'] !== undefined) lost++;
+    }));
+  }
+  t.equal(moved, 0, 'none of the 100 pinned clients changed server or session');
+  t.equal(lost, 0, 'no session lost');
+
+  // New sessions can land on the added backend.
+  const onD: BrowserClient[] = [];
+  for (let i = 0; i < 30 && onD.length < 2; i++) {
+    const nb = browser(t, lb.url);
+    const res = await nb.get('/api/whoami');
+    t.equal(res.status, 200);
+    if (res.json().server === 'servoy-d') onD.push(nb);
+  }
+  t.equal(onD.length, 2, 'new sessions land on the added backend');
+  t.ok((await row(lb, 'servoy-d')).sessions >= 1);
+
+  // Remove: not drained -> 409; drain, wait for drained, remove.
+  const early = await api(lb, 'DELETE', '/api/backends/servoy-d');
+  t.equal(early.status, 409);
+  t.equal(early.json.error.code, 'NOT_DRAINED');
+  t.match(early.json.error.message, /servoy-d.*up/);
+  t.ok((await ids(lb)).includes('servoy-d'), 'still there');
+  t.equal((await api(lb, 'POST', '/api/backends/servoy-d/drain')).json.backend.state, 'draining');
+  const stillDraining = await api(lb, 'DELETE', '/api/backends/servoy-d');
+  t.equal(stillDraining.json.error?.code, 'NOT_DRAINED', 'draining is not drained');
+  await waitState(lb, 'servoy-d', 'drained', 8000);
+  const removed = await api(lb, 'DELETE', '/api/backends/servoy-d');
+  t.equal(removed.status, 200, removed.text);
+  t.same(removed.json, { removed: 'servoy-d' });
+  t.same(await ids(lb), ROUTES, 'gone');
+  for (const nb of onD) {
+    const res = await nb.get('/api/whoami');
+    t.equal(res.status, 200, 'a client of the removed backend is placed anew without error');
+    t.not(res.json().server, 'servoy-d');
+  }
+
+  // force=1 removes a backend that is up and holds sessions.
+  const forced = await api(lb, 'DELETE', '/api/backends/servoy-c?force=1');
+  t.equal(forced.status, 200, forced.text);
+  t.same(await ids(lb), ['servoy-a', 'servoy-b']);
+  const onC = pinned.filter((p) => p.server === 'servoy-c').slice(0, 5);
+  for (const p of onC) {
+    const res = await p.b.get('/api/whoami');
+    t.equal(res.status, 200, 'a client of the force-removed backend is placed anew without error');
+    t.not(res.json().server, 'servoy-c');
+  }
+  const cRequests = c!.stats().requests;
+  for (let i = 0; i < 5; i++) await browser(t, lb.url).get('/');
+  t.equal(c!.stats().requests, cRequests, 'the removed backend gets no traffic');
+
+  // A removed backend disappears from /metrics.
+  const metrics = await api(lb, 'GET', '/metrics');
+  t.equal(metrics.status, 200);
+  t.notMatch(metrics.text, /backend="servoy-d"/, 'no series of the removed servoy-d');
+  t.notMatch(metrics.text, /backend="servoy-c"/, 'no series of the removed servoy-c');
+  t.match(metrics.text, /backend="servoy-a"/);
+
+  const unknown = await api(lb, 'DELETE', '/api/backends/nope');
+  t.equal(unknown.status, 404);
+  t.equal(unknown.json.error.code, 'UNKNOWN_BACKEND');
+  const unknownForce = await api(lb, 'DELETE', '/api/backends/nope?force=1');
+  t.equal(unknownForce.status, 404);
+  // Removing the last backend is refused even with force.
+  await api(lb, 'DELETE', '/api/backends/servoy-b?force=1');
+  const last = await api(lb, 'DELETE', '/api/backends/servoy-a?force=1');
+  t.equal(last.status, 409);
+  t.equal(last.json.error.code, 'LAST_BACKEND');
+});
+
+// ---- 8. persistence ------------------------------------------------------------------------
+
+t.test('admin states and run-time pool changes survive a restart with the same config and state file', async (t) => {
+  const [a, b, c, d] = await startSims(t, [...ROUTES, 'servoy-d']);
+  const dir = t.testdir({});
+  const stateFile = join(dir, 'servoy-lb.state.json');
+  // sessionIdle long: a drained verdict can only come from a real absence of sessions.
+  // The same listen port both times, as an administrator's config has: the browsers keep their URL.
+  const cfg = config(backendsFor([a!, b!, c!]), { listen: { port: await freePort() }, state: { file: stateFile }, affinity: { sessionIdle: '30s' } });
+  const lb1 = await start(t, cfg);
+  const pinned = await pinClients(t, lb1.url, 1);
+  const onA = pinned.get('servoy-a')![0]!;
+  const sessionA = onA.cookie('JSESSIONID');
+
+  const drained = await api(lb1, 'POST', '/api/backends/servoy-a/drain');
+  t.equal(drained.json.backend.state, 'draining');
+  const since = drained.json.backend.drainingSince;
+  t.equal((await api(lb1, 'POST', '/api/backends', { body: { id: 'servoy-d', url: d!.url, weight: 3 } })).status, 201);
+  t.equal((await api(lb1, 'POST', '/api/backends/servoy-b/disable')).json.backend.state, 'disabled');
+  t.equal((await api(lb1, 'DELETE', '/api/backends/servoy-c?force=1')).status, 200);
+
+  const state = JSON.parse(await readFile(stateFile, 'utf8'));
+  t.equal(state.version, 1, 'the state file is valid JSON');
+  t.match(state.backends, {
+    added: [{ id: 'servoy-d', url: d!.url, weight: 3 }],
+    removed: ['servoy-c'],
+    admin: { 'servoy-a': { admin: 'draining', since: Date.parse(since) }, 'servoy-b': { admin: 'disabled' } },
+  });
+
+  t.equal(await lb1.stop('SIGTERM'), 0, 'stopped cleanly');
+  const lb2 = await start(t, cfg);
+  const restartedAt = Date.now();
+  const rows = (await api(lb2, 'GET', '/api/backends')).json.backends as any[];
+  t.same(rows.map((r) => r.id), ['servoy-a', 'servoy-b', 'servoy-d'], 'servoy-c still removed, servoy-d still present');
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  t.match(byId.get('servoy-a'), { admin: 'draining', state: 'draining', drainingSince: since }, 'servoy-a still draining, same clock');
+  t.match(byId.get('servoy-b'), { admin: 'disabled', state: 'disabled' });
+  t.match(byId.get('servoy-d'), { url: d!.url, weight: 3, source: 'runtime', state: 'up' });
+
+  // The restarted balancer has not seen servoy-a's sessions yet: it must not call it drained
+  // before it could have (sessionIdle), or `drain --wait` + remove would drop live users.
+  await waitFor(() => Date.now() - restartedAt > 2200, 3000, 'two drain-monitor rounds', 100);
+  t.equal((await row(lb2, 'servoy-a')).state, 'draining', 'not drained right after a restart');
+
+  const res = await onA.get('/api/whoami');
+  t.equal(res.status, 200);
+  t.equal(res.json().server, 'servoy-a', 'a session of the draining backend still reaches it after the restart');
+  t.equal(res.json().session, sessionA, 'same session');
+  const state2 = JSON.parse(await readFile(stateFile, 'utf8'));
+  t.same(state2.backends, state.backends, 'the records are unchanged by the restart');
+  t.equal(state2.cookieSecret, state.cookieSecret, 'the generated cookie secret is kept');
+});

@@ -165,9 +165,10 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.url = `${config.listen.tls ? 'https' : 'http'}://${displayHost(bound.host)}:${bound.port}`;
     if (this.options.admin !== false) {
       this.#admin = new AdminServer(this, { host: config.admin.host, port: config.admin.port, token: config.admin.token, logger: this.logger });
-      const admin = await listenOrExplain(`admin ${config.admin.host}:${config.admin.port}`, () => this.#admin!.listen()).catch(async (err: unknown) => {
+      // The admin server words its own listen errors ("the admin API cannot listen on ...").
+      const admin = await this.#admin.listen().catch(async (err: Error) => {
         await this.proxy.close(0);
-        throw err;
+        throw new StartupError(err.message);
       });
       this.adminUrl = `http://${displayHost(admin.host)}:${admin.port}`;
     }

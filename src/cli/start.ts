@@ -66,6 +66,7 @@ export async function runUntilSignalled(config: Config, logger: Logger, options:
   }
   logger.info({ url: balancer.url, backends: balancer.pool.configs().map((b) => b.id) }, 'servoy-lb listening');
   if (balancer.adminUrl !== undefined) logger.info({ adminUrl: balancer.adminUrl }, 'admin API listening');
+  flushLogger(logger); // whoever waits for "listening" (an operator, a supervisor, a test) sees it now
   onStarted?.(balancer);
   const onHangup = (): void => {
     // SIGHUP = `servoy-lb reload`: an invalid file is logged by reload() and the running config kept.

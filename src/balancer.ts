@@ -199,7 +199,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   requestFinished(backendId: string, outcome: ExchangeOutcome, seconds: number): void {
     if (outcome === 'backend-error' || outcome === 'timeout') this.#outlier.recordFailure(backendId, outcome);
     else if (outcome === 'ok') this.#outlier.recordSuccess(backendId);
-    this.metricsRegistry.observeRequest(backendId, seconds, outcome);
+    if (this.#config.metrics.enabled) this.metricsRegistry.observeRequest(backendId, seconds, outcome);
   }
 
   backendFailed(backendId: string): void {
@@ -451,6 +451,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   }
 
   async metrics(): Promise<{ contentType: string; body: string }> {
+    if (!this.#config.metrics.enabled) throw new AdminError('NOT_FOUND', 'metrics are disabled in the config (metrics.enabled: false)');
     return { contentType: this.metricsRegistry.contentType, body: await this.metricsRegistry.text() };
   }
 

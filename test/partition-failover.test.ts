@@ -204,4 +204,19 @@ t.test('a new tenant whose first server refuses the connection is served by the 
     const again = await client(t, lb.url, { headers: { 'X-Tenant': tenant } }).get('/api/whoami');
     t.equal(`${again.status} ${serverOf(again)}`, `200 ${served}`, `${tenant}: its next client goes there too`);
   }
+
+  // The same for a tenant whose first contact is a WebSocket handshake.
+  const wsAnswers: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const tenant = `ws-fresh${i}`;
+    const opened = await client(t, lb.url, { headers: { 'X-Tenant': tenant } })
+      .openWebSocket('/websocket/1/main/0')
+      .then(async (ws) => (await ws.closed).reason, (err: unknown) => String(err));
+    // No session yet, so the simulator that accepted it closes it: CLIENT-OUT-OF-SYNC.
+    if (opened !== 'CLIENT-OUT-OF-SYNC') wsAnswers.push(`${tenant}: ${opened}`);
+  }
+  t.same(wsAnswers, [], 'every new tenant\'s handshake reached a server that is there');
+  const wsRows = await partitions(lb);
+  const onGone = [...wsRows.values()].filter((p) => p.backend === gone).map((p) => p.key);
+  t.same(onGone, [], `no tenant is left assigned to ${gone}, which refused them`);
 });

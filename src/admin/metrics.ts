@@ -30,8 +30,8 @@ export const UNCLASSIFIED_ERRORS = 'all';
 export class BalancerMetrics {
   readonly registry = new Registry();
   readonly #duration: Histogram<'backend' | 'outcome'>;
-  /** Outcomes seen per backend, so forgetBackend can drop every latency series of one. */
-  readonly #outcomes = new Map<string, Set<string>>();
+  /** Labelled histogram children per backend and outcome (also what forgetBackend drops). */
+  readonly #children = new Map<string, Map<string, { observe(value: number): void }>>();
 
   constructor(source: () => readonly BackendStatus[]) {
     const registers = [this.registry];
@@ -86,18 +86,23 @@ export class BalancerMetrics {
     });
   }
 
-  /** observeRequest records one finished proxied request (called by the proxy). */
+  /**
+   * observeRequest records one finished proxied request (called by the proxy, once per
+   * request). The labelled child is looked up once per backend and outcome and kept:
+   * prom-client hashes the label object on every observe() otherwise.
+   */
   observeRequest(backendId: string, seconds: number, outcome: string): void {
-    let outcomes = this.#outcomes.get(backendId);
-    if (outcomes === undefined) this.#outcomes.set(backendId, (outcomes = new Set()));
-    outcomes.add(outcome);
-    this.#duration.observe({ backend: backendId, outcome }, seconds);
+    let children = this.#children.get(backendId);
+    if (children === undefined) this.#children.set(backendId, (children = new Map()));
+    let child = children.get(outcome);
+    if (child === undefined) children.set(outcome, (child = this.#duration.labels({ backend: backendId, outcome })));
+    child.observe(seconds);
   }
 
   /** forgetBackend drops the latency series of a removed backend, so scrapes stop showing it. */
   forgetBackend(backendId: string): void {
-    for (const outcome of this.#outcomes.get(backendId) ?? []) this.#duration.remove({ backend: backendId, outcome });
-    this.#outcomes.delete(backendId);
+    for (const outcome of this.#children.get(backendId)?.keys() ?? []) this.#duration.remove({ backend: backendId, outcome });
+    this.#children.delete(backendId);
   }
 
   /** text renders the Prometheus text exposition. */

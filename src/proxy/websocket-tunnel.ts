@@ -141,10 +141,20 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
   upstream.on('close', destroyBoth);
   client.on('error', destroyBoth);
   client.on('close', destroyBoth);
-  // A half-close from either side ends the tunnel: WebSocket has its own close handshake.
-  client.on('end', destroyBoth);
-  upstream.on('end', destroyBoth);
+  // A half-close from either side ends the tunnel. Once piping, pipe() passes the FIN on
+  // with end(), which lets data already queued for the other side drain first; whichever
+  // side then lingers is destroyed after a short grace (WebSocket has its own close
+  // handshake, so nothing useful travels on a half-open tunnel).
+  const onEnd = (): void => {
+    if (!handshaken) destroyBoth();
+    else setTimeout(destroyBoth, HALF_CLOSE_GRACE_MS).unref();
+  };
+  client.on('end', onEnd);
+  upstream.on('end', onEnd);
 }
+
+/** How long a tunnel may stay half-closed before both sockets are destroyed. */
+const HALF_CLOSE_GRACE_MS = 5000;
 
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');

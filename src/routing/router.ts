@@ -83,7 +83,11 @@ function routePartition(key: string, facts: RequestFacts, snapshot: PoolSnapshot
   const token = facts.affinityCookie === undefined ? undefined : ctx.verifyCookie(facts.affinityCookie);
   const clientId = token?.clientId;
   const lookup = ctx.partitionOf?.(key);
-  if (lookup !== undefined) {
+  // `exclude` holds servers that refused this very request before any byte was sent; the
+  // proxy retries only a partition assigned by this request (partition-new). An assignment
+  // whose server refused it is therefore that fresh one, holding no data yet: place it anew.
+  const refusedFresh = lookup !== undefined && !lookup.pinned && exclude !== undefined && exclude.has(lookup.backend);
+  if (lookup !== undefined && !refusedFresh) {
     if (lookup.previous !== undefined && clientId !== undefined && token!.backendId === lookup.previous) {
       // Moved with --drain: a session still live on the old server finishes there.
       const previous = snapshot.byId.get(lookup.previous);

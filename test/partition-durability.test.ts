@@ -120,7 +120,6 @@ t.test('assignments survive a restart (SIGTERM, start again on the same state fi
   const liveSession = (await live.get('/api/whoami')).json().session;
 
   t.equal(await first.stop('SIGTERM'), 0, 'SIGTERM: clean exit');
-  await agent.close();
 
   const second = await startBalancer(t, config);
   const agent2 = sharedAgent(t);

@@ -165,10 +165,9 @@ function tokenize(text: string, line: number, warnings: ImportWarning[]): string
       warnings.push({ line, message: `"${text.slice(i)}" read as a comment (httpd allows comments only on their own line)` });
       break;
     }
-    let start = i;
+    const start = i;
     while (i < text.length && !/\s/.test(text[i]!)) i++;
     words.push(text.slice(start, i));
-    start = i;
   }
   return words;
 }
@@ -177,12 +176,4 @@ function tokenize(text: string, line: number, warnings: ImportWarning[]): string
 function substitute(word: string, defines: ReadonlyMap<string, string>): string {
   if (!word.includes('${') || defines.size === 0) return word;
   return word.replace(/\$\{([^}]+)\}/g, (match, name: string) => defines.get(name) ?? match);
-}
-
-/** walk visits every directive with the sections around it (outermost first). */
-export function walk(nodes: readonly ApacheNode[], visit: (node: ApacheDirective, sections: readonly ApacheSection[]) => void, sections: ApacheSection[] = []): void {
-  for (const node of nodes) {
-    if (node.kind === 'directive') visit(node, sections);
-    else walk(node.children, visit, [...sections, node]);
-  }
 }

@@ -30,12 +30,14 @@ export function registerDemo(program: Command): void {
       const dir = await mkdtemp(join(tmpdir(), 'servoy-lb-demo-'));
       const sims: ServoySim[] = [];
       try {
-        for (const route of ROUTES) sims.push(await startServoySim({ route, port: 0 }));
+        // Sessions idle out after 2 minutes (30 by default) so that a drain can be watched to its end.
+        for (const route of ROUTES) sims.push(await startServoySim({ route, port: 0, sessionIdleMs: 120_000 }));
         const parsed = configSchema.safeParse({
           listen: { host: opts.host, port },
           admin: { host: '127.0.0.1', port: adminPort },
           backends: sims.map((sim) => ({ id: sim.route, url: sim.url })),
           healthCheck: { path: '/health' },
+          affinity: { sessionIdle: '2m' },
           state: { file: join(dir, 'servoy-lb.state.json') },
           log: { level: opts.logLevel },
         });
@@ -75,7 +77,7 @@ A WebSocket at ${url.replace(/^http/, 'ws')}/websocket/1/main/1 reaches the serv
 
 Administer it (dashboard: ${adminUrl}/):
   node bin/servoy-lb status --admin ${adminUrl}
-  node bin/servoy-lb drain servoy-a --wait --admin ${adminUrl}     users finish on servoy-a, new ones go elsewhere
+  node bin/servoy-lb drain servoy-a --wait --admin ${adminUrl}     users finish on servoy-a (sessions idle out after 2 minutes here), new ones go elsewhere
   node bin/servoy-lb undrain servoy-a --admin ${adminUrl}
 Press Ctrl+C to stop.
 

@@ -25,6 +25,7 @@ import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import { ProxyServer, type ProxyObserver } from './proxy/proxy-server.js';
 import { proxySettings } from './proxy/proxy-settings.js';
+import { RedirectServer } from './proxy/redirect-server.js';
 import { TrustedProxies } from './proxy/trusted-proxies.js';
 import { Upstreams } from './proxy/upstreams.js';
 import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
@@ -55,6 +56,8 @@ export interface BalancerOptions {
 export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   url = '';
   adminUrl: string | undefined;
+  /** URL of the plain-HTTP listener that redirects to HTTPS (listen.tls.redirectPort), if any. */
+  redirectUrl: string | undefined;
   readonly pool: Pool;
   readonly sessions: SessionContext;
   readonly proxy: ProxyServer;
@@ -70,6 +73,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   readonly #drainMonitor: DrainMonitor;
   readonly #maintenanceTimers = new Map<string, NodeJS.Timeout>();
   #admin: AdminServer | undefined;
+  #redirect: RedirectServer | undefined;
   #closed = false;
 
   private constructor(
@@ -137,6 +141,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     const state = await store.load().catch((err: Error) => {
       throw new StartupError(err.message);
     });
+    for (const warning of store.loadReport.warnings) logger.warn({ file: stateFile, from: store.loadReport.source }, warning);
     let secrets: string[];
     const configured = config.affinity.cookie.secret;
     if (configured !== undefined) {
@@ -163,11 +168,23 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     const config = this.#config;
     const bound = await listenOrExplain(`${config.listen.host}:${config.listen.port}`, () => this.proxy.listen(config.listen.host, config.listen.port));
     this.url = `${config.listen.tls ? 'https' : 'http'}://${displayHost(bound.host)}:${bound.port}`;
+    const redirectPort = config.listen.tls?.redirectPort;
+    if (redirectPort !== undefined) {
+      const redirect = new RedirectServer({ httpsPort: bound.port, maxHeaderBytes: config.limits.maxHeaderBytes, maxConnections: config.limits.maxConnections });
+      const where = `${config.listen.host}:${redirectPort} (listen.tls.redirectPort)`;
+      const at = await listenOrExplain(where, () => redirect.listen(config.listen.host, redirectPort)).catch(async (err: Error) => {
+        await this.proxy.close(0);
+        throw err;
+      });
+      this.#redirect = redirect;
+      this.redirectUrl = `http://${displayHost(at.host)}:${at.port}`;
+      this.logger.info({ redirectUrl: this.redirectUrl, to: bound.port }, 'HTTP-to-HTTPS redirect listening');
+    }
     if (this.options.admin !== false) {
       this.#admin = new AdminServer(this, { host: config.admin.host, port: config.admin.port, token: config.admin.token, logger: this.logger });
       // The admin server words its own listen errors ("the admin API cannot listen on ...").
       const admin = await this.#admin.listen().catch(async (err: Error) => {
-        await this.proxy.close(0);
+        await Promise.all([this.proxy.close(0), this.#redirect?.close(0)]);
         throw new StartupError(err.message);
       });
       this.adminUrl = `http://${displayHost(admin.host)}:${admin.port}`;
@@ -185,7 +202,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#outlier.close();
     this.#drainMonitor.stop();
     for (const timer of this.#maintenanceTimers.values()) clearTimeout(timer);
-    await Promise.all([this.#checker.close(), this.proxy.close(graceMs), this.#admin?.close()]);
+    await Promise.all([this.#checker.close(), this.proxy.close(graceMs), this.#redirect?.close(graceMs), this.#admin?.close()]);
     this.sessions.accounting.stop();
     await Promise.all([this.#upstreams.close(), this.partitions?.store.close()]);
   }

@@ -72,3 +72,49 @@ t.test('start and stop the sweep timer', async (t) => {
   acc.stop();
   t.pass('no timer left behind');
 });
+
+t.test('a session never confirmed by its cookie idles out after a minute, not sessionIdle', async (t) => {
+  let now = 0;
+  const acc = new SessionAccounting(30 * 60_000, 100, () => now);
+  for (let i = 0; i < 50; i++) acc.touch(`bot-${i}`, 'a', undefined, false);
+  acc.touch('browser', 'a', undefined, false);
+  t.equal(acc.activeSessions('a'), 51, 'pending sessions count at once (bounded load sees a burst)');
+  now = 2000;
+  acc.touch('browser', 'a', undefined, true); // the browser came back with the cookie
+  t.equal(acc.activeSessions('a'), 51, 'confirming does not count twice');
+  t.equal(acc.sessionBackend('browser'), 'a');
+  now = 61_000;
+  acc.sweep();
+  t.equal(acc.activeSessions('a'), 1, 'the 50 that never came back are gone after a minute');
+  now = 20 * 60_000;
+  acc.sweep();
+  t.equal(acc.activeSessions('a'), 1, 'the confirmed one lives for sessionIdle');
+  t.equal(acc.sessionBackend('bot-1'), undefined);
+});
+
+t.test('pending sessions are evicted before confirmed ones when the table is full', async (t) => {
+  const acc = new SessionAccounting(60_000, 3, () => 0);
+  acc.touch('c1', 'a');
+  acc.touch('p1', 'a', undefined, false);
+  acc.touch('c2', 'a');
+  acc.touch('c3', 'a');
+  t.equal(acc.activeSessions('a'), 3);
+  t.equal(acc.sessionBackend('p1'), undefined, 'the pending one went');
+  t.equal(acc.sessionBackend('c1'), 'a');
+});
+
+t.test('partition session counts follow sessions in and out', async (t) => {
+  let now = 0;
+  const acc = new SessionAccounting(1000, 100, () => now);
+  acc.touch('c1', 'a', 'acme');
+  acc.touch('c2', 'a', 'acme');
+  acc.touch('c2', 'b', 'globex');
+  t.equal(acc.partitionSessions('acme'), 1);
+  t.equal(acc.partitionSessions('globex'), 1);
+  now = 5000;
+  acc.sweep();
+  t.equal(acc.partitionSessions('acme'), 0);
+  acc.websocketOpened('w1', 'a', 'acme', false);
+  acc.forgetBackend('a');
+  t.equal(acc.partitionSessions('acme'), 0);
+});

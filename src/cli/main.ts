@@ -9,6 +9,7 @@ import { registerValidate } from './validate.js';
 import { registerStart } from './start.js';
 import { registerDemo } from './demo.js';
 import { registerAdminCommands } from './admin-commands.js';
+import { registerImportApache } from './import-apache.js';
 import { CliError } from './cli-error.js';
 
 /** buildProgram assembles every command; exported so tests can inspect help texts. */
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerValidate(program);
   registerAdminCommands(program);
+  registerImportApache(program);
   return program;
 }
 

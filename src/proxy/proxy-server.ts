@@ -153,7 +153,8 @@ export class ProxyServer implements ExchangeHost {
       this.#deps.logger.info({ key: decision.assignPartition, backend: backend.id }, 'partition assigned');
     }
     const clientId = decision.clientId ?? existingClientId ?? sessions.codec.newClientId();
-    sessions.accounting.touch(clientId, backend.id, facts.partitionKey);
+    // A session counts as confirmed once its client presents the balancer's cookie.
+    sessions.accounting.touch(clientId, backend.id, facts.partitionKey, decision.clientId !== undefined);
     if (facts.partitionKey !== undefined) sessions.partitions?.seen(facts.partitionKey);
     sessions.accounting.counters(backend.id).requests++;
     return clientId;
@@ -373,7 +374,7 @@ export class ProxyServer implements ExchangeHost {
       onHandshake: (status, extra) => {
         if (status === 101) {
           opened = true;
-          sessions.accounting.websocketOpened(clientId, backend.id);
+          sessions.accounting.websocketOpened(clientId, backend.id, facts.partitionKey, decision.clientId !== undefined);
         }
         if (decision.setCookie) extra.push('set-cookie', sessions.setCookieHeader(clientId, backend.id));
         if (this.settings.accessLog) {

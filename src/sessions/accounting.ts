@@ -2,11 +2,17 @@
  * Session accounting: per backend, how many sessions are active (a request seen within
  * sessionIdle, or an open WebSocket), how many WebSockets are open, and counters of
  * requests, errors and bytes. The router reads activeSessions() for bounded load and
- * maxSessions; the admin plane reads stats() for status, drain and metrics.
+ * maxSessions; the drain monitor and the admin plane read the rest.
+ *
+ * A session is *confirmed* once its client came back with the balancer's cookie. Until
+ * then it is *pending* and idles out after at most a minute: a client that never keeps
+ * cookies (a monitoring probe, a bot, a flood) would otherwise leave one session per
+ * request behind for the whole sessionIdle, inflating counts, skewing bounded load,
+ * holding drains open and growing memory. A browser confirms on its second request.
  *
  * Hand-written rather than on lru-cache because it must keep a live count per backend as
- * entries expire: one Map in last-seen order, swept from its oldest end each second, so
- * the cost of expiry is proportional to what expires, never to the table's size.
+ * entries expire: each table is a Map in last-seen order, swept from its oldest end once
+ * a second, so the cost of expiry is proportional to what expires, never to the size.
  */
 
 /** BackendCounters are the per-backend numbers shown by `servoy-lb status` and /metrics. */
@@ -25,17 +31,22 @@ interface SessionEntry {
   /** Partition mode: the partition this session belongs to (counted per partition). */
   partition: string | undefined;
   lastSeen: number;
-  /** Time the entry was last moved to the end of the map; keeps the map ordered. */
+  /** Time the entry was last moved to the end of its map; keeps the map ordered. */
   placedAt: number;
   websockets: number;
 }
 
 /** How stale the ordering may get before a touch moves an entry to the end (ms). */
 const REORDER_AFTER_MS = 1000;
+/** Longest a pending (never confirmed) session counts as active (ms). */
+const PENDING_IDLE_MS = 60_000;
 
 /** SessionAccounting tracks sessions and counters per backend id. */
 export class SessionAccounting {
-  readonly #sessions = new Map<string, SessionEntry>();
+  /** Sessions whose client came back with the cookie; idle out after sessionIdle. */
+  readonly #confirmed = new Map<string, SessionEntry>();
+  /** Sessions placed but not seen again yet; idle out after min(sessionIdle, 1 min). */
+  readonly #pending = new Map<string, SessionEntry>();
   readonly #counters = new Map<string, BackendCounters>();
   /** Partition mode: active sessions per partition key. */
   readonly #partitionSessions = new Map<string, number>();
@@ -43,7 +54,7 @@ export class SessionAccounting {
 
   constructor(
     private idleMs: number,
-    private readonly maxSessions = 2_000_000,
+    private readonly maxSessions = 1_000_000,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -80,7 +91,7 @@ export class SessionAccounting {
 
   /** sessionBackend is the backend an active session was last seen on, or undefined. */
   sessionBackend(sessionKey: string): string | undefined {
-    return this.#sessions.get(sessionKey)?.backendId;
+    return (this.#confirmed.get(sessionKey) ?? this.#pending.get(sessionKey))?.backendId;
   }
 
   /** partitionSessions is the number of active sessions of a partition. */
@@ -88,13 +99,23 @@ export class SessionAccounting {
     return this.#partitionSessions.get(partition) ?? 0;
   }
 
-  /** touch records a request of a session on a backend (moving it there if it was elsewhere). */
-  touch(sessionKey: string, backendId: string, partition?: string): void {
+  /**
+   * touch records a request of a session on a backend (moving it there if it was
+   * elsewhere). `confirmed` says the client presented the balancer's cookie: the session
+   * is a real one, not a first request that may never come back.
+   */
+  touch(sessionKey: string, backendId: string, partition?: string, confirmed = true): void {
     const now = this.now();
-    const entry = this.#sessions.get(sessionKey);
+    let entry = this.#confirmed.get(sessionKey);
+    let table = this.#confirmed;
     if (entry === undefined) {
-      if (this.#sessions.size >= this.maxSessions) this.#evictOldest();
-      this.#sessions.set(sessionKey, { backendId, partition, lastSeen: now, placedAt: now, websockets: 0 });
+      entry = this.#pending.get(sessionKey);
+      table = this.#pending;
+    }
+    if (entry === undefined) {
+      if (this.#confirmed.size + this.#pending.size >= this.maxSessions) this.#evictOldest();
+      entry = { backendId, partition, lastSeen: now, placedAt: now, websockets: 0 };
+      (confirmed ? this.#confirmed : this.#pending).set(sessionKey, entry);
       this.counters(backendId).sessions++;
       if (partition !== undefined) this.#countPartition(partition, 1);
       return;
@@ -107,28 +128,31 @@ export class SessionAccounting {
     if (entry.backendId !== backendId) {
       this.counters(entry.backendId).sessions--;
       this.counters(backendId).sessions++;
-      // Open WebSockets stay counted where they are open; see websocketClosed.
       entry.backendId = backendId;
     }
     entry.lastSeen = now;
-    if (now - entry.placedAt > REORDER_AFTER_MS) {
+    if (confirmed && table === this.#pending) {
+      this.#pending.delete(sessionKey);
       entry.placedAt = now;
-      this.#sessions.delete(sessionKey);
-      this.#sessions.set(sessionKey, entry);
+      this.#confirmed.set(sessionKey, entry);
+    } else if (now - entry.placedAt > REORDER_AFTER_MS) {
+      entry.placedAt = now;
+      table.delete(sessionKey);
+      table.set(sessionKey, entry);
     }
   }
 
   /** websocketOpened counts an open WebSocket; its session stays active while it is open. */
-  websocketOpened(sessionKey: string, backendId: string): void {
-    this.touch(sessionKey, backendId);
-    const entry = this.#sessions.get(sessionKey);
+  websocketOpened(sessionKey: string, backendId: string, partition?: string, confirmed = true): void {
+    this.touch(sessionKey, backendId, partition, confirmed);
+    const entry = this.#confirmed.get(sessionKey) ?? this.#pending.get(sessionKey);
     if (entry !== undefined) entry.websockets++;
     this.counters(backendId).websockets++;
   }
 
   /** websocketClosed undoes websocketOpened; the session then idles out as usual. */
   websocketClosed(sessionKey: string, backendId: string): void {
-    const entry = this.#sessions.get(sessionKey);
+    const entry = this.#confirmed.get(sessionKey) ?? this.#pending.get(sessionKey);
     if (entry !== undefined && entry.websockets > 0) {
       entry.websockets--;
       entry.lastSeen = this.now();
@@ -139,14 +163,38 @@ export class SessionAccounting {
 
   /** forgetBackend drops a removed backend's sessions and counters. */
   forgetBackend(backendId: string): void {
-    for (const [key, entry] of this.#sessions) {
-      if (entry.backendId === backendId) this.#drop(key, entry);
+    for (const table of [this.#confirmed, this.#pending]) {
+      for (const [key, entry] of table) {
+        if (entry.backendId === backendId) this.#drop(table, key, entry);
+      }
     }
     this.#counters.delete(backendId);
   }
 
-  #drop(key: string, entry: SessionEntry): void {
-    this.#sessions.delete(key);
+  /** sweep expires sessions idle for longer than sessionIdle (pending ones sooner), oldest first. */
+  sweep(): void {
+    const now = this.now();
+    this.#sweepTable(this.#confirmed, now, now - this.idleMs);
+    this.#sweepTable(this.#pending, now, now - Math.min(this.idleMs, PENDING_IDLE_MS));
+  }
+
+  #sweepTable(table: Map<string, SessionEntry>, now: number, cutoff: number): void {
+    for (const [key, entry] of table) {
+      if (entry.placedAt >= cutoff) break; // everything after was placed later
+      if (entry.lastSeen >= cutoff || entry.websockets > 0) {
+        // Seen recently (or held by a WebSocket): move it to the end and keep going.
+        if (entry.websockets > 0) entry.lastSeen = now;
+        entry.placedAt = entry.lastSeen;
+        table.delete(key);
+        table.set(key, entry);
+        continue;
+      }
+      this.#drop(table, key, entry);
+    }
+  }
+
+  #drop(table: Map<string, SessionEntry>, key: string, entry: SessionEntry): void {
+    table.delete(key);
     this.counters(entry.backendId).sessions--;
     if (entry.partition !== undefined) this.#countPartition(entry.partition, -1);
   }
@@ -157,28 +205,13 @@ export class SessionAccounting {
     else this.#partitionSessions.delete(partition);
   }
 
-  /** sweep expires sessions idle for longer than sessionIdle, oldest first. */
-  sweep(): void {
-    const now = this.now();
-    const cutoff = now - this.idleMs;
-    for (const [key, entry] of this.#sessions) {
-      if (entry.placedAt >= cutoff) break; // everything after was placed later
-      if (entry.lastSeen >= cutoff || entry.websockets > 0) {
-        // Seen recently (or held by a WebSocket): move it to the end and keep going.
-        if (entry.websockets > 0) entry.lastSeen = now;
-        entry.placedAt = entry.lastSeen;
-        this.#sessions.delete(key);
-        this.#sessions.set(key, entry);
-        continue;
-      }
-      this.#drop(key, entry);
-    }
-  }
-
+  /** Makes room: the oldest pending session goes first, then the oldest confirmed one. */
   #evictOldest(): void {
-    for (const [key, entry] of this.#sessions) {
-      this.#drop(key, entry);
-      return;
+    for (const table of [this.#pending, this.#confirmed]) {
+      for (const [key, entry] of table) {
+        this.#drop(table, key, entry);
+        return;
+      }
     }
   }
 }

@@ -14,6 +14,8 @@ export class PartitionDirectory {
   #pins: ReadonlyMap<string, string>;
   #pinCounts = new Map<string, number>();
   #sortedPins: string[] = [];
+  /** Last request per pinned key (memory only; the store keeps last-seen only for its own records). */
+  readonly #pinSeen = new Map<string, number>();
 
   constructor(
     readonly store: PartitionStore,
@@ -29,6 +31,7 @@ export class PartitionDirectory {
     this.#pinCounts = new Map();
     for (const backend of this.#pins.values()) this.#pinCounts.set(backend, (this.#pinCounts.get(backend) ?? 0) + 1);
     this.#sortedPins = [...this.#pins.keys()].sort();
+    for (const key of this.#pinSeen.keys()) if (!this.#pins.has(key)) this.#pinSeen.delete(key);
   }
 
   /** lookup is the router's read: pin first, then the durable assignment. */
@@ -66,6 +69,7 @@ export class PartitionDirectory {
 
   /** seen notes a request for a key (last-seen, memory only). */
   seen(key: string): void {
+    if (this.#pins.has(key)) this.#pinSeen.set(key, Date.now());
     this.store.touch(key);
   }
 
@@ -82,7 +86,7 @@ export class PartitionDirectory {
     const pins = this.#sortedPins;
     for (let i = offset; i < pins.length && rows.length < limit; i++) {
       const key = pins[i]!;
-      rows.push({ key, backend: this.#pins.get(key)!, pinned: true, assignedAt: null, lastSeen: iso(this.store.lastSeen(key)), previous: null, sessions: sessionsOf(key) });
+      rows.push({ key, backend: this.#pins.get(key)!, pinned: true, assignedAt: null, lastSeen: iso(this.#pinSeen.get(key)), previous: null, sessions: sessionsOf(key) });
     }
     if (rows.length < limit) {
       let skip = Math.max(0, offset - pins.length);
@@ -109,7 +113,7 @@ export class PartitionDirectory {
   /** status is one partition's row. */
   status(key: string, sessions: number): PartitionStatus | undefined {
     const pinned = this.#pins.get(key);
-    if (pinned !== undefined) return { key, backend: pinned, pinned: true, assignedAt: null, lastSeen: iso(this.store.lastSeen(key)), previous: null, sessions };
+    if (pinned !== undefined) return { key, backend: pinned, pinned: true, assignedAt: null, lastSeen: iso(this.#pinSeen.get(key)), previous: null, sessions };
     const record = this.store.get(key);
     return record === undefined ? undefined : this.#status(record, sessions);
   }

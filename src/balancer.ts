@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
@@ -404,6 +405,9 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       this.logger.error({ problems }, 'reload refused: the config file is invalid; the running config is kept');
       throw new AdminError('INVALID_CONFIG', `the config file is invalid; the running config is kept: ${problems.join('; ')}`, problems);
     }
+    if ((next.listen.tls === undefined) !== (this.#config.listen.tls === undefined)) {
+      throw new AdminError('INVALID_CONFIG', `listen.tls was ${next.listen.tls ? 'added' : 'removed'}: switching between HTTP and HTTPS needs a restart; the running config is kept`);
+    }
     if (next.affinity.mode !== this.#config.affinity.mode) {
       throw new AdminError('INVALID_CONFIG', `affinity.mode changed from "${this.#config.affinity.mode}" to "${next.affinity.mode}": that needs a restart; the running config is kept`);
     }
@@ -528,7 +532,17 @@ async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buff
       throw new StartupError(`listen.tls.${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   };
-  return { cert: await read(tls.cert, 'cert'), key: await read(tls.key, 'key') };
+  const pair = { cert: await read(tls.cert, 'cert'), key: await read(tls.key, 'key') };
+  // Try the pair now, so a bad or mismatched file is one clear sentence at start (or a
+  // refused reload), not an error half-way through applying it.
+  try {
+    createSecureContext({ ...pair, minVersion: 'TLSv1.2' });
+  } catch (err) {
+    const reason = (err as Error).message;
+    const which = /key|mismatch/i.test(reason) ? 'key' : 'cert';
+    throw new StartupError(`listen.tls.${which}: the certificate and key cannot be used (${reason})`);
+  }
+  return pair;
 }
 
 async function listenOrExplain<T>(where: string, listen: () => Promise<T>): Promise<T> {

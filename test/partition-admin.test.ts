@@ -16,7 +16,10 @@ import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
 import { request } from 'undici';
+import { registerAdminCommands } from '../src/cli/admin-commands.js';
+import { CliError } from '../src/cli/cli-error.js';
 import { BrowserClient, type BrowserResponse } from './helpers/browser.js';
 import { lbConfig, startBalancer } from './helpers/lb.js';
 import { repoRoot, startSims, type BalancerProcess } from './helpers/processes.js';
@@ -87,6 +90,38 @@ function cli(args: string[]): Promise<Run> {
       done({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * The same admin commands run in this process (as test/cli-admin.test.ts does; a child process
+ * costs about 2 s of start-up on a loaded machine): for the extra cases. Failures map to exit
+ * codes as main() does.
+ */
+async function cliHere(args: string[]): Promise<Run> {
+  const program = new Command('servoy-lb').exitOverride();
+  registerAdminCommands(program);
+  let stdout = '';
+  let stderr = '';
+  const io = { writeOut: (s: string) => void (stdout += s), writeErr: (s: string) => void (stderr += s) };
+  const configure = (command: Command): void => {
+    command.configureOutput(io);
+    command.commands.forEach(configure);
+  };
+  configure(program);
+  let code = 0;
+  try {
+    await program.parseAsync(['node', 'servoy-lb', ...args]);
+    code = Number(process.exitCode ?? 0);
+  } catch (err) {
+    if (err instanceof CommanderError) code = err.exitCode === 0 ? 0 : 1;
+    else if (err instanceof CliError) {
+      stderr += `servoy-lb: ${err.message}\n`;
+      code = err.exitCode;
+    } else throw err;
+  } finally {
+    process.exitCode = undefined;
+  }
+  return { code, stdout, stderr };
 }
 
 const other = (route: string, offset = 1): string => ROUTES[(ROUTES.indexOf(route) + offset) % ROUTES.length]!;
@@ -210,14 +245,13 @@ t.test('partition administration on a running balancer', async (t) => {
     for (const tenant of tenants) home.set(tenant, await visit(t, lb, tenant));
 
     // partitions --json: every row, the same as the API says.
-    const listed = await cli(['partitions', '--json', ...admin]);
+    const [listed, table] = await Promise.all([cli(['partitions', '--json', ...admin]), cliHere(['partitions', ...admin])]);
     t.equal(listed.code, 0, `partitions --json exits 0 ${listed.stderr}`);
     const rows = JSON.parse(listed.stdout) as { key: string; backend: string; pinned: boolean }[];
     const api0 = await partitions(lb);
     t.same(rows.map((r) => [r.key, r.backend, r.pinned]), [...api0.values()].map((r) => [r.key, r.backend, r.pinned]), 'the CLI lists what the API lists, in the same order');
     t.match(rows.find((r) => r.key === 'acme'), { backend: 'servoy-a', pinned: true }, 'the pin is listed');
     for (const tenant of tenants) t.equal(rows.find((r) => r.key === tenant)?.backend, home.get(tenant), `${tenant} listed on ${home.get(tenant)}`);
-    const table = await cli(['partitions', ...admin]);
     t.equal(table.code, 0, 'partitions (table) exits 0');
     t.match(table.stdout, /KEY\s+BACKEND/, 'with a header');
     t.match(table.stdout, /acme\s+servoy-a\s+pinned in config/, 'and the pin');
@@ -230,33 +264,41 @@ t.test('partition administration on a running balancer', async (t) => {
     t.match(moved.stdout, `moved partition ${key} to ${target}`, 'and says so');
     t.equal(await visit(t, lb, key), target, `${key} is now served by ${target}`);
     t.equal((await partitions(lb)).get(key)?.backend, target, 'and listed there');
-    const drained = await cli(['partitions', 'move', tenants[1]!, other(home.get(tenants[1]!)!), '--drain', ...admin]);
+    const drained = await cliHere(['partitions', 'move', tenants[1]!, other(home.get(tenants[1]!)!), '--drain', ...admin]);
     t.equal(drained.code, 0, 'partitions move --drain exits 0');
     t.match((await partitions(lb)).get(tenants[1]!), { backend: other(home.get(tenants[1]!)!), previous: home.get(tenants[1]!) }, 'moved with the old server draining');
+    // A key with a slash and a space travels through the URL intact.
+    const odd = 'north/acme co';
+    const oddHome = await visit(t, lb, odd);
+    const oddMoved = await cliHere(['partitions', 'move', odd, other(oddHome), ...admin]);
+    t.equal(oddMoved.code, 0, `moving "${odd}" exits 0 ${oddMoved.stderr}`);
+    t.equal(await visit(t, lb, odd), other(oddHome), `"${odd}" is served by ${other(oddHome)}`);
     const pinned = await cli(['partitions', 'move', 'acme', 'servoy-b', ...admin]);
     t.equal(pinned.code, 2, 'moving a pinned key: exit 2 (refused)');
     t.match(pinned.stderr, /pinned in the config file/, 'with one clear sentence');
     t.notMatch(pinned.stderr, /\n\s+at /, 'no stack trace');
-    const unknown = await cli(['partitions', 'move', key, 'servoy-z', ...admin]);
+    const unknown = await cliHere(['partitions', 'move', key, 'servoy-z', ...admin]);
     t.equal(unknown.code, 2, 'moving to an unknown backend: exit 2');
 
     // route --key: pinned, assigned, unassigned.
-    const pin = await cli(['route', '--key', 'acme', ...admin]);
+    const total = (await api(lb, 'GET', '/api/partitions?limit=1')).json.total;
+    const assignedKey = tenants[5]!;
+    const [pin, assigned, fresh, text] = await Promise.all([
+      cli(['route', '--key', 'acme', ...admin]),
+      cli(['route', '--key', assignedKey, ...admin]),
+      cli(['route', '--key', 'not-yet-seen', '--json', ...admin]),
+      cliHere(['route', '--key', 'not-yet-seen', ...admin]),
+    ]);
     t.equal(pin.code, 0, 'route --key acme exits 0');
     t.match(pin.stdout, /key acme -> servoy-a/, 'pinned key: its backend');
     t.match(pin.stdout, /pinned in the config file/, 'pinned key: why');
-    const assignedKey = tenants[5]!;
-    const assigned = await cli(['route', '--key', assignedKey, ...admin]);
     t.match(assigned.stdout, new RegExp(`key ${assignedKey} -> ${home.get(assignedKey)}`), 'assigned key: its backend');
     t.match(assigned.stdout, /durably assigned/, 'assigned key: why');
-    const total = (await api(lb, 'GET', '/api/partitions?limit=1')).json.total;
-    const fresh = await cli(['route', '--key', 'not-yet-seen', '--json', ...admin]);
     t.equal(fresh.code, 0, 'route --key for an unassigned key exits 0');
     const explained = JSON.parse(fresh.stdout) as { key: string; backend: string | null; reason: string; candidates: { id: string }[] };
     t.match(explained.reason, /not assigned yet/, 'unassigned key: why');
     t.ok(explained.backend !== null && ROUTES.includes(explained.backend), `unassigned key: where it would go (${explained.backend})`);
     t.same(explained.candidates.map((c) => c.id).sort(), ROUTES, 'every server is a candidate');
-    const text = await cli(['route', '--key', 'not-yet-seen', ...admin]);
     t.match(text.stdout, /not assigned yet/, 'the text form says so too');
     t.equal((await api(lb, 'GET', '/api/partitions?limit=1')).json.total, total, 'route assigns nothing');
     t.equal(await visit(t, lb, 'not-yet-seen'), explained.backend, 'its first request goes where route said');

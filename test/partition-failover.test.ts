@@ -174,6 +174,56 @@ t.test('a down or disabled home server: 503 with Retry-After and the page, never
   for (const s of [disabledRoute, liveRoute]) t.equal(sim.get(s)!.stats().sessionsLost, 0, `${s}: no session lost at any point`);
 });
 
+t.test('a home server in Servoy maintenance mode keeps its tenants; new tenants go elsewhere', async (t) => {
+  const sims = await startSims(t, ROUTES);
+  const lb = await startBalancer(
+    t,
+    await lbConfig(sims, {
+      affinity: { mode: 'partition', partitionKey: { from: 'header', name: 'X-Tenant' }, maintenanceBackoff: '30s' },
+      healthCheck: { path: '/health', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
+      log: { access: false },
+    }),
+  );
+  const home = new Map<string, string>();
+  const browsers = new Map<string, BrowserClient>();
+  for (let i = 0; i < 9; i++) {
+    const browser = client(t, lb.url, { headers: { 'X-Tenant': `m${i}` } });
+    home.set(`m${i}`, serverOf(await browser.get('/api/whoami'))!);
+    browsers.set(`m${i}`, browser);
+  }
+  const maint = 'servoy-c';
+  const tenant = [...home].find(([, s]) => s === maint)?.[0];
+  t.ok(tenant, `a tenant on ${maint}`);
+  sims[2]!.setMaintenance(true);
+
+  // Its tenants stay with it: live sessions are served, a new browser gets Servoy's own 503.
+  const live = await browsers.get(tenant!)!.get('/api/whoami');
+  t.equal(`${live.status} ${serverOf(live)}`, `200 ${maint}`, `${tenant}: its live session is still served by ${maint}`);
+  const fresh = await client(t, lb.url, { headers: { 'X-Tenant': tenant! } }).get('/');
+  t.equal(fresh.status, 503, `${tenant}: a new browser gets 503 (the tenant's data is on ${maint})`);
+  t.equal(fresh.headers['x-servoy-server'], maint, 'from its own server, never from another one');
+
+  // A brand-new tenant is a new session: Servoy's maintenance 503 is not shown, it goes to the
+  // next server (SPEC "Servoy maintenance mode"), and is assigned there.
+  const answers: string[] = [];
+  for (let i = 0; i < 15; i++) {
+    const res = await client(t, lb.url, { headers: { 'X-Tenant': `after${i}` } }).get('/api/whoami');
+    answers.push(`${res.status} ${serverOf(res) ?? '-'}`);
+  }
+  const shown = answers.filter((a) => !/^200 servoy-[ab]$/.test(a));
+  const rows = await partitions(lb);
+  const assignedToMaint = [...rows.values()].filter((p) => p.key.startsWith('after') && p.backend === maint).map((p) => p.key);
+  // A new partition whose first request meets Servoy's maintenance 503 is redispatched like a
+  // new session, and routePartition places the fresh assignment anew (its server is excluded).
+  t.same(shown, [], 'every new tenant was served by a server not in maintenance');
+  t.same(assignedToMaint, [], `no new tenant is assigned to ${maint}`);
+  for (const [key, server] of home) {
+    if (server === maint) continue;
+    const res = await browsers.get(key)!.get('/api/whoami');
+    t.equal(`${res.status} ${serverOf(res)}`, `200 ${server}`, `${key}: unaffected on ${server}`);
+  }
+});
+
 t.test('a new tenant whose first server refuses the connection is served by the next one and assigned there', async (t) => {
   const sims = await startSims(t, ROUTES);
   const lb = await startBalancer(

@@ -69,6 +69,25 @@ export function importApache(text: string): ApacheImport {
   return { config, warnings: sorted };
 }
 
+/**
+ * placeholderEnv is an environment in which every `${NAME}` stands for a distinct small
+ * number (valid as a host, a port and a file name), so that a config still holding
+ * references from the Apache file can be validated before the real values exist.
+ */
+export function placeholderEnv(): NodeJS.ProcessEnv {
+  const values = new Map<string, string>();
+  return new Proxy<NodeJS.ProcessEnv>(
+    {},
+    {
+      get: (_target, name) => {
+        if (typeof name !== 'string') return undefined;
+        if (!values.has(name)) values.set(name, String(values.size + 1));
+        return values.get(name);
+      },
+    },
+  );
+}
+
 /** formatWarning writes one warning as the CLI prints it. */
 export function formatWarning(warning: ImportWarning): string {
   return warning.line === undefined ? `import-apache: ${warning.message}` : `import-apache: line ${warning.line}: ${warning.message}`;
@@ -136,7 +155,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
     rootRoute?.target.kind === 'balancer'
       ? setup.balancers.get(rootRoute.target.key)!
       : (withMembers.find((b) => b.members.some((m) => HTTP_SCHEMES.has(m.url.scheme))) ?? withMembers[0]!);
-  const why = rootRoute ? `ProxyPass ${rootRoute.path} points to it` : 'the first balancer';
+  const why = rootRoute ? `ProxyPass ${rootRoute.path} points to it` : 'no ProxyPass "/" names a balancer; it is the first one';
 
   for (const b of balancers) {
     if (b.members.length === 0 && !setup.routes.some((r) => r.target.kind === 'balancer' && r.target.key === b.key)) {
@@ -156,6 +175,10 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
       warn(m.line, `BalancerMember ${m.url.raw}: servoy-lb proxies to http://, https://, ws:// and wss:// servers only; left out`);
       continue;
     }
+    if (m.url.path !== '' && m.url.path !== '/') {
+      warn(m.line, `BalancerMember ${m.url.raw} has the path ${m.url.path}; servoy-lb forwards request paths unchanged: it is dropped`);
+    }
+    if (m.url.userinfo) warn(m.line, `BalancerMember ${origin(url)} has user information (user@); servoy-lb does not send it: dropped`);
     const key = hostPort(url);
     const existing = servers.get(key);
     if (existing === undefined) {
@@ -193,7 +216,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
     }
   }
   if (servers.size === 0) {
-    // Only unusable members (e.g. fcgi://): keep the promise of an output with a backend impossible.
+    // Only unusable members (e.g. fcgi://): there is no pool to convert.
     throw new NoBalancerMemberError(setup.includes);
   }
   const serverList = [...servers.values()];
@@ -296,7 +319,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
         case 'scolonpathdelim':
           break; // servoy-lb always reads ;jsessionid= path parameters
         case 'stickysessionsep':
-          if (value !== '.') warn(line, `${where}: servoy-lb reads the route after the last "." of the session id; ignored`);
+          if (value !== '.') warn(line, `${where}: servoy-lb reads the route after the first "." of the session id, as Tomcat writes it; ignored`);
           break;
         case 'timeout':
           warn(line, `${where} on a balancer is how long Apache waits for a free worker; servoy-lb does not queue requests: ignored (backend timeouts are timeouts.connect and timeouts.response)`);
@@ -338,7 +361,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
     sticky !== undefined && (routeCookie !== undefined ? sameName(sticky.cookie, routeCookie.value.name) : /^routeid$/i.test(sticky.cookie));
   const sessionCookie = sticky !== undefined && !stickyIsRouteCookie && sticky.cookie !== '' ? sticky.cookie : 'JSESSIONID';
   const anyRoute = primary.members.some((m) => lastValue(m.params, 'route') !== undefined);
-  const usableName = (name: string): boolean => COOKIE_NAME.test(name) && !sameName(name, sessionCookie) && name !== 'SERVOYLB';
+  const usableName = (name: string): boolean => COOKIE_NAME.test(name) && !sameName(name, sessionCookie);
   if (routeCookie !== undefined) {
     const c = routeCookie.value;
     if (usableName(c.name)) {
@@ -497,7 +520,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
   }
 
   // --- Where clients connect ---------------------------------------------------------------
-  const { listen, vhost: chosenVhost, usedPorts } = convertListen(setup, toPool, warn);
+  const { listen, vhost: chosenVhost, usedPorts, portLine } = convertListen(setup, toPool, warn);
 
   // --- Timeouts, health checks, outlier --------------------------------------------------
   const fromDirective = (key: string): Timed | undefined => {
@@ -522,7 +545,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
   const admin: Record<string, number> = {};
   if (usedPorts.includes(8081)) {
     admin.port = [8082, 8083, 8084, 9081].find((p) => !usedPorts.includes(p))!;
-    warn(undefined, `the clients' port 8081 is servoy-lb's default admin port: admin.port is set to ${admin.port}`);
+    warn(portLine, `port 8081 is servoy-lb's default admin port: admin.port is set to ${admin.port}`);
   }
 
   if (included.some((s) => s.url.startsWith('https:'))) {
@@ -558,12 +581,15 @@ function httpUrlOf(m: MemberFact, setup: ApacheSetup, warn: (line: number, messa
     const scheme = isTlsScheme(sibling.url.scheme) ? 'https' : 'http';
     const port = sibling.url.port;
     const converted: ApacheUrl = { ...url, scheme, path: '' };
-    if (port === undefined) delete converted.port;
-    else converted.port = port;
+    delete converted.port;
+    delete converted.portRef;
+    if (port !== undefined) converted.port = port;
+    if (sibling.url.portRef !== undefined) converted.portRef = sibling.url.portRef;
     warn(m.line, `${url.raw}: servoy-lb speaks HTTP, not AJP, to the backends; using ${origin(converted)} (the port of ${sibling.url.raw}, line ${sibling.line})`);
     return converted;
   }
   const converted: ApacheUrl = { ...url, scheme: 'http', port: 8080, path: '' };
+  delete converted.portRef;
   warn(m.line, `${url.raw}: servoy-lb speaks HTTP, not AJP, to the backends; using ${origin(converted)} (Servoy's default HTTP port): check it`);
   return converted;
 }
@@ -571,7 +597,8 @@ function httpUrlOf(m: MemberFact, setup: ApacheSetup, warn: (line: number, messa
 /** origin writes scheme://host[:port]. */
 function origin(url: ApacheUrl): string {
   const host = url.host.includes('${') ? url.host : url.host.toLowerCase();
-  return `${url.scheme}://${host}${url.port === undefined ? '' : `:${url.port}`}`;
+  const port = url.portRef ?? url.port;
+  return `${url.scheme}://${host}${port === undefined ? '' : `:${port}`}`;
 }
 
 function lastValue(params: readonly Param[], key: string): string | undefined {
@@ -627,7 +654,7 @@ function assignIds(servers: Server[], jvmRoutes: boolean, warn: (line: number, m
   servers.forEach((s, i) => {
     if (s.id !== '') return;
     const label = labels[i];
-    const port = new URL(s.url).port;
+    const port = /:(\d+)$/.exec(s.url)?.[1] ?? '';
     const base = label === undefined ? `servoy-${i + 1}` : count.get(label)! > 1 && port !== '' ? `${label}-${port}` : label;
     s.id = claim(base);
   });
@@ -733,7 +760,7 @@ function convertListen(
   setup: ApacheSetup,
   toPool: readonly RouteFact[],
   warn: (line: number | undefined, message: string) => void,
-): { listen: Record<string, unknown>; vhost?: VhostFact; usedPorts: number[] } {
+): { listen: Record<string, unknown>; vhost?: VhostFact; usedPorts: number[]; portLine?: number } {
   const listen: Record<string, unknown> = {};
   const usedPorts: number[] = [];
   let candidates = [...new Set(toPool.map((r) => r.vhost).filter((v): v is VhostFact => v !== undefined))];
@@ -834,7 +861,8 @@ function convertListen(
       warn(l.line, `Listen ${l.host ?? ''}${l.host ? ':' : ''}${l.port}: servoy-lb listens on port ${port}${listen.tls && (listen.tls as Record<string, unknown>).redirectPort !== undefined ? ` (and redirects ${(listen.tls as Record<string, unknown>).redirectPort})` : ''} only; not converted`);
     }
   }
-  const out: { listen: Record<string, unknown>; vhost?: VhostFact; usedPorts: number[] } = { listen, usedPorts };
+  const out: { listen: Record<string, unknown>; vhost?: VhostFact; usedPorts: number[]; portLine?: number } = { listen, usedPorts };
   if (chosen !== undefined) out.vhost = chosen;
+  if (portLine !== undefined) out.portLine = portLine;
   return out;
 }

@@ -108,8 +108,8 @@ interface Context {
   balancer?: string;
   /** Inside <Proxy http://...> (a single worker). */
   worker?: ApacheUrl;
-  /** Inside some other <Proxy> / <ProxyMatch> (e.g. <Proxy *>). */
-  otherProxy?: boolean;
+  /** Inside some other <Proxy> / <ProxyMatch> (e.g. <Proxy *>): how it was written. */
+  otherProxy?: string;
   /** Inside <Location path>: ProxyPass there takes no path argument. */
   location?: { path: string; regex: boolean };
 }
@@ -194,17 +194,17 @@ export function extractSetup(nodes: readonly ApacheNode[]): ApacheSetup {
       case 'proxy': {
         const url = parseUrl(arg);
         if (url?.scheme === 'balancer') {
-          visitAll(section.children, { ...ctx, balancer: balancer(arg, section.line).key, worker: undefined, otherProxy: false });
+          visitAll(section.children, { ...ctx, balancer: balancer(arg, section.line).key, worker: undefined, otherProxy: undefined });
         } else if (url !== undefined) {
-          visitAll(section.children, { ...ctx, worker: url, balancer: undefined, otherProxy: false });
+          visitAll(section.children, { ...ctx, worker: url, balancer: undefined, otherProxy: undefined });
         } else {
-          visitAll(section.children, { ...ctx, otherProxy: true, balancer: undefined, worker: undefined });
+          visitAll(section.children, { ...ctx, otherProxy: `<Proxy ${arg}>`, balancer: undefined, worker: undefined });
         }
         return;
       }
       case 'proxymatch':
         warn(section.line, `<ProxyMatch ${arg}> (a regular-expression <Proxy>) is not converted; its directives are read as if outside it`);
-        visitAll(section.children, { ...ctx, otherProxy: true });
+        visitAll(section.children, { ...ctx, otherProxy: `<ProxyMatch ${arg}>`, balancer: undefined, worker: undefined });
         return;
       case 'location':
       case 'locationmatch': {
@@ -253,7 +253,7 @@ export function extractSetup(nodes: readonly ApacheNode[]): ApacheSetup {
           rest = rest.slice(1);
         }
         if (target === undefined) {
-          warn(d.line, 'ProxySet outside <Proxy> and without a URL applies to nothing; ignored');
+          warn(d.line, ctx.otherProxy !== undefined ? `ProxySet inside ${ctx.otherProxy} is not converted; ignored` : 'ProxySet outside <Proxy> and without a URL applies to nothing; ignored');
           return;
         }
         const params = parseParams(rest);

@@ -32,6 +32,8 @@ export interface ApacheUrl {
   /** Host name, IP address (IPv6 in brackets) or balancer name, as written. */
   host: string;
   port?: number;
+  /** A port written as `${NAME}`, left for the environment. */
+  portRef?: string;
   /** Path as written ('' when none). */
   path: string;
   /** True when the authority had `user@`. */
@@ -63,19 +65,18 @@ export function parseUrl(raw: string): ApacheUrl | undefined {
     }
   } else {
     const colon = authority.lastIndexOf(':');
-    if (colon !== -1 && !authority.slice(colon).includes('}')) {
+    if (colon !== -1) {
       host = authority.slice(0, colon);
       portText = authority.slice(colon + 1);
     }
   }
   if (host === '') return undefined;
-  let port: number | undefined;
-  if (portText !== undefined && portText !== '') {
-    if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return undefined;
-    port = Number(portText);
-  }
   const url: ApacheUrl = { scheme: m[1]!.toLowerCase(), host, path: m[3]!, userinfo, raw };
-  if (port !== undefined) url.port = port;
+  if (portText !== undefined && portText !== '') {
+    if (/^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(portText)) url.portRef = portText;
+    else if (/^\d{1,5}$/.test(portText) && Number(portText) <= 65535) url.port = Number(portText);
+    else return undefined;
+  }
   return url;
 }
 
@@ -84,7 +85,7 @@ const DEFAULT_PORTS: Record<string, number> = { http: 80, ws: 80, https: 443, ws
 /** hostPort names the server a URL reaches: lower-case host and port, default port filled in. */
 export function hostPort(url: ApacheUrl): string {
   const host = url.host.includes('${') ? url.host : url.host.toLowerCase();
-  return `${host}:${url.port ?? DEFAULT_PORTS[url.scheme] ?? 0}`;
+  return `${host}:${url.portRef ?? url.port ?? DEFAULT_PORTS[url.scheme] ?? 0}`;
 }
 
 /** isTlsScheme: https and wss. */

@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { NoBalancerMemberError, formatWarning, importApache } from '../apache/convert.js';
+import { NoBalancerMemberError, formatWarning, importApache, placeholderEnv } from '../apache/convert.js';
 import { ConfigError, parseConfigText } from '../config/load.js';
 import { CliError } from './cli-error.js';
 
@@ -70,12 +70,11 @@ async function readApacheFile(file: string): Promise<string> {
 /**
  * selfCheck validates the output as `servoy-lb validate` would. `${NAME}` references left
  * from the Apache file are read from the environment only when servoy-lb loads the config,
- * so here every name stands for a placeholder.
+ * so here every name stands for a placeholder value.
  */
 function selfCheck(json: string): string[] {
-  const env = new Proxy<NodeJS.ProcessEnv>({}, { get: (_target, name) => (typeof name === 'string' ? 'placeholder' : undefined) });
   try {
-    parseConfigText(json, { baseDir: process.cwd(), env });
+    parseConfigText(json, { baseDir: process.cwd(), env: placeholderEnv() });
     return [];
   } catch (err) {
     if (err instanceof ConfigError) return err.problems;

@@ -89,7 +89,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: Node answers 100-continue to the client itself
-    if (statusCode === 503 && !this.hasBody && (this.reason === 'new-session' || this.reason === 'replaced') && this.host.maintenance(this)) {
+    if (statusCode === 503 && !this.hasBody && (this.reason === 'new-session' || this.reason === 'replaced' || this.reason === 'partition-new') && this.host.maintenance(this)) {
       // Read the small maintenance page to the end so the connection stays reusable.
       this.#discarding = true;
       return true;

@@ -180,8 +180,10 @@ export class ProxyServer implements ExchangeHost {
     const exchange = new HttpExchange(this, req, res, facts, headers, hasBody, startedAt);
     this.#inFlight++;
     const url = req.url ?? '';
-    if (url.charCodeAt(0) !== 47 /* / */) {
-      exchange.fail(400, 'bad-request'); // absolute-form or "*": this is not a forward proxy
+    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1) {
+      // absolute-form or "*": this is not a forward proxy. A version other than 1.x: llhttp
+      // takes a line without one ("GET /a\n") as HTTP/0.9 and goes on to parse headers after it.
+      exchange.fail(400, 'bad-request');
       return;
     }
     if (this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
@@ -317,7 +319,7 @@ export class ProxyServer implements ExchangeHost {
   // ---- WebSocket -----------------------------------------------------------------------
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.#closing || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || (req.url ?? '').charCodeAt(0) !== 47) {
+    if (this.#closing || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || (req.url ?? '').charCodeAt(0) !== 47 || req.httpVersionMajor !== 1) {
       socket.end(rawErrorResponse(this.#deps.pages[this.#closing ? 503 : 400]));
       return;
     }

@@ -47,7 +47,7 @@ export function redirectHost(value: string | undefined): string | undefined {
       port = rest.slice(1);
     }
     // No zone ids ("%25eth0"): they mean nothing to another machine.
-    if (!isIPv6(host.slice(1, -1))) return undefined;
+    if (host.includes('%') || !isIPv6(host.slice(1, -1))) return undefined;
   } else {
     const colon = value.indexOf(':');
     host = colon === -1 ? value : value.slice(0, colon);

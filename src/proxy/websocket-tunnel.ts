@@ -89,7 +89,7 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
     upstream.off('data', onHandshakeData);
     const headText = joined.subarray(0, end).toString('latin1');
     const match = /^HTTP\/1\.[01] (\d{3})/.exec(headText);
-    if (match === null) {
+    if (match === null || !wellFormedHead(headText)) {
       events.onBadResponse();
       destroyBoth();
       return;
@@ -155,6 +155,21 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
 
 /** How long a tunnel may stay half-closed before both sockets are destroyed. */
 const HALF_CLOSE_GRACE_MS = 5000;
+
+/** One header line: a token, a colon, then no CR, LF, NUL or other control character but tab. */
+const HEADER_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*$/;
+
+/**
+ * wellFormedHead says whether a backend's handshake answer may be relayed verbatim: a bare
+ * CR or LF, a NUL or an obs-fold line would otherwise reach the client as a header of its
+ * own (response splitting), the way Node refuses to write for ordinary responses.
+ */
+function wellFormedHead(head: string): boolean {
+  const lines = head.split('\r\n');
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(lines[0]!)) return false;
+  for (let i = 1; i < lines.length; i++) if (!HEADER_LINE.test(lines[i]!)) return false;
+  return true;
+}
 
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');

@@ -1,0 +1,302 @@
+/**
+ * Backend faults through the real CLI (SPEC "Proxying": an unreachable backend 502, a
+ * backend timeout 504, "and the balancer keeps serving"; "Backend states": down after
+ * `outlier.consecutiveFailures` proxy errors). Small backends written here do what the
+ * simulator cannot:
+ * - killed mid-response: only its requests in flight fail (502 before the headers, a cut
+ *   stream after them, never a hang), the other backend's requests finish, and after
+ *   `consecutiveFailures` errors it is down; a session pinned to it is placed anew;
+ * - accepts and never answers: 504 after `timeouts.response`; headers then silence: a cut
+ *   stream after `timeouts.response`; either way the connection is freed (the backend's
+ *   open sockets return to 0, the balancer's socket count to where it was);
+ * - reads an upload slowly (pauses for seconds): backpressure reaches the client, the
+ *   balancer's memory stays flat over 256 MiB, the upload arrives intact;
+ * - resets a WebSocket (destroy, RST): the client's WebSocket closes within 2 s and the
+ *   balancer keeps serving.
+ * Needs the build (`npx tsc -p .`): the CLI runs from dist/.
+ */
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import { Agent, request } from 'undici';
+import WebSocket, { WebSocketServer } from 'ws';
+import { lbConfig, startBalancer, waitFor, within } from './helpers/lb.js';
+import { backendRow, generatedBody, MiB, openSocketFds, pinTo, procStatus, sleep, startBackend } from './fixtures/fault-backends.js';
+
+/** A config for custom backends: health checks rare (they must not decide these tests), no access log. */
+function faultConfig(backends: { route: string; url: string }[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  return lbConfig(backends.map((b) => ({ id: b.route, url: b.url })), {
+    healthCheck: { path: '/health', interval: '30s', timeout: '2s' },
+    log: { access: false },
+    timeouts: { shutdownGrace: '1s' },
+    ...extra,
+  });
+}
+
+t.test('a backend killed mid-response: only its requests fail (502 / cut stream), then it is down', { timeout: 60_000 }, async (t) => {
+  const held: ServerResponse[] = [];
+  const victim = await startBackend(t, 'victim', (req, res) => {
+    req.resume();
+    if (req.url === '/stream') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }); // chunked
+      res.write(Buffer.alloc(64 * 1024, 7));
+    }
+    held.push(res); // /hold: no headers yet
+  });
+  const steady = await startBackend(t, 'steady', (req, res) => {
+    req.resume();
+    const ms = req.url === '/slow' ? 1500 : 0;
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`steady ${req.url}`);
+    }, ms);
+  });
+  const lb = await startBalancer(t, await faultConfig([victim, steady], { outlier: { consecutiveFailures: 3, ejectFor: '60s' } }));
+  const agent = new Agent({ connections: 20 });
+  t.teardown(() => agent.close());
+  const get = (path: string, to: { route: string }) => request(`${lb.url}${path}`, { dispatcher: agent, headers: pinTo(to) });
+
+  // In flight on the victim: one streaming (headers sent), two waiting for headers.
+  // In flight on the other backend: three slow requests.
+  const streaming = await get('/stream', victim);
+  t.equal(streaming.statusCode, 200, 'the streaming response started');
+  let streamedBytes = 0;
+  const streamed = new Promise<string>((resolve) => {
+    streaming.body.on('data', (chunk: Buffer) => (streamedBytes += chunk.length));
+    streaming.body.once('end', () => resolve('complete'));
+    streaming.body.once('error', (err: NodeJS.ErrnoException) => resolve(`cut: ${err.code ?? ''} ${err.message}`));
+  });
+  await waitFor(() => streamedBytes > 0, 5000, 'the first bytes of the streaming response');
+  const waiting = [get('/hold', victim), get('/hold', victim)].map((p) => p.then(async (r) => ({ status: r.statusCode, body: await r.body.text() })));
+  const others = [1, 2, 3].map(() => get('/slow', steady).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })));
+  await waitFor(() => victim.requests === 3 && steady.requests === 3, 5000, 'all six requests at their backends');
+
+  const killedAt = Date.now();
+  await victim.kill();
+
+  const cut = await within(streamed, 5000);
+  t.match(cut, /^cut: /, `the client of the started response sees a cut stream (${cut}), not a complete body`);
+  t.equal(streamedBytes, 64 * 1024, 'after the bytes the backend had sent');
+  const failed = await within(Promise.all(waiting), 5000);
+  t.same(failed?.map((r) => r.status), [502, 502], 'the requests still waiting for headers get 502');
+  t.match(failed?.[0]?.body, /<html/i, 'the balancer\'s 502 page');
+  t.ok(Date.now() - killedAt < 5000, 'nothing hung');
+  const fine = await within(Promise.all(others), 10_000);
+  t.same(fine, [1, 2, 3].map(() => ({ status: 200, body: 'steady /slow' })), 'the other backend\'s requests in flight finish normally');
+
+  await waitFor(async () => (await backendRow(lb, 'victim')).state === 'down', 5000, 'victim down');
+  const down = await backendRow(lb, 'victim');
+  t.match(down, { state: 'down', health: 'down', errors: 3, clientAborts: 0 }, 'three proxy errors: down (outlier.consecutiveFailures = 3)');
+  t.match(await backendRow(lb, 'steady'), { state: 'up', errors: 0 }, 'the other backend is unaffected');
+  t.ok(lb.logs().some((l) => /ejected after consecutive proxy errors/.test(l)) || (await lb.waitForLog(/ejected after consecutive proxy errors/, 3000).then(() => true, () => false)), 'the ejection is logged');
+
+  // The balancer keeps serving; a session pinned to the dead server is placed anew.
+  const moved = await get('/after', victim);
+  t.equal(moved.statusCode, 200);
+  t.equal(await moved.body.text(), 'steady /after', 'a session of the down backend goes to a live one');
+  t.equal(lb.proc.exitCode, null, 'the balancer is still running');
+  t.equal(await lb.stop(), 0, 'clean exit');
+});
+
+t.test('a backend that accepts and never answers: 504 after timeouts.response, and its connections are freed', { timeout: 60_000 }, async (t) => {
+  const silent = await startBackend(t, 'silent', (req, res) => {
+    req.resume();
+    if (req.url === '/stall') {
+      // Headers and a first piece, then silence.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1024 * 1024 });
+      res.write(Buffer.alloc(1024, 1));
+    }
+    // anything else: never answered
+  });
+  const steady = await startBackend(t, 'steady', (req, res) => {
+    req.resume();
+    res.end('steady');
+  });
+  const lb = await startBalancer(t, await faultConfig([silent, steady], { timeouts: { response: '1s', shutdownGrace: '1s' }, outlier: { consecutiveFailures: 100, ejectFor: '60s' } }));
+  const pid = lb.proc.pid!;
+  let agent = new Agent({ connections: 20 });
+  t.teardown(() => agent.close());
+  const get = (path: string, to: { route: string }) => request(`${lb.url}${path}`, { dispatcher: agent, headers: pinTo(to) });
+  // Warm up (a pooled connection to the steady backend), then take the balancer's socket count
+  // without client connections (the test's own keep-alive connections are closed to count).
+  await (await get('/warm', steady)).body.text();
+  await backendRow(lb, 'silent');
+  await agent.close();
+  await sleep(300);
+  const socketsBefore = await openSocketFds(pid);
+  agent = new Agent({ connections: 20 });
+
+  const started = Date.now();
+  const answers = await within(Promise.all(Array.from({ length: 5 }, () => get('/never', silent).then(async (r) => ({ status: r.statusCode, body: await r.body.text(), ms: Date.now() - started })))), 10_000);
+  t.ok(answers !== undefined, 'every request was answered');
+  t.same(answers?.map((a) => a.status), [504, 504, 504, 504, 504], '504 for each');
+  t.match(answers?.[0]?.body, /<html/i, 'the balancer\'s 504 page');
+  const slowest = Math.max(...(answers ?? []).map((a) => a.ms));
+  const fastest = Math.min(...(answers ?? []).map((a) => a.ms));
+  t.ok(fastest >= 900 && slowest < 5000, `after timeouts.response = 1s (${fastest}-${slowest} ms)`);
+
+  // Headers, then nothing: the body times out the same way; the client sees a cut stream.
+  const stalled = await get('/stall', silent);
+  t.equal(stalled.statusCode, 200, 'headers relayed');
+  const stallStart = Date.now();
+  const outcome = await within(stalled.body.text().then(() => 'complete', () => 'cut'), 6000);
+  t.equal(outcome, 'cut', `a body that stops is cut after the response timeout (${Date.now() - stallStart} ms), not hung`);
+
+  // The connections are freed: the backend's sockets close (at the timeout, at the latest after
+  // the pool's 4 s keep-alive), and the balancer holds no more sockets than before.
+  await waitFor(() => silent.openSockets() === 0, 10_000, 'the silent backend\'s sockets to close', 100);
+  t.equal(silent.openSockets(), 0, 'no connection to the silent backend is left open');
+  t.match(await backendRow(lb, 'silent'), { errors: 6, clientAborts: 0 }, 'six timeouts counted as backend errors');
+  await agent.close();
+  let socketsAfter = Infinity;
+  await waitFor(async () => (socketsAfter = await openSocketFds(pid)) <= socketsBefore, 10_000, 'the balancer\'s sockets back to their count', 200).catch(() => undefined);
+  t.ok(socketsAfter <= socketsBefore, `the balancer holds no more sockets than before (${socketsBefore} before, ${socketsAfter} after)`);
+
+  // And it keeps serving.
+  agent = new Agent({ connections: 20 });
+  const ok = await get('/after', steady);
+  t.equal(ok.statusCode, 200);
+  t.equal(await ok.body.text(), 'steady');
+  t.equal(await lb.stop(), 0, 'clean exit');
+});
+
+t.test('a backend reading a 256 MiB upload slowly: backpressure holds, memory stays flat, the upload is intact', { timeout: 110_000 }, async (t) => {
+  const TOTAL = 256 * MiB;
+  const PAUSE_MS = 3000;
+  const events: { at: number; received: number; what: string }[] = [];
+  const slow = await startBackend(t, 'slow', (req, res) => {
+    if (req.url !== '/upload') {
+      req.resume();
+      res.end('warm');
+      return;
+    }
+    const hash = createHash('sha256');
+    let received = 0;
+    let pausedAgain = false;
+    req.pause();
+    events.push({ at: Date.now(), received, what: 'paused' });
+    setTimeout(() => {
+      events.push({ at: Date.now(), received, what: 'resumed' });
+      req.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        received += chunk.length;
+        if (!pausedAgain && received >= 64 * MiB) {
+          // A second, shorter stall in the middle of the body.
+          pausedAgain = true;
+          req.pause();
+          events.push({ at: Date.now(), received, what: 'paused' });
+          setTimeout(() => {
+            events.push({ at: Date.now(), received, what: 'resumed' });
+            req.resume();
+          }, 2000);
+        }
+      });
+      req.resume();
+    }, PAUSE_MS);
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ bytes: received, sha256: hash.digest('hex') }));
+    });
+  });
+  const lb = await startBalancer(t, await faultConfig([slow]));
+  const pid = lb.proc.pid!;
+  await (await request(`${lb.url}/warm`, { method: 'POST', body: 'x' })).body.text();
+  await sleep(500);
+  const baseline = await procStatus(pid, 'VmRSS');
+  let peak = baseline;
+  const poll = setInterval(() => {
+    procStatus(pid, 'VmRSS').then((rss) => (peak = Math.max(peak, rss)), () => undefined);
+  }, 50);
+  t.teardown(() => clearInterval(poll));
+
+  const body = generatedBody(TOTAL);
+  const started = Date.now();
+  const answer = request(`${lb.url}/upload`, {
+    method: 'POST',
+    body: body.stream,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(TOTAL) },
+    headersTimeout: 100_000,
+  });
+  // While the backend reads nothing, the client cannot push much: the pipe is full.
+  await sleep(PAUSE_MS - 500);
+  const sentWhilePaused = body.generated();
+  t.ok(sentWhilePaused < 48 * MiB, `the client could send only ${(sentWhilePaused / MiB).toFixed(1)} MiB while the backend read nothing`);
+
+  const res = await answer;
+  const result = (await res.body.json()) as { bytes: number; sha256: string };
+  clearInterval(poll);
+  t.equal(res.statusCode, 200);
+  t.equal(result.bytes, TOTAL, 'every byte arrived');
+  t.equal(result.sha256, body.digest(), 'intact');
+  t.same(events.map((e) => e.what), ['paused', 'resumed', 'paused', 'resumed'], 'the backend stalled twice');
+  const growth = peak - baseline;
+  t.comment(`256 MiB through a slow reader in ${Date.now() - started} ms; balancer RSS ${(baseline / MiB).toFixed(1)} MiB at start, peak ${(peak / MiB).toFixed(1)} MiB`);
+  t.ok(growth < 150 * MiB, `balancer RSS grew by ${(growth / MiB).toFixed(1)} MiB (< 150 MiB)`);
+  t.equal(await lb.stop(), 0, 'clean exit');
+});
+
+t.test('a backend resetting WebSockets: the client\'s WebSocket closes within 2 s, the balancer keeps serving', { timeout: 60_000 }, async (t) => {
+  const wss = new WebSocketServer({ noServer: true });
+  t.teardown(() => wss.close());
+  const raw = new Set<Socket>();
+  const ws = await startBackend(
+    t,
+    'ws',
+    (req, res) => {
+      req.resume();
+      res.end('plain');
+    },
+    (req, socket, head) => {
+      raw.add(socket as Socket);
+      socket.on('close', () => raw.delete(socket as Socket));
+      socket.on('error', () => undefined);
+      wss.handleUpgrade(req, socket, head, (client) => {
+        client.on('error', () => undefined);
+        client.send('hello');
+        client.on('message', (data) => client.send(`echo ${String(data)}`));
+      });
+    },
+  );
+  const lb = await startBalancer(t, await faultConfig([ws]));
+  const wsUrl = lb.url.replace(/^http/, 'ws');
+
+  const open = async (): Promise<{ socket: WebSocket; closed: Promise<number> }> => {
+    const socket = new WebSocket(`${wsUrl}/websocket/1/w/1`);
+    t.teardown(() => socket.terminate());
+    socket.on('error', () => undefined);
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    const hello = await within(new Promise<string>((resolve, reject) => {
+      socket.once('message', (data) => resolve(String(data)));
+      socket.once('close', () => reject(new Error('closed before hello')));
+    }), 5000);
+    t.equal(hello, 'hello', 'tunnel open');
+    return { socket, closed };
+  };
+
+  for (const how of ['destroy', 'resetAndDestroy'] as const) {
+    const { socket, closed } = await open();
+    await waitFor(async () => (await backendRow(lb, 'ws')).websockets === 1, 5000, 'websocket counted');
+    t.equal(raw.size, 1);
+    const at = Date.now();
+    for (const s of raw) s[how]();
+    const closedAt = await within(closed, 2000);
+    t.ok(closedAt !== undefined, `backend socket ${how}(): the client's WebSocket closed (${closedAt === undefined ? 'not within 2 s' : `${closedAt - at} ms`})`);
+    t.equal(socket.readyState, WebSocket.CLOSED);
+    await waitFor(async () => (await backendRow(lb, 'ws')).websockets === 0, 5000, 'websocket uncounted');
+    t.pass(`${how}: the balancer no longer counts the WebSocket`);
+  }
+
+  // The balancer is fine: a new WebSocket and a plain request work.
+  const again = await open();
+  again.socket.send('ping');
+  const echo = await within(new Promise<string>((resolve) => again.socket.once('message', (d) => resolve(String(d)))), 5000);
+  t.equal(echo, 'echo ping', 'a new WebSocket works both ways');
+  again.socket.close();
+  await within(again.closed, 5000);
+  const res = await request(`${lb.url}/plain`);
+  t.equal(res.statusCode, 200);
+  t.equal(await res.body.text(), 'plain');
+  t.match(await backendRow(lb, 'ws'), { state: 'up' });
+  t.equal(await lb.stop(), 0, 'clean exit');
+});

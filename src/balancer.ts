@@ -73,6 +73,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   readonly #outlier: OutlierDetector;
   readonly #drainMonitor: DrainMonitor;
   readonly #maintenanceTimers = new Map<string, NodeJS.Timeout>();
+  #settleTimer: NodeJS.Timeout | undefined;
   #admin: AdminServer | undefined;
   #redirect: RedirectServer | undefined;
   #closed = false;
@@ -194,6 +195,21 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#drainMonitor.start();
     this.#checker.setTargets(this.pool.configs());
     this.#checker.start();
+    if (this.partitions !== undefined) this.#settleTimer = setInterval(() => this.#settleDrainedMoves(), 10_000).unref();
+  }
+
+  /**
+   * A partition moved with --drain keeps sending its live sessions to the old server; once
+   * the partition has no active session left (or drain.maxWait passed) the old server is
+   * forgotten.
+   */
+  #settleDrainedMoves(): void {
+    const now = Date.now();
+    const accounting = this.sessions.accounting;
+    const settled = this.partitions!.settleDrainedMoves(
+      (key, record) => accounting.partitionSessions(key) === 0 || now - (record.movedAt ?? 0) >= this.#config.drain.maxWait,
+    );
+    for (const key of settled) this.logger.info({ key }, 'partition move finished: no live session left on the old server');
   }
 
   /** close stops accepting and lets in-flight work finish for up to graceMs. */
@@ -202,6 +218,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#closed = true;
     this.#outlier.close();
     this.#drainMonitor.stop();
+    clearInterval(this.#settleTimer);
     for (const timer of this.#maintenanceTimers.values()) clearTimeout(timer);
     await Promise.all([this.#checker.close(), this.proxy.close(graceMs), this.#redirect?.close(graceMs), this.#admin?.close()]);
     this.sessions.accounting.stop();

@@ -17,12 +17,38 @@ export class PartitionDirectory {
   /** Last request per pinned key (memory only; the store keeps last-seen only for its own records). */
   readonly #pinSeen = new Map<string, number>();
 
+  /** Keys moved with --drain whose old server may still hold live sessions. */
+  readonly #drainingMoves = new Set<string>();
+
   constructor(
     readonly store: PartitionStore,
     pins: Readonly<Record<string, string>>,
   ) {
     this.#pins = new Map();
     this.setPins(pins);
+    // Once at start-up: find the moves still draining (a restart mid-drain keeps them).
+    for (let offset = 0; offset < store.size; offset += 10_000) {
+      for (const record of store.entries(offset, 10_000)) if (record.drainPrevious === true) this.#drainingMoves.add(record.key);
+    }
+  }
+
+  /**
+   * settleDrainedMoves forgets the old server of moves made with --drain once `done` says
+   * their live sessions there have ended; the store journals the change.
+   */
+  settleDrainedMoves(done: (key: string, record: PartitionRecord) => boolean): string[] {
+    const settled: string[] = [];
+    for (const key of this.#drainingMoves) {
+      const record = this.store.get(key);
+      if (record === undefined || record.drainPrevious !== true) {
+        this.#drainingMoves.delete(key);
+      } else if (done(key, record)) {
+        this.store.clearPrevious(key);
+        this.#drainingMoves.delete(key);
+        settled.push(key);
+      }
+    }
+    return settled;
   }
 
   /** setPins replaces the config's pins (on reload). */
@@ -59,7 +85,10 @@ export class PartitionDirectory {
 
   /** move is `partitions move KEY ID [--drain]`. Pinned keys are moved by editing the config. */
   move(key: string, backendId: string, drain: boolean): PartitionRecord {
-    return this.store.move(key, backendId, drain);
+    const record = this.store.move(key, backendId, drain);
+    if (record.drainPrevious === true) this.#drainingMoves.add(key);
+    else this.#drainingMoves.delete(key);
+    return record;
   }
 
   /** isPinned says whether the config pins a key. */

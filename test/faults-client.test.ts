@@ -185,6 +185,7 @@ t.test('a client aborting mid-download: the backend stops being read, then its r
   t.match(await backendRow(lb, 'down'), { clientAborts: 1, errors: 0, state: 'up' }, 'counted as a client abort, not a backend error');
   await waitFor(() => backend.openSockets() === 0, 10_000, 'the backend\'s sockets to close', 100).catch(() => undefined);
   t.equal(backend.openSockets(), 0, 'the upstream connection of the aborted download is closed');
+  console.error('DEBUG', backend.requests, (backend as any).debug?.());
 
   const ok = await rawExchange(lb.url, 'GET /hello HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n');
   t.same(ok, { status: 200, body: 'hello' }, 'the balancer keeps serving');

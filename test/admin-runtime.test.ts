@@ -10,118 +10,16 @@
  *   restart a draining backend is not called drained before sessionIdle (its sessions
  *   are still out there, unseen by the new process).
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
+import { api, browser, config, pinClients, row, ROUTES, start, waitState } from './helpers/admin-env.js';
 import { BrowserClient } from './helpers/browser.js';
 import { waitFor } from './helpers/lb.js';
-import { backendsFor, freePort, spawnBalancer, startSims, type BalancerProcess, type SpawnOptions, type TestLike } from './helpers/processes.js';
+import { backendsFor, freePort, startSims, type BalancerProcess } from './helpers/processes.js';
 
-const ROUTES = ['servoy-a', 'servoy-b', 'servoy-c'];
-
-// ---- small helpers (kept in this file: only admin-*.test.ts files may be added) ----------
-
-interface ApiAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  json: any;
-}
-
-/** One admin API call over HTTP (its own connection, so a restarted balancer never sees a stale one). */
-async function api(lb: BalancerProcess, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<ApiAnswer> {
-  const headers: Record<string, string> = {};
-  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-  let body: string | undefined;
-  if (opts.body !== undefined) {
-    headers['content-type'] = 'application/json';
-    body = JSON.stringify(opts.body);
-  }
-  const res = await request(`${lb.adminUrl!}${path}`, { method: method as 'GET', headers, body, reset: true });
-  const text = await res.body.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, text, json };
-}
-
-async function row(lb: BalancerProcess, id: string): Promise<any> {
-  const res = await api(lb, 'GET', '/api/backends');
-  if (res.status !== 200) throw new Error(`GET /api/backends answered ${res.status}: ${res.text}`);
-  return (res.json.backends as any[]).find((b) => b.id === id);
-}
-
-async function waitState(lb: BalancerProcess, id: string, state: string, timeoutMs: number): Promise<void> {
-  await waitFor(async () => (await row(lb, id))?.state === state, timeoutMs, `${id} ${state}`, 50);
-}
-
-function isPlain(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A loopback config with short intervals; `overrides` are merged one level deep. */
-function config(backends: object[], overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  const base: Record<string, unknown> = {
-    listen: { host: '127.0.0.1', port: 0 },
-    admin: { host: '127.0.0.1' },
-    backends,
-    affinity: { sessionIdle: '2s', maintenanceBackoff: '1s' },
-    // timeout 1s, not 150ms: on a loaded test machine (load 12+ on 2 CPUs) 150 ms probes of the
-    // in-process simulators time out and take healthy backends down at random.
-    healthCheck: { path: '/health', interval: '200ms', timeout: '1s', rise: 2, fall: 2 },
-    outlier: { consecutiveFailures: 3, ejectFor: '1s' },
-    log: { access: false },
-  };
-  for (const [k, v] of Object.entries(overrides)) base[k] = isPlain(v) && isPlain(base[k]) ? { ...base[k], ...v } : v;
-  return base;
-}
-
-function browser(t: TestLike, url: string): BrowserClient {
-  const b = new BrowserClient(url);
-  t.teardown(() => b.close());
-  return b;
-}
-
-/** New browsers until every route has `perBackend` of them (all 127.0.0.1: bounded load spreads them). */
-async function pinClients(t: Test, url: string, perBackend: number, routes = ROUTES): Promise<Map<string, BrowserClient[]>> {
-  const by = new Map<string, BrowserClient[]>(routes.map((r) => [r, []]));
-  for (let i = 0; i < 20 * perBackend * routes.length && [...by.values()].some((l) => l.length < perBackend); i++) {
-    const b = browser(t, url);
-    const res = await b.get('/api/whoami');
-    if (res.status !== 200) throw new Error(`new client got ${res.status}`);
-    by.get(res.json().server)?.push(b);
-  }
-  for (const [r, l] of by) if (l.length < perBackend) throw new Error(`could not pin ${perBackend} clients on ${r}`);
-  return by;
-}
-
-const logged = (lb: BalancerProcess, re: RegExp): boolean => lb.logs().some((l) => re.test(l));
-
-/** Passes once a matching log line arrives (bounded): stdout may lag behind an API answer. */
-async function seeLog(t: Test, lb: BalancerProcess, re: RegExp, what: string): Promise<void> {
-  const line = await lb.waitForLog(re, 5000).catch(() => undefined);
-  t.ok(line !== undefined, what);
-}
-
-/** The `time` (ms, the balancer's clock) of the first log line matching, waiting for it (bounded). */
-async function logTime(lb: BalancerProcess, re: RegExp): Promise<number> {
-  return (JSON.parse(await lb.waitForLog(re, 5000)) as { time: number }).time;
-}
-
-/** spawnBalancer, and when the test fails, its state changes and warnings on stderr (for diagnosis). */
-async function start(t: Test, cfg: object, opts: SpawnOptions = {}): Promise<BalancerProcess> {
-  const lb = await spawnBalancer(t, cfg, opts);
-  t.teardown(() => {
-    if (t.passing()) return;
-    const lines = lb.logs().filter((l) => /state changed|"level":[45]0|ejected|refused/.test(l));
-    console.error(`--- balancer ${lb.url} (state changes and warnings) ---\n${lines.join('\n')}`);
-  });
-  return lb;
-}
+// ---- helpers only this file uses ---------------------------------------------------------
 
 async function ids(lb: BalancerProcess): Promise<string[]> {
   return ((await api(lb, 'GET', '/api/backends')).json.backends as any[]).map((b) => b.id);

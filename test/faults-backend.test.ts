@@ -21,7 +21,7 @@ import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
-import { lbConfig, startBalancer, waitFor, within } from './helpers/lb.js';
+import { lbConfig, rawRequest, startBalancer, waitFor, within } from './helpers/lb.js';
 import { backendRow, generatedBody, MiB, openSocketFds, pinTo, procStatus, sleep, startBackend } from './fixtures/fault-backends.js';
 
 /** A config for custom backends: health checks rare (they must not decide these tests), no access log. */
@@ -298,5 +298,72 @@ t.test('a backend resetting WebSockets: the client\'s WebSocket closes within 2 
   t.equal(res.statusCode, 200);
   t.equal(await res.body.text(), 'plain');
   t.match(await backendRow(lb, 'ws'), { state: 'up' });
+  t.equal(await lb.stop(), 0, 'clean exit');
+});
+
+t.test('a backend that drops or never answers a WebSocket handshake: 502 / 504 to the client, counted as backend errors', { timeout: 60_000 }, async (t) => {
+  const wss = new WebSocketServer({ noServer: true });
+  t.teardown(() => wss.close());
+  const silentSockets = new Set<Socket>();
+  const silentEnded = new Set<Socket>();
+  const ws = await startBackend(
+    t,
+    'ws',
+    (req, res) => {
+      req.resume();
+      res.end('plain');
+    },
+    (req, socket, head) => {
+      socket.on('error', () => undefined);
+      if (req.url === '/websocket/drop') return void socket.destroy(); // closes before answering
+      if (req.url === '/websocket/garbage') return void socket.end('SSH-2.0-OpenSSH_9.6\r\n\r\n'); // not HTTP
+      if (req.url === '/websocket/silent') {
+        // Never answers; notes when the balancer closes its side.
+        silentSockets.add(socket as Socket);
+        socket.once('end', () => silentEnded.add(socket as Socket));
+        socket.once('close', () => silentEnded.add(socket as Socket));
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (client) => {
+        client.on('error', () => undefined);
+        client.send('hello');
+      });
+    },
+  );
+  const lb = await startBalancer(t, await faultConfig([ws], { timeouts: { response: '1s', shutdownGrace: '1s' }, outlier: { consecutiveFailures: 10, ejectFor: '60s' } }));
+  const handshake = (path: string) =>
+    rawRequest(lb.url, `GET ${path} HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, 8000).then(
+      (r) => r.status,
+      () => 0, // connection closed without any HTTP answer
+    );
+
+  for (const [path, expected] of [['/websocket/drop', 502], ['/websocket/garbage', 502], ['/websocket/silent', 504]] as const) {
+    const started = Date.now();
+    const status = await handshake(path);
+    const ms = Date.now() - started;
+    t.equal(status, expected, `${path}: the client gets ${expected} (${ms} ms), not a dropped connection`);
+    if (expected === 504) t.ok(ms >= 900 && ms < 5000, `after timeouts.response (${ms} ms)`);
+  }
+  // A browser's WebSocket sees the failure at once too.
+  const socket = new WebSocket(`${lb.url.replace(/^http/, 'ws')}/websocket/drop`);
+  const failure = await within(new Promise<string>((resolve) => {
+    socket.once('unexpected-response', (_req, res) => resolve(`status ${res.statusCode}`));
+    socket.once('error', (err) => resolve(`error ${err.message}`));
+  }), 2000);
+  t.equal(failure, 'status 502', 'a ws client gets the 502 answer');
+  socket.terminate();
+
+  t.match(await backendRow(lb, 'ws'), { errors: 4, websockets: 0 }, 'each failed handshake is a backend error');
+  await waitFor(() => silentSockets.size > 0 && silentEnded.size === silentSockets.size, 5000, 'the silent backend connection to be closed').catch(() => undefined);
+  t.ok(silentSockets.size === 1 && silentEnded.size === 1, 'the balancer closed its connection to the silent backend');
+  // A working handshake afterwards.
+  const good = new WebSocket(`${lb.url.replace(/^http/, 'ws')}/websocket/1/w/1`);
+  t.teardown(() => good.terminate());
+  const hello = await within(new Promise<string>((resolve, reject) => {
+    good.once('message', (d) => resolve(String(d)));
+    good.once('error', reject);
+  }), 5000);
+  t.equal(hello, 'hello', 'the balancer keeps tunnelling');
+  good.close();
   t.equal(await lb.stop(), 0, 'clean exit');
 });

@@ -383,9 +383,14 @@ export class ProxyServer implements ExchangeHost {
           this.#access.info({ method: 'GET', path: log.path, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - log.startedAt) * 100) / 100, websocket: true });
         }
       },
-      onBadResponse: () => {
+      onBadResponse: (why) => {
         sessions.accounting.counters(backend.id).errors++;
-        this.#deps.logger.warn({ backend: backend.id }, 'backend answered a websocket handshake with something that is not HTTP');
+        this.#deps.observer?.backendFailed(backend.id);
+        this.#deps.logger.warn(
+          { backend: backend.id },
+          why === 'timeout' ? 'backend did not answer a websocket handshake in time' : why === 'closed' ? 'backend closed the connection before answering a websocket handshake' : 'backend answered a websocket handshake with something that is not HTTP',
+        );
+        if (!socket.destroyed) socket.end(rawErrorResponse(this.#deps.pages[why === 'timeout' ? 504 : 502]));
       },
       onClose: (bytesIn, bytesOut, idledOut) => {
         const counters = sessions.accounting.counters(backend.id);
@@ -401,6 +406,7 @@ export class ProxyServer implements ExchangeHost {
     return {
       url: backend.url,
       connectTimeout: this.settings.connectTimeout,
+      handshakeTimeout: this.settings.responseTimeout,
       idleTimeout: this.settings.websocketIdle,
       maxHeaderBytes: Math.max(this.settings.maxHeaderBytes, 16384),
     };

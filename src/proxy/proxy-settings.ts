@@ -14,6 +14,8 @@ export interface ProxySettings {
   readonly proto: 'http' | 'https';
   readonly websocketIdle: number;
   readonly connectTimeout: number;
+  /** timeouts.response: also how long a backend may take to answer a WebSocket handshake. */
+  readonly responseTimeout: number;
   readonly maxHeaderBytes: number;
   readonly accessLog: boolean;
   /** Partition mode: reads a request's partition key (compiled once); undefined in session mode. */
@@ -33,6 +35,7 @@ export function proxySettings(config: Config): ProxySettings {
     proto: config.listen.tls ? 'https' : 'http',
     websocketIdle: config.timeouts.websocketIdle,
     connectTimeout: config.timeouts.connect,
+    responseTimeout: config.timeouts.response,
     maxHeaderBytes: config.limits.maxHeaderBytes,
     accessLog: config.log.access,
     partitionKey: partitionMode ? compilePartitionKey(spec!) : undefined,

@@ -17,6 +17,8 @@ import { connect as tlsConnect } from 'node:tls';
 export interface TunnelTarget {
   readonly url: string;
   readonly connectTimeout: number;
+  /** How long the backend may take to answer the handshake once connected (ms; 0: no limit). */
+  readonly handshakeTimeout: number;
   readonly idleTimeout: number;
   /** Largest backend handshake response accepted (bytes). */
   readonly maxHeaderBytes: number;
@@ -28,11 +30,19 @@ export interface TunnelEvents {
   onConnectError(err: NodeJS.ErrnoException): boolean;
   /** The backend answered the handshake; extra headers (Set-Cookie) may be appended. */
   onHandshake(status: number, extraHeaders: string[]): void;
-  /** The backend answered with something that is not HTTP. */
-  onBadResponse(): void;
+  /**
+   * The backend was reached but gave no usable handshake answer: something that is not
+   * (well-formed) HTTP, or it closed the connection first, or it did not answer within
+   * handshakeTimeout. The backend connection is closed; the client's is left to the caller,
+   * to answer 502 / 504 as for any other request.
+   */
+  onBadResponse(why: HandshakeFailure): void;
   /** The tunnel is closed on both sides (exactly once, after onHandshake). */
   onClose(bytesIn: number, bytesOut: number, idledOut: boolean): void;
 }
+
+/** Why a reached backend gave no usable handshake answer. */
+export type HandshakeFailure = 'not-http' | 'closed' | 'timeout';
 
 const HEADER_END = Buffer.from('\r\n\r\n');
 
@@ -65,10 +75,19 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
   };
   upstream.once('timeout', onConnectTimeout);
 
+  const failHandshake = (why: HandshakeFailure): void => {
+    if (closed) return;
+    closed = true;
+    upstream.destroy();
+    events.onBadResponse(why);
+  };
+  const onHandshakeTimeout = (): void => failHandshake('timeout');
+
   upstream.once(secure ? 'secureConnect' : 'connect', () => {
     connected = true;
     upstream.off('timeout', onConnectTimeout);
-    upstream.setTimeout(0);
+    upstream.setTimeout(target.handshakeTimeout);
+    if (target.handshakeTimeout > 0) upstream.once('timeout', onHandshakeTimeout);
     upstream.write(requestHead, 'latin1');
     if (head.length > 0) upstream.write(head);
   });
@@ -80,20 +99,18 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
     pending = [joined];
     const end = joined.indexOf(HEADER_END);
     if (end === -1) {
-      if (pendingBytes > target.maxHeaderBytes) {
-        events.onBadResponse();
-        destroyBoth();
-      }
+      if (pendingBytes > target.maxHeaderBytes) failHandshake('not-http');
       return;
     }
     upstream.off('data', onHandshakeData);
     const headText = joined.subarray(0, end).toString('latin1');
     const match = /^HTTP\/1\.[01] (\d{3})/.exec(headText);
     if (match === null || !wellFormedHead(headText)) {
-      events.onBadResponse();
-      destroyBoth();
+      failHandshake('not-http');
       return;
     }
+    upstream.off('timeout', onHandshakeTimeout);
+    upstream.setTimeout(0);
     const extra: string[] = [];
     events.onHandshake(Number(match[1]), extra);
     handshaken = true;
@@ -136,9 +153,10 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
       if (!events.onConnectError(err)) client.destroy();
       return;
     }
-    destroyBoth();
+    if (!handshaken) failHandshake('closed');
+    else destroyBoth();
   });
-  upstream.on('close', destroyBoth);
+  upstream.on('close', () => (connected && !handshaken ? failHandshake('closed') : destroyBoth()));
   client.on('error', destroyBoth);
   client.on('close', destroyBoth);
   // A half-close from either side ends the tunnel. Once piping, pipe() passes the FIN on
@@ -150,7 +168,7 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
     else setTimeout(destroyBoth, HALF_CLOSE_GRACE_MS).unref();
   };
   client.on('end', onEnd);
-  upstream.on('end', onEnd);
+  upstream.on('end', () => (handshaken ? onEnd() : failHandshake('closed')));
 }
 
 /** How long a tunnel may stay half-closed before both sockets are destroyed. */

@@ -5,6 +5,7 @@
  * oversize headers (431), and closes gracefully: stop accepting, let in-flight requests
  * finish within a grace period, then cut what is left.
  */
+import { listenOn } from './listen.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -99,16 +100,7 @@ export class ProxyServer implements ExchangeHost {
 
   /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', onError);
-        const address = this.server.address();
-        if (address === null || typeof address === 'string') throw new Error('unexpected server address');
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   /** reconfigure applies reloaded settings; requests in flight finish with the old ones. */

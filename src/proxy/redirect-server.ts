@@ -12,6 +12,7 @@
  * percent-encoded. A WebSocket handshake gets the same 301 (or 400) as raw bytes, then
  * the socket is closed.
  */
+import { listenOn } from './listen.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -124,16 +125,7 @@ export class RedirectServer {
 
   /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', onError);
-        const address = this.server.address();
-        if (address === null || typeof address === 'string') return reject(new Error('unexpected server address'));
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {

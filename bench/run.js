@@ -1,0 +1,28 @@
+// npm run bench: every benchmark in turn, each a separate process, its markdown table on
+// stdout and its JSON in bench/results/. Peers (HAProxy, nginx, wrk) are used when
+// installed: apt-get install haproxy nginx-light wrk. Loopback only, bounded in time.
+//   npm run bench            (about 5 minutes)
+//   npm run bench -- --quick (about 1 minute: shorter rounds, 1,000 WebSockets)
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from './lib.js';
+
+const quick = process.argv.includes('--quick');
+const steps = [
+  ['Proxy throughput and CPU per request, against peers', 'throughput.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '8', '--rounds', '3']],
+  ['Memory per idle WebSocket (1,000)', 'websockets.js', ['--count', '1000']],
+  ...(quick ? [] : [['Memory per idle WebSocket (10,000)', 'websockets.js', ['--count', '10000']]]),
+  ['Routing decisions and key movement', 'routing.js', []],
+  ['Partition key extraction', 'partition-key.js', []],
+  ['Partition store at 100,000 partitions', 'partition-store.js', []],
+];
+let failed = 0;
+for (const [title, file, args] of steps) {
+  process.stdout.write(`\n## ${title}\n\n`);
+  const result = spawnSync(process.execPath, [join(ROOT, 'bench', file), ...args], { stdio: 'inherit', timeout: 15 * 60_000 });
+  if (result.status !== 0) {
+    failed++;
+    process.stdout.write(`(${file} failed: exit ${result.status ?? result.signal})\n`);
+  }
+}
+process.exitCode = failed === 0 ? 0 : 1;

@@ -130,6 +130,35 @@ t.test('limits.maxConnections: connections over the limit are dropped; freed slo
   t.equal(lb.proc.exitCode, null, 'the balancer is running');
 });
 
+t.test('clients that stall their request body cannot get a healthy backend ejected', async (t) => {
+  // The backend closes idle keep-alive connections after 1 s (Tomcat: connectionTimeout).
+  const backend = await countingBackend(t, { keepAliveTimeout: 1000 });
+  const lb = await startBalancer(t, await lbConfig([{ id: 'count', url: backend.url }], { outlier: { consecutiveFailures: 5, ejectFor: '30s' } }));
+  const admin = async (): Promise<{ state: string; errors: number }> => {
+    const res = await request(`${lb.adminUrl!}/api/backends`, { reset: true });
+    return ((await res.body.json()) as { backends: { state: string; errors: number }[] }).backends[0]!;
+  };
+  const variants = {
+    // Announces a body and sends none: the request waits on a pooled upstream connection
+    // that the backend, having received nothing on it, closes as idle.
+    'no body byte': 'POST /stall HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 100\r\n\r\n',
+    // Sends a tenth of its body: the backend's read timeout resets the connection.
+    'a tenth of the body': 'POST /reset-if-slow HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 100\r\n\r\n0123456789',
+  };
+  for (const [name, bytes] of Object.entries(variants)) {
+    // Warm the upstream pool so idle keep-alive connections are there to be picked.
+    await Promise.all(Array.from({ length: 8 }, async () => (await request(`${lb.url}/warm`, { reset: true })).body.dump()));
+    const stalled = await Promise.all(Array.from({ length: 8 }, () => probe(lb.url, bytes, { timeoutMs: 6000 })));
+    const after = await admin();
+    t.equal(after.state, 'up', `${name}: 8 stalling clients did not get the backend ejected`);
+    t.equal(after.errors, 0, `${name}: and counted no error against it`);
+    t.same(stalled.map((r) => r.status ?? 'none').filter((s) => s !== 400 && s !== 'none'), [], `${name}: the stalled clients got 400 or nothing (${JSON.stringify(stalled.map((r) => r.status ?? 'none'))})`);
+    const ok = await request(`${lb.url}/api/whoami`, { reset: true });
+    t.equal(ok.statusCode, 200, `${name}: others are still served`);
+    await ok.body.dump();
+  }
+});
+
 // A gap, kept runnable: assertions marked todo report what happens without failing the suite.
 const IDLE_BODY_TODO = 'no idle timeout while a request body is received (server.timeout 0, requestTimeout 0): a client that stops mid-body holds its connection, and an upstream request, until the backend gives up';
 

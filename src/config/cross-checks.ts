@@ -40,9 +40,18 @@ function checkBackends(config: Config): string[] {
   return out;
 }
 
+/**
+ * The learned-sessions table is allocated in full at start (lru-cache preallocates): 10
+ * million entries take ~400 MB and seconds; a few more digits and start dies of it.
+ */
+const MAX_LEARNED_SESSIONS = 10_000_000;
+
 function checkAffinity(config: Config): string[] {
   const out: string[] = [];
   const { affinity } = config;
+  if (affinity.learnedSessions > MAX_LEARNED_SESSIONS) {
+    out.push(problem(['affinity', 'learnedSessions'], `must be at most ${MAX_LEARNED_SESSIONS} (the table is reserved in memory at start)`));
+  }
   const ids = new Set(config.backends.map((b) => b.id));
   for (const [key, id] of Object.entries(affinity.partitions)) {
     if (!ids.has(id)) out.push(problem(['affinity', 'partitions', key], `unknown backend ${JSON.stringify(id)} (not in backends)`));

@@ -6,9 +6,9 @@
  * (`"${SERVOY_LB_TOKEN}"`) and inside one (`"redis://${REDIS_HOST}:6379/0"`). Keys are
  * never substituted. `$${` stands for a literal `${`.
  */
-import { formatJsonPath, type JsonPathSegment } from './json-path.js';
+import { formatJsonPath, oneLine, type JsonPathSegment } from './json-path.js';
 
-/** EnvSubstitution is the substituted JSON plus one problem per unset or malformed reference. */
+/** EnvSubstitution is the substituted JSON plus one problem per unset or malformed reference (and per `__proto__` key). */
 export interface EnvSubstitution {
   value: unknown;
   /** `<json-path>: <reason>` lines. */
@@ -29,7 +29,18 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): EnvSubsti
     if (Array.isArray(node)) return node.map((item, index) => walk(item, [...path, index]));
     if (node !== null && typeof node === 'object') {
       const out: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(node)) out[key] = walk(item, [...path, key]);
+      for (const [key, item] of Object.entries(node)) {
+        // JSON.parse keeps "__proto__" as a plain key, but assigning it would swap the copy's
+        // prototype (its keys would then pass for settings) and zod silently skips it in
+        // records: no setting is called that, so it is reported here and left out.
+        if (key === '__proto__') {
+          const where = formatJsonPath([...path, key]);
+          problems.push(`${where}: unknown key ("__proto__" is never a setting)`);
+          failedPaths.add(where);
+          continue;
+        }
+        out[key] = walk(item, [...path, key]);
+      }
       return out;
     }
     return node;
@@ -49,13 +60,13 @@ function substituteString(
     if (match === '$${') return '${';
     const fail = (reason: string): string => {
       const where = formatJsonPath(path);
-      const line = `${where}: ${reason}`;
+      const line = oneLine(`${where}: ${reason}`);
       if (!problems.includes(line)) problems.push(line);
       failedPaths.add(where);
       return match;
     };
     if (name === undefined || !ENV_NAME.test(name)) {
-      return fail(`"${match}" is not a valid environment variable reference (use letters, digits and "_"; write "$\${" for a literal "\${")`);
+      return fail(`${JSON.stringify(match)} is not a valid environment variable reference (use letters, digits and "_"; write "$\${" for a literal "\${")`);
     }
     const found = env[name];
     return found === undefined ? fail(`environment variable ${name} is not set`) : found;

@@ -28,5 +28,16 @@ export function formatJsonPath(path: readonly PropertyKey[]): string {
 
 /** problem formats one `<json-path>: <reason>` line. */
 export function problem(path: readonly PropertyKey[], reason: string): string {
-  return `${formatJsonPath(path)}: ${reason}`;
+  return oneLine(`${formatJsonPath(path)}: ${reason}`);
+}
+
+/** Characters that would break a problem line or drive the terminal: control characters and line separators. */
+const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * oneLine escapes control characters and line separators (as `\n`, `\u001b`, ...), so that
+ * a reason quoting what the file says (a key, a value, a regular expression) stays one line.
+ */
+export function oneLine(text: string): string {
+  return text.replace(UNPRINTABLE, (ch) => (ch < ' ' ? JSON.stringify(ch).slice(1, -1) : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }

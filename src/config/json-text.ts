@@ -3,19 +3,38 @@
  * not at all); an administrator with an editor wants a line and a column, and a hint for
  * the two classic hand-editing mistakes (a trailing comma, a comment).
  */
-import { FILE_PATH } from './json-path.js';
+import { FILE_PATH, oneLine } from './json-path.js';
 
 /** JsonText is the parsed value, or one `(file): invalid JSON at line L, column C: ...` problem. */
 export type JsonText = { ok: true; value: unknown } | { ok: false; problem: string };
 
+/**
+ * MAX_DEPTH bounds how deeply arrays and objects may nest. lb.config.json needs 5 levels;
+ * what reads the parsed value (and findSyntaxError) recurses, so thousands of levels
+ * would overflow the stack instead of failing with a line and a column.
+ */
+export const MAX_DEPTH = 64;
+
 /** parseJsonText parses text (a leading byte-order mark is ignored) and locates syntax errors. */
 export function parseJsonText(text: string): JsonText {
   const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const tooDeep = findExcessiveNesting(source);
+  const nestedTooDeep = (offset: number): JsonText => {
+    const where = lineColumnAt(source, offset);
+    return { ok: false, problem: `${FILE_PATH}: invalid JSON at line ${where.line}, column ${where.column}: nested more than ${MAX_DEPTH} levels deep` };
+  };
+  let value: unknown;
   try {
-    return { ok: true, value: JSON.parse(source) };
+    value = JSON.parse(source);
   } catch (err) {
-    return { ok: false, problem: describeSyntaxError(source, (err as Error).message) };
+    const message = (err as Error).message;
+    // Whichever comes first is reported; a syntax error without a position is only looked
+    // for (findSyntaxError recurses) when the nesting is within bounds.
+    const position = /at position (\d+)/.exec(message);
+    if (tooDeep !== undefined && !(position && Number(position[1]) < tooDeep)) return nestedTooDeep(tooDeep);
+    return { ok: false, problem: describeSyntaxError(source, message) };
   }
+  return tooDeep === undefined ? { ok: true, value } : nestedTooDeep(tooDeep);
 }
 
 function describeSyntaxError(text: string, message: string): string {
@@ -31,7 +50,24 @@ function describeSyntaxError(text: string, message: string): string {
     where = lineColumnAt(text, offset);
   }
   if (lineCol) where = { line: Number(lineCol[1]), column: Number(lineCol[2]) };
-  return `${FILE_PATH}: invalid JSON at line ${where.line}, column ${where.column}: ${cleanMessage(message)}${hint(text, offset)}`;
+  return oneLine(`${FILE_PATH}: invalid JSON at line ${where.line}, column ${where.column}: ${cleanMessage(message)}${hint(text, offset)}`);
+}
+
+/** findExcessiveNesting returns the offset of the first bracket that opens level MAX_DEPTH + 1, if any. */
+function findExcessiveNesting(text: string): number | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++; // backslash: skip the escaped character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > MAX_DEPTH) return i;
+    } else if (ch === 0x5d || ch === 0x7d) depth--;
+  }
+  return undefined;
 }
 
 /** lineColumnAt turns a character offset into a 1-based line and column. */

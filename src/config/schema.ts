@@ -11,24 +11,47 @@ import { parseDuration } from './duration.js';
 
 const DURATION_HINT = 'expected a duration: integer milliseconds or a string such as "500ms", "5s", "30m" or "12h"';
 
-/** Duration: integer milliseconds or "500ms" / "5s" / "30m" / "12h" / "1d"; parsed to ms. */
-export const duration = z
-  .union(
-    [
-      z.number().int(DURATION_HINT).nonnegative(DURATION_HINT),
-      z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$/, DURATION_HINT),
-    ],
-    { error: DURATION_HINT },
-  )
-  .transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: DURATION_HINT });
-      return z.NEVER;
-    }
-    return ms;
-  })
-  .meta({ description: 'Integer milliseconds or a string such as "500ms", "5s", "30m", "12h".' });
+/**
+ * The longest delay a Node.js timer keeps: 2^31 - 1 ms, about 24.8 days. A longer one
+ * fires after 1 ms instead (with a TimeoutOverflowWarning), so a health-check interval of
+ * "30d" would probe the backends non-stop.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Duration strings are short; the bound keeps the pattern's `\s*`s away from megabytes of blanks. */
+const MAX_DURATION_TEXT = 64;
+
+/** durationUpTo is a duration (integer milliseconds or "500ms" / "5s" / ...) parsed to ms, at most maxMs. */
+function durationUpTo(maxMs: number, tooLong: string) {
+  return z
+    .union(
+      [
+        z.number().int(DURATION_HINT).nonnegative(DURATION_HINT),
+        z
+          .string()
+          .refine((value) => value.length <= MAX_DURATION_TEXT, { message: DURATION_HINT, abort: true })
+          .regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$/, DURATION_HINT),
+      ],
+      { error: DURATION_HINT },
+    )
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: DURATION_HINT });
+        return z.NEVER;
+      }
+      if (ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: tooLong });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .meta({ description: 'Integer milliseconds or a string such as "500ms", "5s", "30m", "12h".' });
+}
+
+/** Duration: integer milliseconds or "500ms" / "5s" / "30m" / "12h" / "1d"; parsed to ms, at most ~24.8 days (a timer). */
+export const duration = durationUpTo(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node.js can set`);
+/** A cookie lifetime is no timer, only Max-Age: any duration whose milliseconds are still exact. */
+const cookieTtl = durationUpTo(Number.MAX_SAFE_INTEGER, `must be at most ${Number.MAX_SAFE_INTEGER} ms`);
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
@@ -111,7 +134,7 @@ export const configSchema = z
             secret: secret.optional().meta({ description: 'HMAC key (at least 16 characters), or a list: sign with the first, accept all.' }),
             secure: z.boolean().optional().meta({ description: 'Secure attribute; defaults to true under TLS.' }),
             sameSite: sameSite.default('Lax').meta({ description: 'SameSite attribute of the affinity cookie.' }),
-            ttl: duration.optional().meta({ description: 'Makes the cookie persistent; default is a browser-session cookie.' }),
+            ttl: cookieTtl.optional().meta({ description: 'Makes the cookie persistent; default is a browser-session cookie.' }),
           })
           .prefault({})
           .meta({ description: 'The balancer\'s own signed affinity cookie.' }),

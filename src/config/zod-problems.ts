@@ -29,6 +29,8 @@ export const friendlyErrorMap: z.core.$ZodErrorMap = (iss: RawIssue) => {
   switch (iss.code) {
     case 'invalid_type':
       if (iss.input === undefined) return 'missing (required)';
+      // JSON numbers beyond ~1.8e308 (such as 1e309) parse as Infinity, which is no number to zod.
+      if (typeof iss.input === 'number' && !Number.isFinite(iss.input)) return `expected ${typeName(iss.expected)}, got a number too large to represent`;
       return `expected ${typeName(iss.expected)}, got ${iss.expected === 'int' && typeof iss.input === 'number' ? iss.input : describe(iss.input)}`;
     case 'invalid_value':
       return expectedValues(iss.values, iss.input);

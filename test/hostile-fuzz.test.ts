@@ -4,10 +4,12 @@
  * bytes, mutated valid requests, random request lines and header blocks, huge lines, NULs,
  * bare CR/LF, unicode, pipelined batches, WebSocket upgrades. The balancer must never
  * crash (the process lives, /healthz answers, a normal request still gets 200 — checked
- * all along by a canary client), never hang (each probe gets an answer or a close; one
- * that is still waiting for request bytes after a second closes at once on the client's
- * FIN), never log an uncaught exception or an error, and never take the healthy backend
- * out of rotation because of what clients sent.
+ * all along by a canary client), never hang (each probe gets an answer or a close within
+ * 8 s; one still open then must have announced a body it did not send, and closes on the
+ * client's FIN; no request is left in flight at shutdown), never log an uncaught exception
+ * or an error, and never answer 5xx or take the healthy backend out of rotation because of
+ * what clients sent. HOSTILE_FUZZ_PROBES changes the count; HOSTILE_FUZZ_DUMP=<kind|status>
+ * prints sample probes.
  *
  * The backend is a plain recording server, not examples/servoy-sim.ts: the simulator's
  * WebSocket has no 'error' listener when it closes an out-of-sync socket, so a client that
@@ -279,11 +281,13 @@ t.test(`fuzz: ${PROBES} hostile requests (seed ${SEED}) neither crash nor hang t
   const waited = records.filter((r) => r.outcome === 'closed-after-fin');
   t.same(waited.filter((r) => !/content-length|transfer-encoding/i.test(r.bytes.toString('latin1'))).map((r) => ({ i: r.i, kind: r.kind, bytes: JSON.stringify(r.bytes.subarray(0, 300).toString('latin1')) })),
     [], `the ${waited.length} probe(s) left waiting had all announced a body`);
-  t.notOk(records.some((r) => r.status !== undefined && r.status >= 500 && r.status !== 502 && r.status !== 503 && r.status !== 504), 'no unexpected 5xx');
+  // The backend answers everything with 200 at once: a 5xx would be the balancer blaming it
+  // (502/504) or taking it out of rotation (503) because of what a client sent.
+  t.same(records.filter((r) => r.status !== undefined && r.status >= 500).map((r) => ({ i: r.i, status: r.status, bytes: JSON.stringify(r.bytes.subarray(0, 300).toString('latin1')) })), [], 'no 5xx');
 
   t.ok(canary.length >= 5, `the canary kept asking (${canary.length} requests)`);
   t.same(canary.filter((c) => c.status !== 200), [], 'every canary request got 200 during the fuzz');
-  t.ok(Math.max(...canary.map((c) => c.ms)) < 2000, `canary latency stayed low (max ${Math.max(...canary.map((c) => c.ms))} ms)`);
+  t.ok(Math.max(...canary.map((c) => c.ms)) < 3000, `canary latency stayed low (max ${Math.max(...canary.map((c) => c.ms))} ms)`);
 
   t.equal(lb.proc.exitCode, null, 'the balancer process is alive');
   t.equal(lb.proc.signalCode, null, 'and was not killed');

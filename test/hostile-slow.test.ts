@@ -2,7 +2,9 @@
  * Clients that tie up connections (SPEC "Proxying", config `timeouts.clientIdle` and
  * `limits.maxConnections`): a slowloris trickling its headers is cut by the header
  * timeout (min(clientIdle, 60 s)) while normal clients are served; connections over
- * maxConnections are dropped at once, and served again once slots free up.
+ * maxConnections are dropped at once, and served again once slots free up; clients that
+ * stall their request body cannot make a healthy backend look faulty (outlier ejection).
+ * Last, a known gap kept runnable with todo assertions: no idle timeout on request bodies.
  */
 import net from 'node:net';
 import t from 'tap';
@@ -131,8 +133,8 @@ t.test('limits.maxConnections: connections over the limit are dropped; freed slo
 });
 
 t.test('clients that stall their request body cannot get a healthy backend ejected', async (t) => {
-  // The backend closes idle keep-alive connections after 1 s (Tomcat: connectionTimeout).
-  const backend = await countingBackend(t, { keepAliveTimeout: 1000 });
+  // The backend closes connections on which nothing arrives for 1.5 s (Tomcat: connectionTimeout).
+  const backend = await countingBackend(t, { idleCloseMs: 1500 });
   const lb = await startBalancer(t, await lbConfig([{ id: 'count', url: backend.url }], { outlier: { consecutiveFailures: 5, ejectFor: '30s' } }));
   const admin = async (): Promise<{ state: string; errors: number }> => {
     const res = await request(`${lb.adminUrl!}/api/backends`, { reset: true });
@@ -142,8 +144,8 @@ t.test('clients that stall their request body cannot get a healthy backend eject
     // Announces a body and sends none: the request waits on a pooled upstream connection
     // that the backend, having received nothing on it, closes as idle.
     'no body byte': 'POST /stall HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 100\r\n\r\n',
-    // Sends a tenth of its body: the backend's read timeout resets the connection.
-    'a tenth of the body': 'POST /reset-if-slow HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 100\r\n\r\n0123456789',
+    // Sends a tenth of its body: the backend's read timeout closes the connection.
+    'a tenth of the body': 'POST /stall HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 100\r\n\r\n0123456789',
   };
   for (const [name, bytes] of Object.entries(variants)) {
     // Warm the upstream pool so idle keep-alive connections are there to be picked.

@@ -168,7 +168,14 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (REFUSED.has(code) && this.host.retry(this)) return;
-    if (TIMEOUTS.has(code)) {
+    if (this.hasBody && !this.req.complete && !REFUSED.has(code)) {
+      // The client still owes body bytes: the backend gave up waiting for them (closed the
+      // connection, timed out reading). Its fault is the client's, so it must not count
+      // against the backend — or a few stalling clients could get a healthy one ejected.
+      this.status = 400;
+      this.host.sendError(this, 400);
+      this.#finish('bad-request');
+    } else if (TIMEOUTS.has(code)) {
       this.status = 504;
       this.host.sendError(this, 504);
       this.#finish('timeout');

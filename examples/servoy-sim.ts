@@ -318,6 +318,8 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
     }
     const session = findSession(presentedSessionIds(req));
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      // A client's invalid frame must not crash the process (the demo runs the simulators in the balancer's).
+      ws.on('error', () => ws.terminate());
       if (!session) {
         counters.outOfSync++;
         ws.close(1008, 'CLIENT-OUT-OF-SYNC');
@@ -325,7 +327,6 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
       }
       session.websockets++;
       ws.on('close', () => { session.websockets--; session.lastSeen = Date.now(); });
-      ws.on('error', () => ws.terminate());
       ws.send(JSON.stringify({ server: route, hello: true, session: session.id, path }));
       ws.on('message', (data, isBinary) => {
         session.lastSeen = Date.now();

@@ -17,25 +17,12 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { jsonLogs, lbConfig, startBalancer } from './helpers/lb.js';
 import { spawnBalancer, startSims, type BalancerProcess } from './helpers/processes.js';
+import { api as adminApi } from './helpers/admin-env.js';
+
+/** The admin API call of test/helpers/admin-env.ts, with the body as 4th argument. */
+const api = (lb: BalancerProcess, method: string, path: string, body?: unknown) => adminApi(lb, method, path, { body });
 
 const ROUTES = ['servoy-a', 'servoy-b', 'servoy-c'];
-
-async function api(lb: BalancerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-  const res = await request(`${lb.adminUrl!}${path}`, {
-    method: method as 'GET',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    reset: true,
-  });
-  const text = await res.body.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, json, text };
-}
 
 async function rows(lb: BalancerProcess): Promise<Map<string, any>> {
   const res = await api(lb, 'GET', '/api/backends');

@@ -16,11 +16,15 @@ import { Agent, request } from 'undici';
 import { BrowserClient, type BrowserResponse } from './helpers/browser.js';
 import { lbConfig, startBalancer } from './helpers/lb.js';
 import { startSims, type BalancerProcess } from './helpers/processes.js';
+import { api as adminApi, partitionRows as partitions } from './helpers/admin-env.js';
+
+/** The admin API call of test/helpers/admin-env.ts, with the body as 4th argument. */
+const api = (lb: BalancerProcess, method: string, path: string, body?: unknown) => adminApi(lb, method, path, { body });
 
 const ROUTES = ['servoy-a', 'servoy-b', 'servoy-c'];
 const TENANT_HEADER = 'X-Tenant';
 
-// ---- helpers (kept in this file: only test/partition-*.test.ts files may be added) ------
+// ---- helpers only this file uses (shared ones: test/helpers/admin-env.ts) ------------
 
 async function partitionConfig(sims: Parameters<typeof lbConfig>[0]): Promise<Record<string, unknown>> {
   return lbConfig(sims, {
@@ -31,29 +35,6 @@ async function partitionConfig(sims: Parameters<typeof lbConfig>[0]): Promise<Re
     timeouts: { shutdownGrace: '2s' },
     log: { access: false },
   });
-}
-
-async function api(lb: BalancerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-  const res = await request(`${lb.adminUrl!}${path}`, {
-    method: method as 'GET',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    reset: true,
-  });
-  const text = await res.body.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, json, text };
-}
-
-async function partitions(lb: BalancerProcess): Promise<Map<string, any>> {
-  const res = await api(lb, 'GET', '/api/partitions?limit=10000');
-  if (res.status !== 200) throw new Error(`GET /api/partitions answered ${res.status}: ${res.text}`);
-  return new Map((res.json.partitions as any[]).map((p) => [p.key, p]));
 }
 
 function serverOf(res: BrowserResponse): string | undefined {

@@ -18,34 +18,15 @@ import { Agent, request } from 'undici';
 import { BrowserClient, UpgradeRefused, type BrowserResponse } from './helpers/browser.js';
 import { lbConfig, startBalancer, waitFor } from './helpers/lb.js';
 import { startSims, type BalancerProcess } from './helpers/processes.js';
+import { api as adminApi, partitionRows as partitions } from './helpers/admin-env.js';
+
+/** The admin API call of test/helpers/admin-env.ts, with the body as 4th argument. */
+const api = (lb: BalancerProcess, method: string, path: string, body?: unknown) => adminApi(lb, method, path, { body });
 
 const ROUTES = ['servoy-a', 'servoy-b', 'servoy-c'];
 const MAINTENANCE_PAGE = '<!doctype html><html><body><h1>Acme Servoy is being serviced</h1><p>Back soon.</p></body></html>\n';
 
-// ---- helpers (kept in this file: only test/partition-*.test.ts files may be added) ------
-
-async function api(lb: BalancerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-  const res = await request(`${lb.adminUrl!}${path}`, {
-    method: method as 'GET',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    reset: true,
-  });
-  const text = await res.body.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, json, text };
-}
-
-async function partitions(lb: BalancerProcess): Promise<Map<string, any>> {
-  const res = await api(lb, 'GET', '/api/partitions?limit=10000');
-  if (res.status !== 200) throw new Error(`GET /api/partitions answered ${res.status}: ${res.text}`);
-  return new Map((res.json.partitions as any[]).map((p) => [p.key, p]));
-}
+// ---- helpers only this file uses (shared ones: test/helpers/admin-env.ts) ------------
 
 async function backendState(lb: BalancerProcess, id: string): Promise<string | undefined> {
   const res = await api(lb, 'GET', '/api/backends');

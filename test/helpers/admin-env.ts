@@ -163,3 +163,10 @@ export async function holdsState(t: Test, lb: BalancerProcess, id: string, state
   }
   t.pass(`${id} stayed ${state} for ${ms} ms`);
 }
+
+/** Every partition the balancer lists (GET /api/partitions), by key: what partition tests assert on. */
+export async function partitionRows(lb: BalancerProcess): Promise<Map<string, any>> {
+  const res = await api(lb, 'GET', '/api/partitions?limit=10000');
+  if (res.status !== 200) throw new Error(`GET /api/partitions answered ${res.status}: ${res.text}`);
+  return new Map((res.json.partitions as any[]).map((p) => [p.key, p]));
+}

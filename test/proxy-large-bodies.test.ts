@@ -6,51 +6,22 @@
  * as it goes, the download checked chunk by chunk against the simulator's byte pattern.
  */
 import t from 'tap';
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { checkPattern } from '../examples/servoy-sim.js';
 import { lbConfig, startBalancer } from './helpers/lb.js';
 import { startSims } from './helpers/processes.js';
+import { generatedBody, MiB, procStatus } from './fixtures/fault-backends.js';
 
-const MiB = 1024 * 1024;
 const UPLOAD = 64 * MiB;
 const DOWNLOAD = 256 * MiB;
-const RSS_LIMIT = 200 * MiB;
-
-/** A kB value of /proc/<pid>/status (VmRSS, VmHWM), in bytes. */
-async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8');
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-  if (m === null) throw new Error(`${field} not in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
-}
-
-/** `total` bytes of a deterministic, non-repeating-per-chunk stream, hashed as it is generated. */
-function generatedBody(total: number): { stream: Readable; digest: () => string } {
-  const hash = createHash('sha256');
-  const CHUNK = 256 * 1024;
-  let sent = 0;
-  let n = 0;
-  const stream = new Readable({
-    read() {
-      if (sent >= total) {
-        this.push(null);
-        return;
-      }
-      const size = Math.min(CHUNK, total - sent);
-      const chunk = Buffer.allocUnsafe(size);
-      // Cheap varying content: a counter pattern salted with the chunk number.
-      for (let i = 0; i < size; i += 4) chunk.writeUInt32LE((i * 2654435761 + n) >>> 0, i);
-      n++;
-      sent += size;
-      hash.update(chunk);
-      this.push(chunk);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex') };
-}
+/**
+ * The balancer's peak resident memory may grow by at most this much over its start. Not an
+ * absolute bound: the start differs by machine and by tap's coverage hook (80-120 MiB). The
+ * growth itself is mostly garbage: V8 collects 64 KiB socket-read Buffers only once some
+ * 64 MiB of them are outstanding (its external-memory GC trigger), so ~70-90 MiB is normal.
+ * Buffering a body whole would add at least the 256 MiB download.
+ */
+const GROWTH_LIMIT = 128 * MiB;
 
 t.test('64 MiB uploads and a 256 MiB download stream through with bounded memory', { timeout: 110_000 }, async (t) => {
   const [sim] = await startSims(t, ['servoy-a']);
@@ -58,8 +29,9 @@ t.test('64 MiB uploads and a 256 MiB download stream through with bounded memory
   // of every spawn), some 30 MiB of the ~110 MiB it starts with; standalone it starts at ~80.
   const lb = await startBalancer(t, await lbConfig([sim!], { log: { access: false } }));
   const pid = lb.proc.pid!;
-  let peakRss = await procStatus(pid, 'VmRSS');
-  t.comment(`balancer RSS at start: ${(peakRss / MiB).toFixed(1)} MiB`);
+  const startRss = await procStatus(pid, 'VmRSS');
+  let peakRss = startRss;
+  t.comment(`balancer RSS at start: ${(startRss / MiB).toFixed(1)} MiB`);
   const poll = setInterval(() => {
     procStatus(pid, 'VmRSS').then((rss) => { peakRss = Math.max(peakRss, rss); }, () => undefined);
   }, 50);
@@ -102,6 +74,7 @@ t.test('64 MiB uploads and a 256 MiB download stream through with bounded memory
   const hwm = await procStatus(pid, 'VmHWM');
   peakRss = Math.max(peakRss, await procStatus(pid, 'VmRSS'));
   t.comment(`balancer peak RSS: VmHWM ${(hwm / MiB).toFixed(1)} MiB, polled ${(peakRss / MiB).toFixed(1)} MiB`);
-  t.ok(hwm < RSS_LIMIT, `peak RSS ${(hwm / MiB).toFixed(1)} MiB < ${RSS_LIMIT / MiB} MiB`);
+  const growth = Math.max(hwm, peakRss) - startRss;
+  t.ok(growth < GROWTH_LIMIT, `peak RSS grew ${(growth / MiB).toFixed(1)} MiB (< ${GROWTH_LIMIT / MiB} MiB) while ${(UPLOAD * 2 + DOWNLOAD) / MiB} MiB passed`);
   t.equal(await lb.stop(), 0, 'clean exit');
 });

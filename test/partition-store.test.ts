@@ -164,11 +164,10 @@ t.test('compaction runs by itself, and a restart after it keeps everything', asy
   const reports: unknown[] = [];
   const store = PartitionStore.open(base, { compactEvery: 50, onCompaction: (r) => reports.push(r) });
   for (let i = 0; i < 30; i++) store.assign(`k${i}`, `b${i % 3}`);
-  // A journal of assignments only is as compact as a snapshot: no compaction yet.
-  for (let i = 0; i < 30; i++) store.move(`k${i}`, 'moved', false);
-  t.notOk(store.compacting, 'not past max(compactEvery, 2 x size) lines yet');
-  store.move('k0', 'b0', false); // line 61 > max(50, 2 x 30)
-  t.ok(store.compacting, 'a compaction started past max(compactEvery, 2 x size) lines');
+  for (let i = 0; i < 20; i++) store.move(`k${i}`, 'moved', false);
+  t.notOk(store.compacting, 'not past max(compactEvery, size / 4) lines yet');
+  store.move('k0', 'b0', false); // line 51 > max(50, 30 / 4)
+  t.ok(store.compacting, 'a compaction started past max(compactEvery, size / 4) lines');
   store.move('k1', 'b9', true); // during the compaction: goes to the fresh journal
   const report = await store.compacting!;
   t.equal(report.records, 30, 'the snapshot holds the records at rotation');
@@ -185,7 +184,7 @@ t.test('compaction runs by itself, and a restart after it keeps everything', asy
   for (let i = 0; i < 60; i++) store.move(`k${i}`, i % 2 ? 'odd' : 'even', false);
   for (let i = 0; i < 60; i++) store.move(`k${i}`, i % 2 ? 'even' : 'odd', false);
   t.ok(store.compacting, 'a second one');
-  await store.compacting; // the second one: 2 x size lines now
+  await store.compacting; // the second one, past 50 lines again
   store.delete('k2');
   const before = dump(store);
   await store.close();
@@ -393,7 +392,7 @@ t.test('an automatic compaction that fails is reported to onCompaction and retri
   };
   flip(4);
   t.notOk(store.compacting);
-  flip(1); // line 6 > max(5, 2 x 1)
+  flip(1); // line 6 > max(5, 1 / 4)
   t.ok(store.compacting, 'started');
   await store.compacting?.catch(() => undefined);
   await new Promise((r) => setImmediate(r));

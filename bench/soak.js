@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { WebSocket } from 'ws';
 import { startServoySim } from '../dist/examples/servoy-sim.js';
-import { ROOT, freePort, memoryKiB, start, stop, writeResult } from './lib.js';
+import { ROOT, freePort, memoryKiB, servoyLbArgs, start, stop, writeResult } from './lib.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' }, clients: { type: 'string', default: '50' } } });
 const minutes = Math.min(Number(values.minutes), 10);
@@ -43,7 +43,7 @@ const writeConfig = (weightA) =>
     }),
   );
 writeConfig(1);
-const lb = await start(process.execPath, [join(ROOT, 'bin/servoy-lb'), 'start', '-c', configFile, '--log-level', 'info'], { ready: /servoy-lb listening/ });
+const lb = await start(process.execPath, servoyLbArgs(['start', '-c', configFile, '--log-level', 'info']), { ready: /servoy-lb listening/ });
 const base = `http://127.0.0.1:${lbPort}`;
 const admin = `http://127.0.0.1:${adminPort}`;
 const fds = () => readdirSync(`/proc/${lb.pid}/fd`).length;

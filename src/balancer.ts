@@ -1,10 +1,12 @@
 /**
- * Balancer wires one running servoy-lb and is the AdminControl the admin plane talks to.
- * The config (merged with the durable state) goes into a Pool; health checks, outlier
- * detection, the drain monitor, Servoy maintenance handling and admin calls write to the
- * pool; the ProxyServer routes client traffic through the pure router using the pool's
- * current snapshot. The Balancer owns every resource it creates (sockets, timers, files)
- * and releases them in close().
+ * Balancer is the control plane of one running servoy-lb and the AdminControl the admin
+ * plane talks to. The config (merged with the durable state) goes into a Pool; health
+ * checks, outlier detection, the drain monitor, Servoy maintenance handling and admin calls
+ * write to the pool. Client traffic is carried by a TrafficPlane that routes through the
+ * pure router on the pool's current snapshot: in one process a LocalTraffic (the proxy
+ * here), with `--workers N` a WorkerFleet whose workers mirror the pool's snapshots and
+ * report their counts back. The Balancer owns every resource it creates (sockets, timers,
+ * files) and releases them in close().
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -14,6 +16,8 @@ import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
 import { BalancerMetrics } from './admin/metrics.js';
+import type { WorkerFleet } from './cluster/fleet.js';
+import type { AssignAnswer } from './cluster/protocol.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { settingsDiff } from './config/reload-diff.js';
 import { backendSchema, type BackendConfig, type Config } from './config/schema.js';
@@ -24,26 +28,17 @@ import { DrainMonitor } from './pool/drain-monitor.js';
 import { Pool } from './pool/pool.js';
 import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
-import { ProxyServer, type ProxyObserver } from './proxy/proxy-server.js';
-import { proxySettings } from './proxy/proxy-settings.js';
-import { RedirectServer } from './proxy/redirect-server.js';
-import { TrustedProxies } from './proxy/trusted-proxies.js';
-import { Upstreams } from './proxy/upstreams.js';
-import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
+import type { ProxyObserver } from './proxy/proxy-server.js';
 import { rankCandidates } from './routing/router.js';
-import { SessionAccounting } from './sessions/accounting.js';
-import { LearnedSessions } from './sessions/learned-sessions.js';
-import { SessionContext } from './sessions/session-context.js';
 import { mergeBackends, readRecords, type BackendRecords } from './state/backend-records.js';
 import { FileStateStore, type StateData } from './state/file-store.js';
 import { PartitionDirectory } from './state/partition-directory.js';
 import { PartitionStore, PartitionStoreError } from './state/partition-store.js';
 import { normalizePartitionKey } from './routing/partition-key.js';
+import { StartupError } from './startup-error.js';
+import { displayHost, LocalTraffic, type TrafficPlane, type TrafficSettings } from './traffic-plane.js';
 
-/** StartupError is a problem that stops the balancer from starting, said in one sentence. */
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
+export { StartupError } from './startup-error.js';
 
 /** BalancerOptions are what `start` knows besides the config. */
 export interface BalancerOptions {
@@ -51,6 +46,8 @@ export interface BalancerOptions {
   readonly configFile?: string;
   /** Start the admin API (default true). */
   readonly admin?: boolean;
+  /** Processes sharing the client port (`start --workers N`); 1, the default, serves in this process. */
+  readonly workers?: number;
 }
 
 /** Balancer is one running load balancer; create it with Balancer.start(). */
@@ -60,36 +57,35 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   /** URL of the plain-HTTP listener that redirects to HTTPS (listen.tls.redirectPort), if any. */
   redirectUrl: string | undefined;
   readonly pool: Pool;
-  readonly sessions: SessionContext;
-  readonly proxy: ProxyServer;
+  /** What carries client traffic: the proxy of this process, or the workers. */
+  readonly traffic: TrafficPlane;
   readonly metricsRegistry: BalancerMetrics;
   #config: Config;
+  #settings: TrafficSettings;
   #records: BackendRecords;
   #source: Map<string, 'config' | 'runtime'>;
   readonly #state: StateData;
   readonly #store: FileStateStore;
-  readonly #upstreams: Upstreams;
   readonly #checker: ActiveHealthChecker;
   readonly #outlier: OutlierDetector;
   readonly #drainMonitor: DrainMonitor;
   readonly #maintenanceTimers = new Map<string, NodeJS.Timeout>();
   #settleTimer: NodeJS.Timeout | undefined;
   #admin: AdminServer | undefined;
-  #redirect: RedirectServer | undefined;
   #closed = false;
 
   private constructor(
-    config: Config,
+    settings: TrafficSettings,
     state: StateData,
     store: FileStateStore,
-    secrets: string[],
-    pages: ErrorPages,
-    tls: { cert: Buffer; key: Buffer } | undefined,
     private readonly logger: Logger,
     private readonly options: BalancerOptions,
     readonly partitions: PartitionDirectory | undefined,
+    Fleet: typeof WorkerFleet | undefined,
   ) {
+    const config = settings.config;
     this.#config = config;
+    this.#settings = settings;
     this.#state = state;
     this.#store = store;
     const merged = mergeBackends(config.backends, readRecords(state));
@@ -98,35 +94,26 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.pool = new Pool(merged.backends);
     for (const [id, record] of Object.entries(merged.records.admin)) this.pool.setAdmin(id, record.admin, 'restored from state file', record.since);
 
-    const accounting = new SessionAccounting(config.affinity.sessionIdle);
-    const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle });
-    this.sessions = new SessionContext(new AffinityCookieCodec(secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config), partitions);
-    this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
-    this.proxy = new ProxyServer(
-      {
-        pool: this.pool,
-        upstreams: this.#upstreams,
-        sessions: this.sessions,
-        trusted: new TrustedProxies(config.trustedProxies),
-        pages,
-        logger,
-        settings: proxySettings(config),
-        observer: this,
-        assignPartition: partitions === undefined ? undefined : (key, backendId) => partitions.assign(key, backendId),
-      },
-      {
-        host: config.listen.host,
-        port: config.listen.port,
-        tls,
-        maxHeaderBytes: config.limits.maxHeaderBytes,
-        maxConnections: config.limits.maxConnections,
-        clientIdle: config.timeouts.clientIdle,
-      },
+    const workers = options.workers ?? 1;
+    this.metricsRegistry = new BalancerMetrics(
+      () => this.backends(),
+      workers > 1
+        ? { latency: 'merged', workers: () => ({ alive: (this.traffic as WorkerFleet).alive, restarts: (this.traffic as WorkerFleet).restarts }) }
+        : {},
     );
-    this.metricsRegistry = new BalancerMetrics(() => this.backends());
+    this.traffic =
+      Fleet !== undefined
+        ? new Fleet(settings, { workers, pool: this.pool, logger, host: this })
+        : new LocalTraffic(settings, {
+            pool: this.pool,
+            logger,
+            observer: this,
+            partitions,
+            assignPartition: partitions === undefined ? undefined : (key, backendId) => partitions.assign(key, backendId),
+          });
     this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger });
     this.#outlier = new OutlierDetector(config.outlier, this, { logger, probe: (id: string) => this.#checker.probeOnce(id) });
-    this.#drainMonitor = new DrainMonitor(this.pool, accounting, config.drain.maxWait);
+    this.#drainMonitor = new DrainMonitor(this.pool, this.traffic.totals, config.drain.maxWait);
     this.#drainMonitor.sessionIdle = config.affinity.sessionIdle;
 
     this.pool.on('change', (change) => {
@@ -144,54 +131,40 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       throw new StartupError(err.message);
     });
     for (const warning of store.loadReport.warnings) logger.warn({ file: stateFile, from: store.loadReport.source }, warning);
-    let secrets: string[];
-    const configured = config.affinity.cookie.secret;
-    if (configured !== undefined) {
-      secrets = typeof configured === 'string' ? [configured] : configured;
-    } else {
-      if (state.cookieSecret === undefined) {
-        // No secret configured: generate one and keep it, so cookies survive restarts.
-        state.cookieSecret = randomBytes(32).toString('base64url');
-        await store.save(state).catch((err: Error) => {
-          throw new StartupError(`cannot write state file ${stateFile}: ${err.message}`);
-        });
-      }
-      secrets = [state.cookieSecret];
+    if (config.affinity.cookie.secret === undefined && state.cookieSecret === undefined) {
+      // No secret configured: generate one and keep it, so cookies survive restarts (and,
+      // with --workers, every worker signs and verifies with the same key).
+      state.cookieSecret = randomBytes(32).toString('base64url');
+      await store.save(state).catch((err: Error) => {
+        throw new StartupError(`cannot write state file ${stateFile}: ${err.message}`);
+      });
     }
     const pages = readPages(config);
     const tls = config.listen.tls ? await readTls(config.listen.tls) : undefined;
     const partitions = config.affinity.mode === 'partition' ? openPartitions(stateFile, config, logger) : undefined;
-    const balancer = new Balancer(config, state, store, secrets, pages, tls, logger, options, partitions);
+    const settings: TrafficSettings = { config, secrets: secretsOf(config, state)!, pages, tls };
+    // The cluster code is loaded only with --workers: one process runs exactly as it always did.
+    const Fleet = (options.workers ?? 1) > 1 ? (await import('./cluster/fleet.js')).WorkerFleet : undefined;
+    const balancer = new Balancer(settings, state, store, logger, options, partitions, Fleet);
     await balancer.#listen();
     return balancer;
   }
 
   async #listen(): Promise<void> {
     const config = this.#config;
-    const bound = await listenOrExplain(`${config.listen.host}:${config.listen.port}`, () => this.proxy.listen(config.listen.host, config.listen.port));
-    this.url = `${config.listen.tls ? 'https' : 'http'}://${displayHost(bound.host)}:${bound.port}`;
-    const redirectPort = config.listen.tls?.redirectPort;
-    if (redirectPort !== undefined) {
-      const redirect = new RedirectServer({ httpsPort: bound.port, maxHeaderBytes: config.limits.maxHeaderBytes, maxConnections: config.limits.maxConnections });
-      const where = `${config.listen.host}:${redirectPort} (listen.tls.redirectPort)`;
-      const at = await listenOrExplain(where, () => redirect.listen(config.listen.host, redirectPort)).catch(async (err: Error) => {
-        await this.proxy.close(0);
-        throw err;
-      });
-      this.#redirect = redirect;
-      this.redirectUrl = `http://${displayHost(at.host)}:${at.port}`;
-      this.logger.info({ redirectUrl: this.redirectUrl, to: bound.port }, 'HTTP-to-HTTPS redirect listening');
-    }
+    const bound = await this.traffic.listen();
+    this.url = bound.url;
+    this.redirectUrl = bound.redirectUrl;
+    if (this.redirectUrl !== undefined) this.logger.info({ redirectUrl: this.redirectUrl, to: Number(new URL(this.url).port) }, 'HTTP-to-HTTPS redirect listening');
     if (this.options.admin !== false) {
       this.#admin = new AdminServer(this, { host: config.admin.host, port: config.admin.port, token: config.admin.token, logger: this.logger });
       // The admin server words its own listen errors ("the admin API cannot listen on ...").
       const admin = await this.#admin.listen().catch(async (err: Error) => {
-        await Promise.all([this.proxy.close(0), this.#redirect?.close(0)]);
+        await this.traffic.close(0);
         throw new StartupError(err.message);
       });
       this.adminUrl = `http://${displayHost(admin.host)}:${admin.port}`;
     }
-    this.sessions.accounting.start();
     this.#drainMonitor.start();
     this.#checker.setTargets(this.pool.configs());
     this.#checker.start();
@@ -205,11 +178,19 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
    */
   #settleDrainedMoves(): void {
     const now = Date.now();
-    const accounting = this.sessions.accounting;
+    const totals = this.traffic.totals;
     const settled = this.partitions!.settleDrainedMoves(
-      (key, record) => accounting.partitionSessions(key) === 0 || now - (record.movedAt ?? 0) >= this.#config.drain.maxWait,
+      (key, record) => totals.partitionSessions(key) === 0 || now - (record.movedAt ?? 0) >= this.#config.drain.maxWait,
     );
-    for (const key of settled) this.logger.info({ key }, 'partition move finished: no live session left on the old server');
+    for (const key of settled) {
+      this.logger.info({ key }, 'partition move finished: no live session left on the old server');
+      this.traffic.partitionChanged(key, this.partitions!.lookup(key));
+    }
+  }
+
+  /** inFlight is the number of HTTP requests being served right now (this process, or all workers as last reported). */
+  get inFlight(): number {
+    return this.traffic.inFlight;
   }
 
   /** close stops accepting and lets in-flight work finish for up to graceMs. */
@@ -220,9 +201,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#drainMonitor.stop();
     clearInterval(this.#settleTimer);
     for (const timer of this.#maintenanceTimers.values()) clearTimeout(timer);
-    await Promise.all([this.#checker.close(), this.proxy.close(graceMs), this.#redirect?.close(graceMs), this.#admin?.close()]);
-    this.sessions.accounting.stop();
-    await Promise.all([this.#upstreams.close(), this.partitions?.store.close()]);
+    await Promise.all([this.#checker.close(), this.traffic.close(graceMs), this.#admin?.close()]);
+    await this.partitions?.store.close();
   }
 
   // ---- HealthSink and ProxyObserver: writers of backend health -------------------------
@@ -252,11 +232,55 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#maintenanceTimers.set(backendId, timer);
   }
 
+  // ---- FleetHost: what workers report to the primary (--workers) ------------------------
+
+  /**
+   * recordOutcomes replays a worker's proxy outcomes for one backend into outlier
+   * detection, in the order they happened: runs of successes (n > 0) and failures (n < 0).
+   */
+  recordOutcomes(backendId: string, runs: readonly number[]): void {
+    if (!this.pool.has(backendId)) return;
+    for (const run of runs) {
+      if (run > 0) this.#outlier.recordSuccess(backendId);
+      else for (let i = 0; i < -run; i++) this.#outlier.recordFailure(backendId, 'proxy-error');
+    }
+  }
+
+  /**
+   * assignPartition is a worker's request for a new partition assignment: the first
+   * request wins and is made durable before the answer goes back; a later one for the same
+   * key is told where the key lives. `replacing` is the backend that refused the request
+   * the worker had assigned the key to a moment ago: only then is the key moved.
+   */
+  assignPartition(key: string, backendId: string, replacing: string | undefined): AssignAnswer {
+    const directory = this.#requirePartitions();
+    const current = directory.lookup(key);
+    const free = current === undefined || (replacing !== undefined && !current.pinned && current.backend === replacing);
+    if (!free || !this.pool.has(backendId)) return { accepted: false, lookup: current };
+    directory.assign(key, backendId);
+    this.logger.info({ key, backend: backendId }, 'partition assigned');
+    const lookup = directory.lookup(key);
+    this.traffic.partitionChanged(key, lookup);
+    return { accepted: true, lookup };
+  }
+
+  /** partitionsSeen notes requests for partition keys (last-seen in listings). */
+  partitionsSeen(keys: readonly string[]): void {
+    for (const key of keys) this.partitions?.seen(key);
+  }
+
+  /** partitionCounts is how many partitions each backend holds (bounded load for new ones). */
+  partitionCounts(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    if (this.partitions !== undefined) for (const id of this.pool.configs().map((b) => b.id)) counts[id] = this.partitions.count(id);
+    return counts;
+  }
+
   // ---- AdminControl --------------------------------------------------------------------
 
   backends(): BackendStatus[] {
-    const accounting = this.sessions.accounting;
-    return this.pool.members().map((m) => backendStatus(m, accounting.counters(m.config.id), this.#source.get(m.config.id) ?? 'config'));
+    const totals = this.traffic.totals;
+    return this.pool.members().map((m) => backendStatus(m, { ...totals.counters(m.config.id) }, this.#source.get(m.config.id) ?? 'config'));
   }
 
   #status(id: string): BackendStatus {
@@ -293,9 +317,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.pool.remove(id, force ? 'removed by an administrator (forced)' : 'removed by an administrator');
     this.#source.delete(id);
     this.#outlier.forget(id);
-    this.sessions.accounting.forgetBackend(id);
+    this.traffic.forgetBackend(id);
     this.metricsRegistry.forgetBackend(id);
-    void this.#upstreams.drop(id);
     this.#records.added = this.#records.added.filter((b) => b.id !== id);
     if (this.#config.backends.some((b) => b.id === id)) this.#records.removed.push(id);
     delete this.#records.admin[id];
@@ -331,7 +354,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   explainRoute(key: string): RouteExplanation {
     if (this.partitions !== undefined) return this.#explainPartition(key);
     const snapshot = this.pool.snapshot;
-    const ranked = rankCandidates(key, snapshot, this.sessions);
+    const ranked = rankCandidates(key, snapshot, this.#load());
     const chosen = ranked.find((c) => c.fits);
     return {
       key,
@@ -345,7 +368,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       candidates: ranked.map((c) => ({
         id: c.backend.id,
         state: c.backend.state,
-        sessions: c.activeSessions ?? this.sessions.activeSessions(c.backend.id),
+        sessions: c.activeSessions ?? this.traffic.totals.activeSessions(c.backend.id),
         cap: c.cap === undefined || !Number.isFinite(c.cap) ? null : c.cap,
         fits: c.fits ?? false,
       })),
@@ -368,12 +391,12 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         reason: serves
           ? `partition "${key}" is ${how} to ${lookup.backend}${lookup.previous ? `; live sessions on ${lookup.previous} finish there (moved with --drain)` : ''}`
           : `partition "${key}" is ${how} to ${lookup.backend}, which is ${home?.state ?? 'not in the pool'}: its requests get 503 until it is back (it is never sent to a server that does not hold its data)`,
-        candidates: candidates(home === undefined ? [] : [{ id: home.id, state: home.state, sessions: this.sessions.activeSessions(home.id), cap: null, fits: serves }]),
+        candidates: candidates(home === undefined ? [] : [{ id: home.id, state: home.state, sessions: this.traffic.totals.activeSessions(home.id), cap: null, fits: serves }]),
       };
     }
-    const load = { activeSessions: (id: string) => this.partitions!.count(id), balanceFactor: this.sessions.balanceFactor };
+    const load = { activeSessions: (id: string) => this.partitions!.count(id), balanceFactor: this.#config.affinity.balanceFactor };
     const ranked = rankCandidates(key, snapshot, load);
-    const chosen = ranked.find((c) => c.fits && this.sessions.activeSessions(c.backend.id) < c.backend.maxSessions);
+    const chosen = ranked.find((c) => c.fits && this.traffic.totals.activeSessions(c.backend.id) < c.backend.maxSessions);
     return {
       key,
       backend: chosen?.backend.id ?? null,
@@ -385,6 +408,12 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     };
   }
 
+  /** #load is the bounded-load view of all the traffic, for explanations. */
+  #load(): { activeSessions: (id: string) => number; balanceFactor: number } {
+    const totals = this.traffic.totals;
+    return { activeSessions: (id) => totals.activeSessions(id), balanceFactor: this.#config.affinity.balanceFactor };
+  }
+
   #requirePartitions(): PartitionDirectory {
     if (this.partitions === undefined) throw new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")');
     return this.partitions;
@@ -392,8 +421,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
 
   listPartitions(offset: number, limit: number): { total: number; offset: number; partitions: PartitionStatus[] } {
     const directory = this.#requirePartitions();
-    const accounting = this.sessions.accounting;
-    return { total: directory.total, offset, partitions: directory.page(offset, limit, (key) => accounting.partitionSessions(key)) };
+    const totals = this.traffic.totals;
+    return { total: directory.total, offset, partitions: directory.page(offset, limit, (key) => totals.partitionSessions(key)) };
   }
 
   async movePartition(rawKey: string, backendId: string, drain: boolean): Promise<PartitionStatus> {
@@ -409,7 +438,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       throw new AdminError('INTERNAL', `the partition could not be stored: ${(err as Error).message}`);
     }
     this.logger.info({ key, from: before ?? null, to: backendId, drain }, 'partition moved by an administrator');
-    return directory.status(key, this.sessions.accounting.partitionSessions(key))!;
+    this.traffic.partitionChanged(key, directory.lookup(key));
+    return directory.status(key, this.traffic.totals.partitionSessions(key))!;
   }
 
   async reload(): Promise<ReloadResult> {
@@ -455,28 +485,16 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       if (nextIds.has(id)) continue;
       this.pool.remove(id, 'config reload');
       this.#outlier.forget(id);
-      this.sessions.accounting.forgetBackend(id);
+      this.traffic.forgetBackend(id);
       this.metricsRegistry.forgetBackend(id);
-      void this.#upstreams.drop(id);
       result.removed.push(id);
     }
     this.#records = merged.records;
     this.#source = new Map(merged.source);
     // Settings that apply without dropping anything.
-    const sessions = this.sessions;
-    sessions.balanceFactor = next.affinity.balanceFactor;
     this.partitions?.setPins(next.affinity.partitions);
-    sessions.cookie = cookieAttributes(next);
-    const secrets = next.affinity.cookie.secret ?? this.#state.cookieSecret;
-    if (!isDeepEqualSecret(running.affinity.cookie.secret ?? this.#state.cookieSecret, secrets) && secrets !== undefined) {
-      sessions.codec = new AffinityCookieCodec(typeof secrets === 'string' ? [secrets] : secrets);
-    }
-    sessions.accounting.setIdle(next.affinity.sessionIdle);
-    this.proxy.reconfigure({ settings: proxySettings(next), trusted: new TrustedProxies(next.trustedProxies), pages });
-    if (tls !== undefined && 'setSecureContext' in this.proxy.server) {
-      (this.proxy.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...tls, minVersion: 'TLSv1.2' });
-    }
-    if (diff.settings.includes('timeouts')) this.#upstreams.setTimeouts({ connect: next.timeouts.connect, response: next.timeouts.response });
+    this.#settings = { config: next, secrets: secretsOf(next, this.#state) ?? this.#settings.secrets, pages, tls };
+    this.traffic.reconfigure(this.#settings);
     this.#checker.updateSettings(next.healthCheck);
     this.#outlier.updateSettings(next.outlier);
     this.#drainMonitor.maxWait = next.drain.maxWait;
@@ -519,18 +537,13 @@ function openPartitions(stateFile: string, config: Config, logger: Logger): Part
   return new PartitionDirectory(store, config.affinity.partitions);
 }
 
-function isDeepEqualSecret(a: string | string[] | undefined, b: string | string[] | undefined): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function cookieAttributes(config: Config): CookieAttributes {
-  const cookie = config.affinity.cookie;
-  return {
-    name: cookie.name,
-    secure: cookie.secure ?? config.listen.tls !== undefined,
-    sameSite: cookie.sameSite,
-    maxAgeMs: cookie.ttl,
-  };
+/**
+ * secretsOf is the list of cookie keys: the configured secret(s), else the generated one
+ * from the state file (undefined when there is neither: a reload then keeps the running keys).
+ */
+function secretsOf(config: Config, state: StateData): string[] | undefined {
+  const configured = config.affinity.cookie.secret ?? state.cookieSecret;
+  return typeof configured === 'string' ? [configured] : configured;
 }
 
 function readPages(config: Config): ErrorPages {
@@ -560,24 +573,4 @@ async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buff
     throw new StartupError(`listen.tls.${which}: the certificate and key cannot be used (${reason})`);
   }
   return pair;
-}
-
-async function listenOrExplain<T>(where: string, listen: () => Promise<T>): Promise<T> {
-  try {
-    return await listen();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new StartupError(
-      code === 'EADDRINUSE'
-        ? `cannot listen on ${where}: the address is already in use`
-        : code === 'EACCES'
-          ? `cannot listen on ${where}: permission denied`
-          : `cannot listen on ${where}: ${(err as Error).message}`,
-    );
-  }
-}
-
-function displayHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
 }

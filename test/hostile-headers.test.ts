@@ -66,6 +66,17 @@ t.test('oversize request headers get 431 and reach no backend; a backend\'s over
     await serves(t, lb.url, `${path}`);
   }
   t.equal(lb.proc.exitCode, null, 'the balancer is running');
+
+  // Above 16 KB, the limit on a backend's head follows limits.maxHeaderBytes.
+  const big = await startBalancer(t, await lbConfig([{ id: 'count', url: backend.url }], { limits: { maxHeaderBytes: 32768 }, outlier: { consecutiveFailures: 1000 } }));
+  const relayed = await probe(big.url, `GET /bighead HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+  t.equal(relayed.status, 200, 'maxHeaderBytes 32 KB: a backend\'s 20 KB head is relayed');
+  t.match(relayed.raw, /\r\nx-big: b{20000}\r\n/, 'with its big header');
+  const huge = await probe(big.url, `GET /hugehead HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+  t.equal(huge.status, 502, 'maxHeaderBytes 32 KB: a backend\'s 40 KB head is a 502');
+  t.notMatch(huge.raw, /x-huge/i, 'none of it relayed');
+  await serves(t, big.url, '/hugehead');
+  t.equal(big.proc.exitCode, null, 'the balancer is running');
 });
 
 const SPOOF =
@@ -76,9 +87,21 @@ const SPOOF =
   'X-Forwarded-Port: 443\r\n' +
   'X-Forwarded-Server: evil.example\r\n' +
   'Forwarded: for=6.6.6.6;proto=https;host=evil.example\r\n' +
-  'forwarded: for=9.9.9.9\r\n';
+  'forwarded: for=9.9.9.9\r\n' +
+  'X-Real-IP: 6.6.6.6\r\n' +
+  'True-Client-IP: 7.7.7.7\r\n' +
+  'X-Client-IP: 8.8.8.8\r\n' +
+  'X-Cluster-Client-IP: 9.9.9.9\r\n' +
+  'Client-IP: 6.6.6.6\r\n' +
+  'CF-Connecting-IP: 7.7.7.7\r\n' +
+  'Fastly-Client-IP: 8.8.8.8\r\n' +
+  'X-Originating-IP: 9.9.9.9\r\n' +
+  'X-Remote-IP: 6.6.6.6\r\n' +
+  'X-Remote-Addr: 7.7.7.7\r\n';
+/** The client-address headers besides X-Forwarded-* in SPOOF (lower-case). */
+const CLIENT_IP_HEADERS = ['forwarded', 'true-client-ip', 'x-client-ip', 'x-cluster-client-ip', 'client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-originating-ip', 'x-remote-ip', 'x-remote-addr'];
 
-t.test('spoofed X-Forwarded-* and Forwarded from an untrusted client are replaced', async (t) => {
+t.test('spoofed X-Forwarded-*, Forwarded, X-Real-IP and other client-address headers from an untrusted client are replaced or dropped', async (t) => {
   const backend = await countingBackend(t);
   const [sim] = await startSims(t, ['servoy-a']);
   for (const trustedProxies of [[], ['10.0.0.0/8', '::1', '192.168.1.1']]) {
@@ -90,7 +113,8 @@ t.test('spoofed X-Forwarded-* and Forwarded from an untrusted client are replace
     t.same(seen.get('x-forwarded-for'), ['127.0.0.1'], `${label}: X-Forwarded-For is the real peer only`);
     t.same(seen.get('x-forwarded-proto'), ['http'], `${label}: X-Forwarded-Proto is how the client came`);
     t.same(seen.get('x-forwarded-host'), ['app.example.com'], `${label}: X-Forwarded-Host is the Host sent`);
-    for (const name of ['x-forwarded-port', 'x-forwarded-server', 'forwarded']) t.notOk(seen.has(name), `${label}: ${name} dropped`);
+    t.same(seen.get('x-real-ip'), ['127.0.0.1'], `${label}: X-Real-IP is the real peer`);
+    for (const name of ['x-forwarded-port', 'x-forwarded-server', ...CLIENT_IP_HEADERS]) t.notOk(seen.has(name), `${label}: ${name} dropped`);
     const values = backend.seen.at(-1)!.rawHeaders.filter((_, i) => i % 2 === 1).join('\n');
     t.notMatch(values, /6\.6\.6\.6|7\.7\.7\.7|8\.8\.8\.8|9\.9\.9\.9|evil\.example/, `${label}: no spoofed value reaches the backend`);
 
@@ -116,12 +140,36 @@ t.test('behind a trusted proxy the forwarded headers are kept, and X-Forwarded-F
   t.same(seen.get('x-forwarded-host'), ['evil.example'], 'the proxy\'s X-Forwarded-Host');
   t.same(seen.get('x-forwarded-port'), ['443'], 'other X-Forwarded-* kept');
   t.same(seen.get('forwarded'), ['for=6.6.6.6;proto=https;host=evil.example', 'for=9.9.9.9'], 'Forwarded kept as sent');
+  t.same(seen.get('x-real-ip'), ['6.6.6.6'], 'the proxy\'s X-Real-IP kept');
+  for (const name of CLIENT_IP_HEADERS.slice(1)) t.ok(seen.has(name), `${name} kept`);
+  const plain = await probe(lb.url, `GET /trusted HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-For: 6.6.6.6, 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  t.equal(plain.status, 200);
+  t.same(headerMap(backend.seen.at(-1)!.rawHeaders).get('x-real-ip'), ['6.6.6.6'], 'without one, X-Real-IP is the client the trusted chain names (the right-most untrusted hop)');
 
   const simLb = await startBalancer(t, await lbConfig([sim!], { trustedProxies: ['127.0.0.1'] }));
   const who = await probe(simLb.url, `GET /api/whoami HTTP/1.1\r\nHost: internal:8080\r\n${SPOOF}Connection: close\r\n\r\n`);
   t.same((JSON.parse(who.raw.slice(who.raw.indexOf('\r\n\r\n') + 4)) as { headers: unknown }).headers,
     { 'x-forwarded-for': '6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example', host: 'internal:8080', origin: null },
     'the simulator sees the chain through the trusted proxy');
+});
+
+t.test('requests Node would answer with bare text get the balancer\'s pages: missing Host 400, unknown Expect 417', async (t) => {
+  const backend = await countingBackend(t);
+  const lb = await startBalancer(t, await lbConfig([{ id: 'count', url: backend.url }]));
+  const noHost = await probe(lb.url, 'GET /no-host HTTP/1.1\r\nConnection: close\r\n\r\n');
+  t.equal(noHost.status, 400, 'HTTP/1.1 without Host: 400');
+  t.match(noHost.raw, /\r\nconnection: close\r\n[^]*<h1>400 Bad Request<\/h1>/i, 'the balancer\'s 400 page, connection closed');
+  const wsNoHost = await probe(lb.url, `GET /websocket/1/main/1 HTTP/1.1\r\n${WS_HEADERS}\r\n`);
+  t.equal(wsNoHost.status, 400, 'a WebSocket handshake without Host: 400');
+  t.match(wsNoHost.raw, /<h1>400 Bad Request<\/h1>/, 'the 400 page');
+  const old = await probe(lb.url, 'GET /http10 HTTP/1.0\r\n\r\n');
+  t.equal(old.status, 200, 'HTTP/1.0 needs no Host');
+  const expect = await probe(lb.url, `POST /expect HTTP/1.1\r\n${H}Expect: something-else\r\nContent-Length: 2\r\n\r\nhi`);
+  t.equal(expect.status, 417, 'an Expect other than 100-continue: 417');
+  t.match(expect.raw, /\r\nconnection: close\r\n[^]*<h1>417 Expectation Failed<\/h1>/i, 'the balancer\'s 417 page, connection closed');
+  const cont = await probe(lb.url, `POST /continue HTTP/1.1\r\n${H}Expect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`);
+  t.match(cont.raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'Expect: 100-continue still works');
+  t.same(backend.seen.map((r) => r.url), ['/http10', '/continue'], 'only the good requests reached the backend');
 });
 
 t.test('a backend response with CR/LF in a header is never relayed as a split header', async (t) => {

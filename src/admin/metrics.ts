@@ -7,6 +7,14 @@
  * the next scrape. Only request latency is observed as it happens (observeRequest), since
  * a histogram cannot be rebuilt from totals. Everything lives in a private Registry, so
  * several balancers (tests, workers) in one process never share or clash on metrics.
+ *
+ * With `--workers N` the metrics are served by the primary and aggregated there from the
+ * workers' periodic reports rather than with prom-client's AggregatorRegistry: the
+ * per-backend rows are already the primary's (summed) status rows, and latency arrives as
+ * bucket deltas (addLatency) that are added to a merged histogram. So a scrape needs no
+ * round trip to every worker (none can hang or fail it), and a worker that dies or is
+ * replaced never makes a counter go backwards. Process metrics (CPU, memory, event loop)
+ * are the primary's own.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BackendStatus } from './control.js';
@@ -26,14 +34,27 @@ export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
  */
 export const UNCLASSIFIED_ERRORS = 'all';
 
+/** BalancerMetricsOptions say where latency comes from and what else to show. */
+export interface BalancerMetricsOptions {
+  /** 'observed' (default): observeRequest() per request; 'merged': addLatency() with workers' bucket deltas. */
+  readonly latency?: 'observed' | 'merged';
+  /** With `--workers`: live worker processes and restarts so far. */
+  readonly workers?: () => { alive: number; restarts: number };
+}
+
+const DURATION_NAME = 'servoylb_request_duration_seconds';
+const DURATION_HELP = 'Time from receiving a request to the end of its answer, by backend and outcome.';
+
 /** BalancerMetrics owns the registry behind GET /metrics; see the file comment. */
 export class BalancerMetrics {
   readonly registry = new Registry();
-  readonly #duration: Histogram<'backend' | 'outcome'>;
+  readonly #duration: Histogram<'backend' | 'outcome'> | undefined;
   /** Labelled histogram children per backend and outcome (also what forgetBackend drops). */
   readonly #children = new Map<string, Map<string, { observe(value: number): void }>>();
+  /** 'merged' latency: bucket counts (LATENCY_BUCKETS, then +Inf), sum and count per backend and outcome. */
+  readonly #merged = new Map<string, Map<string, { buckets: number[]; sum: number; count: number }>>();
 
-  constructor(source: () => readonly BackendStatus[]) {
+  constructor(source: () => readonly BackendStatus[], options: BalancerMetricsOptions = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'servoylb_' });
 
@@ -77,13 +98,56 @@ export class BalancerMetrics {
     fromSource(Counter, 'servoylb_backend_received_bytes_total', 'Bytes received from clients and sent to the backend.', ['backend'], (b, set) => set({ backend: b.id }, b.bytesIn));
     fromSource(Counter, 'servoylb_backend_sent_bytes_total', 'Bytes received from the backend and sent to clients.', ['backend'], (b, set) => set({ backend: b.id }, b.bytesOut));
 
-    this.#duration = new Histogram({
-      name: 'servoylb_request_duration_seconds',
-      help: 'Time from receiving a request to the end of its answer, by backend and outcome.',
-      labelNames: ['backend', 'outcome'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    if (options.latency === 'merged') {
+      this.registry.registerMetric(this.#mergedHistogram() as never);
+    } else {
+      this.#duration = new Histogram({ name: DURATION_NAME, help: DURATION_HELP, labelNames: ['backend', 'outcome'], buckets: LATENCY_BUCKETS, registers });
+    }
+    const workers = options.workers;
+    if (workers !== undefined) {
+      new Gauge({ name: 'servoylb_workers', help: 'Worker processes serving client traffic now.', registers, collect(this: Gauge) { this.set(workers().alive); } });
+      new Counter({ name: 'servoylb_worker_restarts_total', help: 'Worker processes that died and were replaced.', registers, collect(this: Counter) { this.reset(); this.inc(workers().restarts); } });
+    }
+  }
+
+  /**
+   * addLatency adds a worker's latency observations for one backend and outcome since its
+   * last report: `buckets` counts per LATENCY_BUCKETS bucket (not cumulative) plus one for
+   * +Inf, `sum` their total seconds.
+   */
+  addLatency(backendId: string, outcome: string, buckets: readonly number[], sum: number): void {
+    let children = this.#merged.get(backendId);
+    if (children === undefined) this.#merged.set(backendId, (children = new Map()));
+    let entry = children.get(outcome);
+    if (entry === undefined) children.set(outcome, (entry = { buckets: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), sum: 0, count: 0 }));
+    for (let i = 0; i < entry.buckets.length; i++) {
+      const n = buckets[i] ?? 0;
+      entry.buckets[i]! += n;
+      entry.count += n;
+    }
+    entry.sum += sum;
+  }
+
+  /** The merged latency histogram, in the shape prom-client's Registry prints (as its own Histogram). */
+  #mergedHistogram(): object {
+    const merged = this.#merged;
+    const get = () => {
+      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+      for (const [backend, children] of merged) {
+        for (const [outcome, entry] of children) {
+          let cumulative = 0;
+          for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+            cumulative += entry.buckets[i]!;
+            values.push({ metricName: `${DURATION_NAME}_bucket`, labels: { le: LATENCY_BUCKETS[i]!, backend, outcome }, value: cumulative });
+          }
+          values.push({ metricName: `${DURATION_NAME}_bucket`, labels: { le: '+Inf', backend, outcome }, value: entry.count });
+          values.push({ metricName: `${DURATION_NAME}_sum`, labels: { backend, outcome }, value: entry.sum });
+          values.push({ metricName: `${DURATION_NAME}_count`, labels: { backend, outcome }, value: entry.count });
+        }
+      }
+      return { name: DURATION_NAME, help: DURATION_HELP, type: 'histogram', values, aggregator: 'sum' };
+    };
+    return { name: DURATION_NAME, help: DURATION_HELP, type: 'histogram', aggregator: 'sum', get: async () => get(), reset: () => merged.clear() };
   }
 
   /**
@@ -92,6 +156,7 @@ export class BalancerMetrics {
    * prom-client hashes the label object on every observe() otherwise.
    */
   observeRequest(backendId: string, seconds: number, outcome: string): void {
+    if (this.#duration === undefined) return;
     let children = this.#children.get(backendId);
     if (children === undefined) this.#children.set(backendId, (children = new Map()));
     let child = children.get(outcome);
@@ -101,8 +166,9 @@ export class BalancerMetrics {
 
   /** forgetBackend drops the latency series of a removed backend, so scrapes stop showing it. */
   forgetBackend(backendId: string): void {
-    for (const outcome of this.#children.get(backendId)?.keys() ?? []) this.#duration.remove({ backend: backendId, outcome });
+    for (const outcome of this.#children.get(backendId)?.keys() ?? []) this.#duration?.remove({ backend: backendId, outcome });
     this.#children.delete(backendId);
+    this.#merged.delete(backendId);
   }
 
   /** text renders the Prometheus text exposition. */

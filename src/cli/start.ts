@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import { Balancer, StartupError } from '../balancer.js';
 import { createLogger, flushLogger, type Logger } from '../log.js';
 import { CliError } from './cli-error.js';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { BalancerOptions } from '../balancer.js';
 
@@ -21,15 +22,32 @@ export function registerStart(program: Command): void {
     .command('start')
     .description('run the balancer with the config file (default ./lb.config.json)')
     .option('-c, --config <file>', 'config file', 'lb.config.json')
-    .option('--workers <n>', 'processes sharing the port (only 1 is supported yet)', '1')
+    .option('--workers <n>', 'processes sharing the port: a number, or "auto" for one per CPU (1: no extra processes)', '1')
     .addOption(new Option('--log-level <level>', 'log level (overrides log.level)').choices(LEVELS))
-    .addHelpText('after', '\nSends JSON logs to stdout (pretty on a terminal). SIGTERM or SIGINT stops accepting, lets\nin-flight requests finish (timeouts.shutdownGrace), then exits 0.')
+    .addHelpText(
+      'after',
+      '\nSends JSON logs to stdout (pretty on a terminal). SIGTERM or SIGINT stops accepting, lets\nin-flight requests finish (timeouts.shutdownGrace), then exits 0.\n\nWith --workers N, N worker processes share the port and route identically; this process\nruns health checks, the state file, the admin API and metrics once for all of them, and\nreplaces a worker that dies.\n\nExamples:\n  servoy-lb start -c /etc/servoy-lb/lb.config.json\n  servoy-lb start --workers auto',
+    )
     .action(async (opts: { config: string; workers: string; logLevel?: (typeof LEVELS)[number] }) => {
-      if (opts.workers !== '1') throw new CliError('--workers other than 1 is not supported yet');
+      const workers = parseWorkers(opts.workers);
       const config = await readConfig(opts.config);
-      const logger = createLogger({ level: opts.logLevel ?? config.log.level });
-      await runUntilSignalled(config, logger, { configFile: resolve(opts.config) });
+      const level = opts.logLevel ?? config.log.level;
+      // One process: exactly the single-process balancer, no cluster, no IPC.
+      const logger = workers === 1 ? createLogger({ level }) : (await import('../cluster/log.js')).clusterLogger(level);
+      await runUntilSignalled(config, logger, { configFile: resolve(opts.config), ...(workers === 1 ? {} : { workers }) });
     });
+}
+
+/** Most worker processes `--workers` accepts. */
+const MAX_WORKERS = 64;
+
+/** parseWorkers reads `--workers`: a whole number from 1 to 64, or "auto" (one per CPU). */
+export function parseWorkers(value: string): number {
+  if (value === 'auto') return Math.min(MAX_WORKERS, availableParallelism());
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_WORKERS) {
+    throw new CliError(`--workers must be a whole number from 1 to ${MAX_WORKERS}, or "auto"; got "${value}"`);
+  }
+  return Number(value);
 }
 
 /** readConfig loads a config for a command, turning every problem into a CliError. */
@@ -64,7 +82,8 @@ export async function runUntilSignalled(config: Config, logger: Logger, options:
     if (err instanceof StartupError) throw new CliError(err.message);
     throw err;
   }
-  logger.info({ url: balancer.url, backends: balancer.pool.configs().map((b) => b.id) }, 'servoy-lb listening');
+  const workers = options.workers ?? 1;
+  logger.info({ url: balancer.url, backends: balancer.pool.configs().map((b) => b.id), ...(workers > 1 ? { workers } : {}) }, 'servoy-lb listening');
   if (balancer.adminUrl !== undefined) logger.info({ adminUrl: balancer.adminUrl }, 'admin API listening');
   flushLogger(logger); // whoever waits for "listening" (an operator, a supervisor, a test) sees it now
   onStarted?.(balancer);
@@ -82,7 +101,7 @@ export async function runUntilSignalled(config: Config, logger: Logger, options:
         process.exit(1);
       }
       stopping = true;
-      logger.info({ signal, inFlight: balancer.proxy.inFlight }, 'shutting down: finishing in-flight requests');
+      logger.info({ signal, inFlight: balancer.inFlight }, 'shutting down: finishing in-flight requests');
       balancer.close().then(
         () => {
           logger.info('stopped');

@@ -7,7 +7,7 @@
  * start or restart) "no session left" cannot be told, so only maxWait can drain before then.
  */
 import type { Pool } from './pool.js';
-import type { SessionAccounting } from '../sessions/accounting.js';
+import type { SessionTotals } from '../sessions/accounting.js';
 
 /** DrainMonitor watches draining backends; see the file comment. */
 export class DrainMonitor {
@@ -18,7 +18,7 @@ export class DrainMonitor {
 
   constructor(
     private readonly pool: Pool,
-    private readonly accounting: SessionAccounting,
+    private readonly accounting: Pick<SessionTotals, 'activeSessions' | 'counters'>,
     public maxWait: number,
     private readonly now: () => number = Date.now,
   ) {

@@ -1,16 +1,18 @@
 /**
- * Error pages: the small HTML pages the balancer answers with itself (400, 404, 431, 502,
- * 503, 504). Built once at start-up (from `errorPages` files or the built-in text), so an
+ * Error pages: the small HTML pages the balancer answers with itself (400, 404, 408, 417,
+ * 431, 502, 503, 504). Built once at start-up (from `errorPages` files or the built-in text), so an
  * error costs no I/O. They never echo request input and never name a backend.
  */
 import { readFileSync } from 'node:fs';
 
 /** The statuses the balancer can answer with itself. */
-export type ErrorStatus = 400 | 404 | 431 | 502 | 503 | 504;
+export type ErrorStatus = 400 | 404 | 408 | 417 | 431 | 502 | 503 | 504;
 
 const TEXT: Record<ErrorStatus, [string, string]> = {
   400: ['Bad Request', 'The request could not be understood by the load balancer.'],
   404: ['Not Found', 'There is nothing here.'],
+  408: ['Request Timeout', 'The request did not arrive in time. Please try again.'],
+  417: ['Expectation Failed', 'The request asks for an expectation (Expect header) this server does not support.'],
   431: ['Request Header Fields Too Large', 'The request headers are larger than this server accepts. Clearing this site\u2019s cookies may help.'],
   502: ['Bad Gateway', 'The application server could not be reached. Please try again in a moment.'],
   503: ['Service Unavailable', 'The application is temporarily unavailable, for example for maintenance. Please try again in a moment.'],
@@ -72,6 +74,7 @@ export function missingPartitionKeyPage(): ErrorPage {
 
 /** rawErrorResponse renders a page as raw HTTP/1.1 bytes for a socket without a response object. */
 export function rawErrorResponse(page: ErrorPage): Buffer {
-  const head = `HTTP/1.1 ${page.status} ${page.reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${page.body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
+  const retry = page.status === 503 ? 'retry-after: 10\r\n' : '';
+  const head = `HTTP/1.1 ${page.status} ${page.reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${page.body.length}\r\ncache-control: no-store\r\n${retry}connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), page.body]);
 }

@@ -24,6 +24,8 @@ export interface ExchangeHost {
   readonly sessionCookiePrefix: string;
   /** The backend refused the connection before any byte was sent: try the next one. */
   retry(exchange: HttpExchange): boolean;
+  /** A backend connection could not be opened for want of local resources (EMFILE, ...). */
+  resourceFailure(code: string): void;
   /**
    * The backend answered a new session's body-less request with 503 (Servoy maintenance
    * mode). Returns true when another backend will take the request: the exchange then
@@ -38,15 +40,20 @@ export interface ExchangeHost {
 }
 
 /** ExchangeOutcome classifies how an exchange ended, for counters and the access log. */
-export type ExchangeOutcome = 'ok' | 'client-abort' | 'backend-error' | 'timeout' | 'bad-request';
+export type ExchangeOutcome = 'ok' | 'client-abort' | 'client-timeout' | 'backend-error' | 'timeout' | 'bad-request' | 'no-resources';
 
 /** Response headers never relayed to the client (hop-by-hop, RFC 9110 7.6.1). */
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te', 'proxy-authenticate']);
+
+/** A Connection header value that lists no other header (the common case: skip the token scan). */
+const KEEP_ALIVE_OR_CLOSE = /^\s*(?:keep-alive|close)\s*$/i;
 
 /** Connection errors that mean nothing reached the backend and a new session may go elsewhere. */
 const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const BAD_REQUEST = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_NOT_SUPPORTED']);
+/** The balancer itself is out of something (file descriptors, buffers): not the backend's fault. */
+export const NO_RESOURCES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 /** HttpExchange forwards one request; see the file comment. */
 export class HttpExchange implements Dispatcher.DispatchHandler {
@@ -64,6 +71,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   #done = false;
   /** Reading (and dropping) a maintenance 503 before the request goes elsewhere. */
   #discarding = false;
+  /** The request-body idle check (see watchBody), and whether it fired. */
+  #bodyWatch: NodeJS.Timeout | undefined;
+  #bodyStalled = false;
 
   constructor(
     readonly host: ExchangeHost,
@@ -84,7 +94,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    if (this.#clientGone) abort();
+    if (this.#clientGone || this.#bodyStalled) abort();
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -102,7 +112,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       const name = rawHeaders[i]!.toString('latin1');
       const lower = name.toLowerCase();
       if (HOP_BY_HOP_RESPONSE.has(lower)) {
-        if (lower === 'connection') connectionTokens = `${connectionTokens ?? ''},${rawHeaders[i + 1]!.toString('latin1')}`;
+        if (lower === 'connection') {
+          const value = rawHeaders[i + 1]!.toString('latin1');
+          // "keep-alive" / "close" (nearly every response) name no other header: nothing to remove.
+          if (!KEEP_ALIVE_OR_CLOSE.test(value)) connectionTokens = `${connectionTokens ?? ''},${value}`;
+        }
         continue;
       }
       const value = rawHeaders[i + 1]!.toString('latin1');
@@ -128,7 +142,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#discarding) return true;
+    // undici hands over an empty chunk on every resume after a pause: writing it would cost
+    // a cork/uncork cycle and an empty write(2) per chunk of a large body.
+    if (this.#discarding || chunk.length === 0) return true;
     this.bytesOut += chunk.length;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume!);
@@ -149,6 +165,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     if (this.#done) return;
+    if (this.#bodyStalled) {
+      this.#answerStalledBody();
+      return;
+    }
     if (this.#discarding && !this.#clientGone) {
       // The maintenance page broke off; the request goes elsewhere all the same.
       this.#discarding = false;
@@ -168,6 +188,13 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (REFUSED.has(code) && this.host.retry(this)) return;
+    if (NO_RESOURCES.has(code)) {
+      this.host.resourceFailure(code);
+      this.status = 503;
+      this.host.sendError(this, 503);
+      this.#finish('no-resources');
+      return;
+    }
     if (this.hasBody && !this.req.complete && !REFUSED.has(code)) {
       // The client still owes body bytes: the backend gave up waiting for them (closed the
       // connection, timed out reading). Its fault is the client's, so it must not count
@@ -188,6 +215,51 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       this.host.sendError(this, 502);
       this.#finish('backend-error');
     }
+  }
+
+  /**
+   * watchBody starts the request-body idle timeout. A client whose body makes no progress
+   * for idleMs while the balancer waits for it gets 408 (or, once the response has started,
+   * a cut connection), and the upstream request is aborted, so a stalled upload holds
+   * neither a client slot nor a backend request. Waiting on our own backpressure (body
+   * bytes buffered and not yet taken by the upstream side) is not the client's stall.
+   * Checked a few times per idleMs, so it fires between idleMs and 1.25 × idleMs.
+   */
+  watchBody(idleMs: number): void {
+    if (!this.hasBody || idleMs <= 0 || this.req.complete) return;
+    const { req } = this;
+    const socket = req.socket;
+    let lastRead = socket.bytesRead;
+    let lastProgress = performance.now();
+    this.#bodyWatch = setInterval(() => {
+      if (this.#done || req.complete) {
+        clearInterval(this.#bodyWatch);
+        return;
+      }
+      const now = performance.now();
+      if (socket.bytesRead !== lastRead || req.readableLength > 0) {
+        lastRead = socket.bytesRead;
+        lastProgress = now;
+      } else if (now - lastProgress >= idleMs) {
+        clearInterval(this.#bodyWatch);
+        this.#bodyStalled = true;
+        // Connected: the abort comes back through onError. Not yet (waiting for a pooled
+        // connection, or between retries): answer now, and onConnect aborts.
+        if (this.#abort !== undefined) this.#abort(new Error('request body idle timeout'));
+        else this.#answerStalledBody();
+      }
+    }, Math.max(50, Math.min(Math.floor(idleMs / 4), 5000)));
+    this.#bodyWatch.unref();
+  }
+
+  #answerStalledBody(): void {
+    if (this.res.headersSent) {
+      this.res.destroy();
+    } else {
+      this.status = 408;
+      this.host.sendError(this, 408);
+    }
+    this.#finish('client-timeout');
   }
 
   /** prepareRetry resets per-attempt state before the exchange is dispatched again. */
@@ -218,6 +290,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   #finish(outcome: ExchangeOutcome): void {
     if (this.#done) return;
     this.#done = true;
+    clearInterval(this.#bodyWatch);
     this.res.off('close', this.#onClientClose);
     this.host.finished(this, outcome);
   }

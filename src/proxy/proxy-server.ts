@@ -18,11 +18,12 @@ import { readCookies, sessionIdFromPath } from '../routing/request-cookies.js';
 import type { Decision, RequestFacts } from '../routing/types.js';
 import type { SessionContext } from '../sessions/session-context.js';
 import { type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage, rawErrorResponse } from './error-pages.js';
-import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
+import { HttpExchange, NO_RESOURCES, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
 import type { ProxySettings } from './proxy-settings.js';
 import { upstreamHeaders } from './request-headers.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 import type { Upstreams } from './upstreams.js';
+import { ConnectionLimit, type ConnectionCounts, descriptorsNeeded, openFileLimit } from './connection-limit.js';
 import { openTunnel } from './websocket-tunnel.js';
 
 /**
@@ -50,6 +51,13 @@ export interface ProxyDeps {
   readonly observer?: ProxyObserver;
   /** Partition mode: makes a new assignment durable before the request is forwarded. */
   readonly assignPartition?: (key: string, backendId: string) => void;
+  /**
+   * Partition mode with `--workers` (instead of assignPartition): the primary makes a new
+   * assignment. Resolves true when the key is now durably on the decision's backend (forward
+   * as decided), false when it lives elsewhere (the worker's partition view was updated:
+   * route again); a rejection answers 503. See src/cluster/worker-partitions.ts.
+   */
+  readonly resolvePartition?: (key: string, backendId: string) => Promise<boolean>;
 }
 
 /** ListenOptions say where and how the proxy listens. */
@@ -74,6 +82,7 @@ export class ProxyServer implements ExchangeHost {
   #closing = false;
   #idleWaiters: (() => void)[] = [];
   readonly #missingKeyPage: ErrorPage = missingPartitionKeyPage();
+  readonly #connections: ConnectionLimit;
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
@@ -87,20 +96,44 @@ export class ProxyServer implements ExchangeHost {
       headersTimeout: Math.min(listen.clientIdle, 60_000),
       requestTimeout: 0,
       connectionsCheckingInterval: 5_000,
+      // A missing Host gets the balancer's 400 page (#onRequest), not Node's bare 400.
+      requireHostHeader: false,
     };
     this.server = listen.tls
       ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
       : createHttpServer(options);
-    this.server.maxConnections = listen.maxConnections;
+    this.#connections = new ConnectionLimit(this.server, listen.maxConnections, deps.logger);
     this.server.timeout = 0;
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
+    // An Expect other than 100-continue: the balancer's 417 page instead of Node's bare one.
+    this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.#answerSelf(req, res, this.#deps.pages[417]));
   }
 
   /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
-  listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return listenOn(this.server, host, port);
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    const bound = await listenOn(this.server, host, port);
+    const limit = openFileLimit();
+    const { max, hardMax } = this.#connections;
+    const needed = descriptorsNeeded(max);
+    if (limit !== undefined && limit < hardMax + 256) {
+      this.#deps.logger.warn(
+        { openFileLimit: limit, needed, maxConnections: max },
+        'the open-file limit is too low for limits.maxConnections: client connections will fail before the limit is reached (raise the hard limit, `ulimit -Hn` / LimitNOFILE, or lower limits.maxConnections)',
+      );
+    } else if (limit !== undefined && limit < needed) {
+      this.#deps.logger.debug(
+        { openFileLimit: limit, needed, maxConnections: max },
+        'the open-file limit is below two descriptors per client connection: if every client holds a WebSocket (one backend connection each), descriptors run out before limits.maxConnections',
+      );
+    }
+    return bound;
+  }
+
+  /** connections are the client listener's connection figures (open, refused, dropped). */
+  get connections(): ConnectionCounts {
+    return this.#connections.counts;
   }
 
   /** reconfigure applies reloaded settings; requests in flight finish with the old ones. */
@@ -156,15 +189,35 @@ export class ProxyServer implements ExchangeHost {
     return route(facts, this.#deps.pool.snapshot, this.#deps.sessions, exclude);
   }
 
+  /**
+   * With `--workers`, a new partition's assignment is the primary's: ask it, then go on
+   * with the decision (assigned as decided) or a new one (the key lives elsewhere). Returns
+   * undefined when there is nothing to ask; the promise rejects when the primary cannot
+   * answer (or keeps answering otherwise: at most 3 rounds).
+   */
+  #resolvePartition(decision: Extract<Decision, { kind: 'backend' }>, facts: RequestFacts, refused: ReadonlySet<string> | undefined, attempt: number, go: (next: Decision) => void): Promise<void> | undefined {
+    const key = decision.assignPartition;
+    const resolve = this.#deps.resolvePartition;
+    if (key === undefined || resolve === undefined) return undefined;
+    if (attempt >= 3) return Promise.reject(new Error('partition assignment did not settle'));
+    return resolve(key, decision.backend.id).then((accepted) => go(accepted ? { ...decision, assignPartition: undefined } : this.#route(facts, refused)));
+  }
+
   // ---- HTTP ----------------------------------------------------------------------------
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#connections.refuses(req.socket)) {
+      // Over limits.maxConnections: answered at once, nothing forwarded (see ConnectionLimit).
+      this.#answerSelf(req, res, this.#deps.pages[503]);
+      return;
+    }
     const startedAt = performance.now();
     if (this.#closing) res.shouldKeepAlive = false;
     const facts = this.#facts(req);
     const peer = req.socket.remoteAddress ?? '';
     const headers = upstreamHeaders(req.rawHeaders, {
       peerAddress: peer,
+      clientAddress: facts.clientAddress,
       trusted: this.#deps.trusted.trusts(peer),
       proto: this.settings.proto,
     });
@@ -172,9 +225,10 @@ export class ProxyServer implements ExchangeHost {
     const exchange = new HttpExchange(this, req, res, facts, headers, hasBody, startedAt);
     this.#inFlight++;
     const url = req.url ?? '';
-    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1) {
+    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1 || (req.httpVersionMinor === 1 && req.headers.host === undefined)) {
       // absolute-form or "*": this is not a forward proxy. A version other than 1.x: llhttp
       // takes a line without one ("GET /a\n") as HTTP/0.9 and goes on to parse headers after it.
+      // HTTP/1.1 without Host: RFC 9112 3.2 says 400.
       exchange.fail(400, 'bad-request');
       return;
     }
@@ -184,12 +238,18 @@ export class ProxyServer implements ExchangeHost {
       exchange.end('bad-request');
       return;
     }
+    if (hasBody) exchange.watchBody(this.settings.clientIdle);
     this.#dispatch(exchange, this.#route(facts));
   }
 
-  #dispatch(exchange: HttpExchange, decision: Decision): void {
+  #dispatch(exchange: HttpExchange, decision: Decision, attempt = 0): void {
     if (decision.kind === 'unavailable') {
       exchange.fail(503, 'ok');
+      return;
+    }
+    const resolving = this.#resolvePartition(decision, exchange.facts, exchange.refused, attempt, (next) => this.#dispatch(exchange, next, attempt + 1));
+    if (resolving) {
+      resolving.catch(() => exchange.fail(503, 'ok'));
       return;
     }
     const { backend } = decision;
@@ -203,7 +263,7 @@ export class ProxyServer implements ExchangeHost {
     exchange.setCookie = decision.setCookie;
     exchange.clientId = clientId;
     const { req } = exchange;
-    this.#deps.upstreams.get(backend).dispatch(
+    this.#deps.upstreams.get(backend, this.#backendHeadLimit()).dispatch(
       {
         origin: backend.url,
         path: req.url!,
@@ -230,6 +290,10 @@ export class ProxyServer implements ExchangeHost {
     exchange.prepareRetry();
     this.#dispatch(exchange, decision);
     return true;
+  }
+
+  resourceFailure(code: string): void {
+    this.#connections.resourceFailure(code);
   }
 
   maintenance(exchange: HttpExchange): boolean {
@@ -274,9 +338,24 @@ export class ProxyServer implements ExchangeHost {
       'cache-control': 'no-store',
     };
     if (page.status === 503) headers['retry-after'] = 10;
-    if (page.status === 400) headers.connection = 'close';
+    // The rest of the request (body, pipelined requests) is not read: the connection ends.
+    if (page.status === 400 || page.status === 408 || page.status === 417) headers.connection = 'close';
     res.writeHead(page.status, headers);
     res.end(exchange.req.method === 'HEAD' ? undefined : page.body);
+  }
+
+  /** answerSelf answers a request that has no exchange (refused connection, bad Expect) and closes. */
+  #answerSelf(req: IncomingMessage, res: ServerResponse, page: ErrorPage): void {
+    res.shouldKeepAlive = false;
+    const headers: Record<string, string | number> = {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': page.body.length,
+      'cache-control': 'no-store',
+      connection: 'close',
+    };
+    if (page.status === 503) headers['retry-after'] = 10;
+    res.writeHead(page.status, headers);
+    res.end(req.method === 'HEAD' ? undefined : page.body);
   }
 
   finished(exchange: HttpExchange, outcome: ExchangeOutcome): void {
@@ -284,7 +363,7 @@ export class ProxyServer implements ExchangeHost {
     if (backendId !== undefined) {
       const counters = this.#deps.sessions.accounting.counters(backendId);
       counters.bytesOut += exchange.bytesOut;
-      if (outcome === 'client-abort') counters.clientAborts++;
+      if (outcome === 'client-abort' || outcome === 'client-timeout') counters.clientAborts++;
       else if (outcome === 'backend-error' || outcome === 'timeout') counters.errors++;
       this.#deps.observer?.requestFinished(backendId, outcome, (performance.now() - exchange.startedAt) / 1000);
     }
@@ -311,8 +390,9 @@ export class ProxyServer implements ExchangeHost {
   // ---- WebSocket -----------------------------------------------------------------------
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.#closing || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || (req.url ?? '').charCodeAt(0) !== 47 || req.httpVersionMajor !== 1) {
-      socket.end(rawErrorResponse(this.#deps.pages[this.#closing ? 503 : 400]));
+    const refused = this.#closing || this.#connections.refuses(req.socket);
+    if (refused || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || (req.url ?? '').charCodeAt(0) !== 47 || req.httpVersionMajor !== 1 || (req.httpVersionMinor === 1 && req.headers.host === undefined)) {
+      socket.end(rawErrorResponse(this.#deps.pages[refused ? 503 : 400]));
       return;
     }
     const facts = this.#facts(req);
@@ -321,7 +401,7 @@ export class ProxyServer implements ExchangeHost {
       return;
     }
     const peer = req.socket.remoteAddress ?? '';
-    const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto }, true);
+    const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, clientAddress: facts.clientAddress, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto }, true);
     let requestHead = `${req.method} ${req.url} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';
@@ -329,9 +409,16 @@ export class ProxyServer implements ExchangeHost {
     this.#tunnel(socket, requestHead, head, { path: req.url ?? '', startedAt: performance.now() }, facts, this.#route(facts), undefined);
   }
 
-  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined): void {
+  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
     if (decision.kind === 'unavailable') {
       socket.end(rawErrorResponse(this.#deps.pages[503]));
+      return;
+    }
+    const resolving = this.#resolvePartition(decision, facts, refused, attempt, (next) => {
+      if (!socket.destroyed) this.#tunnel(socket, requestHead, head, log, facts, next, refused, attempt + 1);
+    });
+    if (resolving) {
+      resolving.catch(() => socket.end(rawErrorResponse(this.#deps.pages[503])));
       return;
     }
     const { backend } = decision;
@@ -349,6 +436,12 @@ export class ProxyServer implements ExchangeHost {
     socket.once('close', untrack);
     openTunnel(socket as Socket, requestHead, head, this.#tunnelTarget(backend), {
       onConnectError: (err) => {
+        if (NO_RESOURCES.has(err.code ?? '')) {
+          // The balancer is out of descriptors: not the backend's fault, and no retry helps.
+          this.#connections.resourceFailure(err.code!);
+          if (!socket.destroyed) socket.end(rawErrorResponse(this.#deps.pages[503]));
+          return true;
+        }
         sessions.accounting.counters(backend.id).errors++;
         this.#deps.observer?.backendFailed(backend.id);
         this.#deps.logger.warn({ backend: backend.id, code: err.code }, 'websocket backend unreachable');
@@ -400,8 +493,13 @@ export class ProxyServer implements ExchangeHost {
       connectTimeout: this.settings.connectTimeout,
       handshakeTimeout: this.settings.responseTimeout,
       idleTimeout: this.settings.websocketIdle,
-      maxHeaderBytes: Math.max(this.settings.maxHeaderBytes, 16384),
+      maxHeaderBytes: this.#backendHeadLimit(),
     };
+  }
+
+  /** The largest response head taken from a backend: limits.maxHeaderBytes, at least undici's 16 KiB default. */
+  #backendHeadLimit(): number {
+    return Math.max(this.settings.maxHeaderBytes, 16384);
   }
 
   // ---- malformed input -----------------------------------------------------------------
@@ -412,7 +510,8 @@ export class ProxyServer implements ExchangeHost {
       socket.destroy();
       return;
     }
-    const status: ErrorStatus = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 400 : 400;
+    // ERR_HTTP_REQUEST_TIMEOUT: the request head did not arrive within headersTimeout (slowloris).
+    const status: ErrorStatus = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.#deps.logger.debug({ code }, 'malformed request');
     socket.end(rawErrorResponse(this.#deps.pages[status]));
   }
@@ -425,6 +524,7 @@ export class ProxyServer implements ExchangeHost {
    */
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
+    this.#connections.stop();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const idle = new Promise<void>((resolve) => {

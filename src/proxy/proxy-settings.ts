@@ -17,6 +17,8 @@ export interface ProxySettings {
   /** timeouts.response: also how long a backend may take to answer a WebSocket handshake. */
   readonly responseTimeout: number;
   readonly maxHeaderBytes: number;
+  /** timeouts.clientIdle: also how long a request body may stall before the client gets 408. */
+  readonly clientIdle: number;
   readonly accessLog: boolean;
   /** Partition mode: reads a request's partition key (compiled once); undefined in session mode. */
   readonly partitionKey: PartitionKeyReader | undefined;
@@ -37,6 +39,7 @@ export function proxySettings(config: Config): ProxySettings {
     connectTimeout: config.timeouts.connect,
     responseTimeout: config.timeouts.response,
     maxHeaderBytes: config.limits.maxHeaderBytes,
+    clientIdle: config.timeouts.clientIdle,
     accessLog: config.log.access,
     partitionKey: partitionMode ? compilePartitionKey(spec!) : undefined,
     partitionKeyRequired: partitionMode && spec!.required,

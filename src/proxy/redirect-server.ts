@@ -111,6 +111,10 @@ export class RedirectServer {
       requireHostHeader: false,
     });
     this.server.maxConnections = options.maxConnections;
+    // An accept error once listening (EMFILE when the process is out of descriptors): Node
+    // goes on accepting, but without a listener the 'error' event would end the process.
+    // (A listen error is reported by listenOn.)
+    this.server.on('error', () => undefined);
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => this.#onUpgrade(req, socket));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {

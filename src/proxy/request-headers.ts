@@ -5,6 +5,12 @@
  * 100-continue itself), Host and Origin kept as sent (like ProxyPreserveHost On: Servoy
  * compares a WebSocket's Origin with its Host), and X-Forwarded-For / -Proto / -Host set
  * (kept and extended only when the peer is a trusted proxy).
+ *
+ * Other headers that claim to name the client are only believed from a trusted proxy:
+ * `Forwarded` (RFC 7239) and the CDN/proxy conventions in CLIENT_ADDRESS_HEADERS are
+ * dropped from anyone else. `X-Real-IP` is always set, to the address the balancer routes
+ * on (the peer, or behind trusted proxies the client they name), unless a trusted proxy
+ * sent one: a backend reading it (as behind nginx) gets the truth, never a client's claim.
  */
 
 const HOP_BY_HOP = new Set([
@@ -20,10 +26,30 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
+/**
+ * Headers in which proxies and CDNs pass on the client's address. A client can send any
+ * of them to pose as another address (to an application that logs, rate-limits or
+ * allow-lists on it): kept only from a trusted proxy.
+ */
+const CLIENT_ADDRESS_HEADERS = new Set([
+  'forwarded',
+  'true-client-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+]);
+
 /** ForwardFacts are what the X-Forwarded-* headers say about the client. */
 export interface ForwardFacts {
   /** The TCP peer (the client, or a trusted proxy). */
   readonly peerAddress: string;
+  /** The client's address as routed on (behind trusted proxies, the client they name); default the peer. */
+  readonly clientAddress?: string;
   /** Whether the peer's own X-Forwarded-* headers are believed. */
   readonly trusted: boolean;
   /** "http" or "https": how the client reached the balancer. */
@@ -41,6 +67,7 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
   let host: string | undefined;
+  let realIp: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -59,7 +86,11 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
       }
       continue;
     }
-    if (lower === 'forwarded' && !facts.trusted) continue;
+    if (lower === 'x-real-ip') {
+      if (facts.trusted) realIp ??= value;
+      continue;
+    }
+    if (!facts.trusted && CLIENT_ADDRESS_HEADERS.has(lower)) continue;
     if (HOP_BY_HOP.has(lower)) {
       if (keepUpgrade && lower === 'upgrade') out.push(name, value);
       continue;
@@ -71,6 +102,7 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
   out.push('x-forwarded-for', forwardedFor === undefined ? facts.peerAddress : `${forwardedFor}, ${facts.peerAddress}`);
   out.push('x-forwarded-proto', forwardedProto ?? facts.proto);
   if (forwardedHost !== undefined || host !== undefined) out.push('x-forwarded-host', (forwardedHost ?? host)!);
+  out.push('x-real-ip', realIp ?? facts.clientAddress ?? facts.peerAddress);
   return out;
 }
 

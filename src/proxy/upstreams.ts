@@ -14,14 +14,19 @@ export interface UpstreamTimeouts {
 
 /** Upstreams maps backend ids to connection pools. */
 export class Upstreams {
-  readonly #pools = new Map<string, { url: string; pool: Pool }>();
+  readonly #pools = new Map<string, { url: string; maxHeaderSize: number; pool: Pool }>();
 
   constructor(private timeouts: UpstreamTimeouts) {}
 
-  /** get returns the pool of a backend, creating it (or replacing it if its URL changed). */
-  get(backend: BackendView): Pool {
+  /**
+   * get returns the pool of a backend, creating it (or replacing it if its URL or the
+   * largest accepted response head changed). maxHeaderSize: the largest response head
+   * (status line and headers, bytes) accepted from the backend; a larger one fails the
+   * request (502) rather than being buffered without bound.
+   */
+  get(backend: BackendView, maxHeaderSize = 16384): Pool {
     const entry = this.#pools.get(backend.id);
-    if (entry !== undefined && entry.url === backend.url) return entry.pool;
+    if (entry !== undefined && entry.url === backend.url && entry.maxHeaderSize === maxHeaderSize) return entry.pool;
     if (entry !== undefined) void entry.pool.close().catch(() => undefined);
     const pool = new Pool(backend.url, {
       connect: { timeout: this.timeouts.connect },
@@ -29,8 +34,9 @@ export class Upstreams {
       bodyTimeout: this.timeouts.response,
       keepAliveTimeout: 4000,
       pipelining: 1,
+      maxHeaderSize,
     });
-    this.#pools.set(backend.id, { url: backend.url, pool });
+    this.#pools.set(backend.id, { url: backend.url, maxHeaderSize, pool });
     return pool;
   }
 

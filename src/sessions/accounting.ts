@@ -26,6 +26,20 @@ export interface BackendCounters {
   bytesOut: number;
 }
 
+/**
+ * SessionTotals is the read side of session accounting: what the drain monitor, the admin
+ * plane and bounded load ask. SessionAccounting answers it for the traffic this process
+ * saw; with `--workers` the primary answers it from the workers' reports (ClusterTotals).
+ */
+export interface SessionTotals {
+  /** The counters of a backend (read only; a backend never seen has all zeros). */
+  counters(backendId: string): Readonly<BackendCounters>;
+  /** Active sessions on a backend. */
+  activeSessions(backendId: string): number;
+  /** Active sessions of a partition (partition mode). */
+  partitionSessions(partition: string): number;
+}
+
 interface SessionEntry {
   backendId: string;
   /** Partition mode: the partition this session belongs to (counted per partition). */
@@ -42,7 +56,7 @@ const REORDER_AFTER_MS = 1000;
 const PENDING_IDLE_MS = 60_000;
 
 /** SessionAccounting tracks sessions and counters per backend id. */
-export class SessionAccounting {
+export class SessionAccounting implements SessionTotals {
   /** Sessions whose client came back with the cookie; idle out after sessionIdle. */
   readonly #confirmed = new Map<string, SessionEntry>();
   /** Sessions placed but not seen again yet; idle out after min(sessionIdle, 1 min). */
@@ -51,6 +65,8 @@ export class SessionAccounting {
   /** Partition mode: active sessions per partition key. */
   readonly #partitionSessions = new Map<string, number>();
   #sweepTimer: NodeJS.Timeout | undefined;
+  /** Partitions whose session count changed since takeChangedPartitions(); only when tracking. */
+  #changedPartitions: Set<string> | undefined;
 
   constructor(
     private idleMs: number,
@@ -199,7 +215,31 @@ export class SessionAccounting {
     if (entry.partition !== undefined) this.#countPartition(entry.partition, -1);
   }
 
+  /**
+   * trackPartitionChanges makes the accounting remember which partitions' session counts
+   * changed, so a worker reports only those to the primary (there may be many partitions).
+   */
+  trackPartitionChanges(): void {
+    this.#changedPartitions ??= new Set();
+  }
+
+  /** takeChangedPartitions returns [partition, active sessions] for each changed partition, and forgets them. */
+  takeChangedPartitions(): [string, number][] {
+    const changed = this.#changedPartitions;
+    if (changed === undefined || changed.size === 0) return [];
+    const out: [string, number][] = [];
+    for (const key of changed) out.push([key, this.#partitionSessions.get(key) ?? 0]);
+    changed.clear();
+    return out;
+  }
+
+  /** backendIds lists every backend that has counters. */
+  backendIds(): string[] {
+    return [...this.#counters.keys()];
+  }
+
   #countPartition(partition: string, delta: number): void {
+    this.#changedPartitions?.add(partition);
     const n = (this.#partitionSessions.get(partition) ?? 0) + delta;
     if (n > 0) this.#partitionSessions.set(partition, n);
     else this.#partitionSessions.delete(partition);

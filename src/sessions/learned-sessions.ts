@@ -15,13 +15,21 @@ export interface LearnedSessionsOptions {
   readonly ttlMs: number;
   /** Clock in ms for the idle time; tests pass a fake one. Defaults to performance.now(). */
   readonly now?: () => number;
+  /**
+   * Called when a backend's Set-Cookie teaches (backendId) or ends (undefined) a session id;
+   * with `--workers` a worker passes it on, so every worker knows what one learned.
+   * Not called for learn() and forget() themselves.
+   */
+  readonly onChange?: (sessionId: string, backendId: string | undefined) => void;
 }
 
 /** LearnedSessions maps servlet session id -> backend id, bounded and idle-expiring. */
 export class LearnedSessions {
   readonly #cache: LRUCache<string, string> | undefined;
+  readonly #onChange: ((sessionId: string, backendId: string | undefined) => void) | undefined;
 
   constructor(options: LearnedSessionsOptions) {
+    this.#onChange = options.onChange;
     if (options.max <= 0) return;
     this.#cache = new LRUCache<string, string>({
       max: options.max,
@@ -48,6 +56,11 @@ export class LearnedSessions {
     this.#cache?.delete(sessionId);
   }
 
+  /** entries lists [session id, backend id] pairs, most recently used first (to seed a restarted worker). */
+  entries(): [string, string][] {
+    return this.#cache === undefined ? [] : [...this.#cache.entries()];
+  }
+
   /** size is the number of session ids held (expired ones may count until touched). */
   get size(): number {
     return this.#cache?.size ?? 0;
@@ -72,10 +85,13 @@ export class LearnedSessions {
     if (parsed === undefined || parsed.value.length === 0) return undefined;
     if (parsed.deleting) {
       this.forget(parsed.value);
+      if (this.#cache !== undefined) this.#onChange?.(parsed.value, undefined);
       return undefined;
     }
+    if (this.#cache === undefined) return undefined;
     this.learn(parsed.value, backendId);
-    return this.#cache === undefined ? undefined : parsed.value;
+    this.#onChange?.(parsed.value, backendId);
+    return parsed.value;
   }
 }
 

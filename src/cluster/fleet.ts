@@ -1,0 +1,275 @@
+/**
+ * WorkerFleet is the primary's TrafficPlane with `start --workers N`: N worker processes
+ * (node:cluster) that share the client port, each running the same proxy on a mirror of
+ * the primary's pool. The primary keeps everything that must exist once (config, pool,
+ * health checks, outlier ejection, drain monitor, state file, partition store, admin API,
+ * metrics); the fleet is how it reaches the workers and hears from them:
+ *
+ * - pool changes are pushed to every worker as they happen (coalesced per tick);
+ * - reports (every REPORT_INTERVAL_MS) are summed into ClusterTotals, their outcomes
+ *   replayed into outlier detection, their latency added to the metrics; each worker gets
+ *   back the sessions the others hold (bounded load sees the whole cluster);
+ * - a session id one worker learns is passed on to the others (and kept here, to seed a
+ *   replacement worker); a new partition is assigned here, first request wins;
+ * - a worker that dies is replaced, after a back-off that grows while workers keep dying
+ *   young (100 ms doubling to 10 s; reset once one has lived 30 s);
+ * - close() asks every worker to finish in-flight work within the grace period, and kills
+ *   what is left a few seconds after it.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { BalancerMetrics } from '../admin/metrics.js';
+import type { Pool } from '../pool/pool.js';
+import type { PartitionLookup } from '../routing/types.js';
+import { LearnedSessions } from '../sessions/learned-sessions.js';
+import { StartupError } from '../startup-error.js';
+import type { TrafficPlane, TrafficSettings } from '../traffic-plane.js';
+import { memberInputs } from './pool-mirror.js';
+import { REPORT_INTERVAL_MS, type AssignAnswer, type ToPrimary, type ToWorker } from './protocol.js';
+import { ClusterTotals } from './totals.js';
+
+/** The compiled worker entry (dist/src/cluster/worker-main.js). */
+const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+/** A worker that lived this long (ms) was not dying young: the back-off starts over. */
+const STABLE_AFTER_MS = 30_000;
+const MAX_BACKOFF_MS = 10_000;
+/** How long after the grace period close() waits before it kills a worker (ms). */
+const KILL_AFTER_GRACE_MS = 5_000;
+
+/** FleetHost is what the fleet needs from the primary's control plane (the Balancer). */
+export interface FleetHost {
+  recordOutcomes(backendId: string, runs: readonly number[]): void;
+  backendInMaintenance(backendId: string): void;
+  assignPartition(key: string, backendId: string, replacing: string | undefined): AssignAnswer;
+  partitionsSeen(keys: readonly string[]): void;
+  partitionCounts(): Record<string, number>;
+  readonly metricsRegistry: BalancerMetrics;
+}
+
+/** FleetOptions are the fleet's collaborators. */
+export interface FleetOptions {
+  readonly workers: number;
+  readonly pool: Pool;
+  readonly logger: Logger;
+  readonly host: FleetHost;
+}
+
+interface Slot {
+  worker: Worker | undefined;
+  startedAt: number;
+  youngDeaths: number;
+  listening: boolean;
+  restartTimer: NodeJS.Timeout | undefined;
+}
+
+/** WorkerFleet runs and talks to the workers; see the file comment. */
+export class WorkerFleet implements TrafficPlane {
+  readonly totals = new ClusterTotals();
+  /** Workers replaced after dying. */
+  restarts = 0;
+  #settings: TrafficSettings;
+  readonly #learned: LearnedSessions;
+  readonly #slots: Slot[];
+  readonly #exits = new Map<Worker, Promise<void>>();
+  /** Workers that have their init message: the ones broadcasts go to. */
+  readonly #initialized = new Set<Worker>();
+  #poolPushScheduled = false;
+  #totalsTimer: NodeJS.Timeout | undefined;
+  #running = false;
+  #closing = false;
+
+  constructor(
+    settings: TrafficSettings,
+    private readonly options: FleetOptions,
+  ) {
+    this.#settings = settings;
+    const affinity = settings.config.affinity;
+    this.#learned = new LearnedSessions({ max: affinity.learnedSessions, ttlMs: affinity.sessionIdle });
+    this.#slots = Array.from({ length: options.workers }, () => ({ worker: undefined, startedAt: 0, youngDeaths: 0, listening: false, restartTimer: undefined }));
+    cluster.setupPrimary({ exec: WORKER_MAIN, args: [], serialization: 'advanced' });
+    options.pool.on('change', () => this.#schedulePoolPush());
+  }
+
+  /** alive is the number of workers serving now. */
+  get alive(): number {
+    return this.#slots.filter((s) => s.listening).length;
+  }
+
+  get inFlight(): number {
+    return this.totals.inFlight;
+  }
+
+  async listen(): Promise<{ url: string; redirectUrl: string | undefined }> {
+    try {
+      const bound = await Promise.all(this.#slots.map((slot) => this.#start(slot)));
+      this.#running = true;
+      this.#totalsTimer = setInterval(() => this.#sendTotals(), REPORT_INTERVAL_MS);
+      return bound[0]!;
+    } catch (err) {
+      await this.close(0);
+      throw err;
+    }
+  }
+
+  reconfigure(settings: TrafficSettings): void {
+    this.#settings = settings;
+    this.#broadcast({ type: 'reconfigure', settings, logLevel: settings.config.log.level });
+  }
+
+  forgetBackend(id: string): void {
+    this.totals.forgetBackend(id);
+  }
+
+  partitionChanged(key: string, lookup: PartitionLookup | undefined): void {
+    this.#broadcast({ type: 'partition', key, lookup, partitionCounts: this.options.host.partitionCounts() });
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#totalsTimer);
+    for (const slot of this.#slots) clearTimeout(slot.restartTimer);
+    const killer = setTimeout(() => {
+      for (const worker of this.#exits.keys()) worker.process.kill('SIGKILL');
+    }, graceMs + KILL_AFTER_GRACE_MS);
+    for (const worker of this.#exits.keys()) {
+      if (this.#initialized.has(worker)) this.#send(worker, { type: 'shutdown', graceMs });
+      else worker.process.kill('SIGTERM');
+    }
+    await Promise.all(this.#exits.values());
+    clearTimeout(killer);
+  }
+
+  // ---- workers -------------------------------------------------------------------------
+
+  /** Forks the worker of a slot; resolves when it listens, rejects if it cannot. */
+  #start(slot: Slot): Promise<{ url: string; redirectUrl: string | undefined }> {
+    const { pool, host, logger } = this.options;
+    const worker = cluster.fork();
+    slot.worker = worker;
+    slot.startedAt = Date.now();
+    slot.listening = false;
+    return new Promise((resolve, reject) => {
+      worker.on('message', (message: ToPrimary) => {
+        if (message.type === 'ready') {
+          // The pool, settings and learned ids as they are now: the worker starts up to date.
+          this.#send(worker, {
+            type: 'init',
+            settings: this.#settings,
+            members: memberInputs(pool.members()),
+            learned: this.#learned.entries(),
+            partitionCounts: host.partitionCounts(),
+            logLevel: logger.level,
+          });
+          this.#initialized.add(worker);
+        } else if (message.type === 'listening') {
+          slot.listening = true;
+          resolve({ url: message.url, redirectUrl: message.redirectUrl });
+        } else if (message.type === 'failed') {
+          reject(new StartupError(message.message));
+        } else {
+          this.#onMessage(worker, message);
+        }
+      });
+      // A worker that cannot be forked at all (or whose IPC breaks) also ends in 'exit'.
+      worker.on('error', (err) => logger.warn({ worker: worker.id, err: err.message }, 'worker IPC error'));
+      this.#exits.set(
+        worker,
+        new Promise<void>((exited) => {
+          worker.once('exit', (code, signal) => {
+            this.#exits.delete(worker);
+            this.#initialized.delete(worker);
+            this.totals.retire(worker.id);
+            const wasListening = slot.listening;
+            slot.worker = undefined;
+            slot.listening = false;
+            exited();
+            reject(new StartupError(`a worker process exited before it was listening (${signal ?? `exit code ${code}`})`));
+            if (this.#closing || !this.#running) return;
+            this.#restart(slot, worker.id, code, signal, wasListening);
+          });
+        }),
+      );
+    });
+  }
+
+  #restart(slot: Slot, id: number, code: number | null, signal: string | null, wasListening: boolean): void {
+    const lived = Date.now() - slot.startedAt;
+    slot.youngDeaths = lived >= STABLE_AFTER_MS ? 0 : slot.youngDeaths + 1;
+    const delay = slot.youngDeaths === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (slot.youngDeaths - 1));
+    const logger = this.options.logger;
+    logger.error({ worker: id, code, signal, livedMs: lived, wasListening, restartInMs: delay }, 'worker process died; starting a new one');
+    this.restarts++;
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (this.#closing) return;
+      this.#start(slot).then(
+        () => logger.info({ worker: slot.worker?.id }, 'replacement worker listening'),
+        (err: Error) => logger.error({ err: err.message }, 'replacement worker could not start'),
+      );
+    }, delay);
+  }
+
+  #onMessage(worker: Worker, message: ToPrimary): void {
+    const { host, pool, logger } = this.options;
+    switch (message.type) {
+      case 'report': {
+        this.totals.update(worker.id, message, (id) => pool.has(id));
+        for (const [backend, runs] of Object.entries(message.outcomes)) host.recordOutcomes(backend, runs);
+        if (this.#settings.config.metrics.enabled) {
+          for (const l of message.latency) if (pool.has(l.backend)) host.metricsRegistry.addLatency(l.backend, l.outcome, l.buckets, l.sum);
+        }
+        if (message.partitionsSeen.length > 0) host.partitionsSeen(message.partitionsSeen);
+        break;
+      }
+      case 'learned': {
+        if (message.backend === undefined) this.#learned.forget(message.sessionId);
+        else this.#learned.learn(message.sessionId, message.backend);
+        for (const other of this.#initialized) if (other !== worker) this.#send(other, message);
+        break;
+      }
+      case 'maintenance':
+        if (pool.has(message.backend)) host.backendInMaintenance(message.backend);
+        break;
+      case 'assign': {
+        let answer: AssignAnswer;
+        try {
+          answer = host.assignPartition(message.key, message.backend, message.replacing);
+        } catch (err) {
+          logger.error({ key: message.key, err: (err as Error).message }, 'cannot store a new partition assignment; answering 503');
+          this.#send(worker, { type: 'assigned', id: message.id, accepted: false, lookup: undefined, error: (err as Error).message });
+          return;
+        }
+        this.#send(worker, { type: 'assigned', id: message.id, ...answer });
+        break;
+      }
+    }
+  }
+
+  #schedulePoolPush(): void {
+    if (this.#poolPushScheduled) return;
+    this.#poolPushScheduled = true;
+    queueMicrotask(() => {
+      this.#poolPushScheduled = false;
+      this.#broadcast({ type: 'pool', members: memberInputs(this.options.pool.members()) });
+    });
+  }
+
+  #sendTotals(): void {
+    const partitionCounts = this.options.host.partitionCounts();
+    for (const worker of this.#initialized) this.#send(worker, { type: 'totals', sessionsElsewhere: this.totals.sessionsElsewhere(worker.id), partitionCounts });
+  }
+
+  #broadcast(message: ToWorker): void {
+    for (const worker of this.#initialized) this.#send(worker, message);
+  }
+
+  #send(worker: Worker, message: ToWorker | ToPrimary): void {
+    if (!worker.isConnected()) return;
+    try {
+      worker.send(message);
+    } catch {
+      // The channel closed under us: the worker is exiting; 'exit' handles it.
+    }
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The traffic plane: everything that carries client traffic. The proxy listener (and the
+ * HTTP-to-HTTPS redirect listener), the backend connection pools, and the session state
+ * the router reads (affinity cookie codec, learned session ids, session accounting).
+ *
+ * In one process the Balancer owns a LocalTraffic next to its control plane. With
+ * `--workers N` every worker owns one (the listeners share the port) and the primary owns
+ * a WorkerFleet in its place (src/cluster/fleet.ts): both answer the TrafficPlane
+ * interface, so the control plane (pool, health, drain, admin, reload) is the same code.
+ */
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import type { Pool } from './pool/pool.js';
+import type { ErrorPages } from './proxy/error-pages.js';
+import { ProxyServer, type ProxyObserver } from './proxy/proxy-server.js';
+import { proxySettings } from './proxy/proxy-settings.js';
+import { RedirectServer } from './proxy/redirect-server.js';
+import { TrustedProxies } from './proxy/trusted-proxies.js';
+import { Upstreams } from './proxy/upstreams.js';
+import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
+import type { PartitionLookup } from './routing/types.js';
+import { SessionAccounting, type SessionTotals } from './sessions/accounting.js';
+import { LearnedSessions } from './sessions/learned-sessions.js';
+import { SessionContext, type ClusterLoad, type PartitionView } from './sessions/session-context.js';
+import { StartupError } from './startup-error.js';
+
+/** TrafficSettings are what the traffic plane is (re)configured with; the same in every worker. */
+export interface TrafficSettings {
+  readonly config: Config;
+  /** Cookie HMAC keys: sign with the first, accept all. */
+  readonly secrets: readonly string[];
+  readonly pages: ErrorPages;
+  readonly tls: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+}
+
+/**
+ * TrafficPlane is what the control plane needs from whatever carries client traffic: this
+ * process's proxy (LocalTraffic) or the workers (WorkerFleet).
+ */
+export interface TrafficPlane {
+  /** Session and request counts of all the traffic (summed over workers). */
+  readonly totals: SessionTotals;
+  /** Starts serving; resolves with the client URL (and the redirect listener's). */
+  listen(): Promise<{ url: string; redirectUrl: string | undefined }>;
+  /** Applies a reloaded config; requests in flight finish with the old settings. */
+  reconfigure(settings: TrafficSettings): void;
+  /** A backend left the pool: drop its sessions, counters and connections. */
+  forgetBackend(id: string): void;
+  /** A partition's assignment changed (worker caches follow); no-op in one process. */
+  partitionChanged(key: string, lookup: PartitionLookup | undefined): void;
+  /** HTTP requests being served right now (for the shutdown log line). */
+  readonly inFlight: number;
+  /** Stops accepting, lets in-flight work finish for up to graceMs, then cuts the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** LocalTrafficDeps are the collaborators of a LocalTraffic besides its settings. */
+export interface LocalTrafficDeps {
+  /** The pool whose snapshots the router reads (the real pool, or a worker's mirror of the primary's). */
+  readonly pool: Pool;
+  readonly logger: Logger;
+  readonly observer: ProxyObserver;
+  /** Partition mode: the directory (or a worker's cache of it). */
+  readonly partitions?: PartitionView | undefined;
+  /** Partition mode, one process: makes a new assignment durable before forwarding. */
+  readonly assignPartition?: ((key: string, backendId: string) => void) | undefined;
+  /** Partition mode, worker: asks the primary to make an assignment; see ProxyDeps.resolvePartition. */
+  readonly resolvePartition?: ((key: string, backendId: string) => Promise<boolean>) | undefined;
+  /** Worker: the sessions other workers hold, for bounded load. */
+  readonly cluster?: ClusterLoad | undefined;
+  /** Worker: tells the others about session ids learned from Set-Cookie. */
+  readonly onLearn?: ((sessionId: string, backendId: string | undefined) => void) | undefined;
+}
+
+/** LocalTraffic is the proxy of this process and its session state; see the file comment. */
+export class LocalTraffic implements TrafficPlane {
+  readonly proxy: ProxyServer;
+  readonly sessions: SessionContext;
+  readonly #upstreams: Upstreams;
+  #redirect: RedirectServer | undefined;
+  #settings: TrafficSettings;
+
+  constructor(
+    settings: TrafficSettings,
+    private readonly deps: LocalTrafficDeps,
+  ) {
+    this.#settings = settings;
+    const { config } = settings;
+    const accounting = new SessionAccounting(config.affinity.sessionIdle);
+    const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle, onChange: deps.onLearn });
+    this.sessions = new SessionContext(new AffinityCookieCodec(settings.secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config), deps.partitions, deps.cluster);
+    this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
+    this.proxy = new ProxyServer(
+      {
+        pool: deps.pool,
+        upstreams: this.#upstreams,
+        sessions: this.sessions,
+        trusted: new TrustedProxies(config.trustedProxies),
+        pages: settings.pages,
+        logger: deps.logger,
+        settings: proxySettings(config),
+        observer: deps.observer,
+        assignPartition: deps.assignPartition,
+        ...(deps.resolvePartition === undefined ? {} : { resolvePartition: deps.resolvePartition }),
+      },
+      {
+        host: config.listen.host,
+        port: config.listen.port,
+        tls: settings.tls,
+        maxHeaderBytes: config.limits.maxHeaderBytes,
+        maxConnections: config.limits.maxConnections,
+        clientIdle: config.timeouts.clientIdle,
+      },
+    );
+  }
+
+  get totals(): SessionTotals {
+    return this.sessions.accounting;
+  }
+
+  get inFlight(): number {
+    return this.proxy.inFlight;
+  }
+
+  async listen(): Promise<{ url: string; redirectUrl: string | undefined }> {
+    const { config } = this.#settings;
+    const bound = await listenOrExplain(`${config.listen.host}:${config.listen.port}`, () => this.proxy.listen(config.listen.host, config.listen.port));
+    const url = `${config.listen.tls ? 'https' : 'http'}://${displayHost(bound.host)}:${bound.port}`;
+    let redirectUrl: string | undefined;
+    const redirectPort = config.listen.tls?.redirectPort;
+    if (redirectPort !== undefined) {
+      const redirect = new RedirectServer({ httpsPort: bound.port, maxHeaderBytes: config.limits.maxHeaderBytes, maxConnections: config.limits.maxConnections });
+      const where = `${config.listen.host}:${redirectPort} (listen.tls.redirectPort)`;
+      const at = await listenOrExplain(where, () => redirect.listen(config.listen.host, redirectPort)).catch(async (err: Error) => {
+        await this.proxy.close(0);
+        throw err;
+      });
+      this.#redirect = redirect;
+      redirectUrl = `http://${displayHost(at.host)}:${at.port}`;
+    }
+    this.sessions.accounting.start();
+    return { url, redirectUrl };
+  }
+
+  reconfigure(next: TrafficSettings): void {
+    const running = this.#settings;
+    const config = next.config;
+    const sessions = this.sessions;
+    sessions.balanceFactor = config.affinity.balanceFactor;
+    sessions.cookie = cookieAttributes(config);
+    if (JSON.stringify(running.secrets) !== JSON.stringify(next.secrets)) sessions.codec = new AffinityCookieCodec(next.secrets);
+    sessions.accounting.setIdle(config.affinity.sessionIdle);
+    this.proxy.reconfigure({ settings: proxySettings(config), trusted: new TrustedProxies(config.trustedProxies), pages: next.pages });
+    if (next.tls !== undefined && 'setSecureContext' in this.proxy.server) {
+      (this.proxy.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...next.tls, minVersion: 'TLSv1.2' });
+    }
+    if (JSON.stringify(running.config.timeouts) !== JSON.stringify(config.timeouts)) this.#upstreams.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
+    this.#settings = next;
+  }
+
+  forgetBackend(id: string): void {
+    this.sessions.accounting.forgetBackend(id);
+    void this.#upstreams.drop(id);
+  }
+
+  partitionChanged(): void {
+    // One process: the router reads the directory itself.
+  }
+
+  async close(graceMs: number): Promise<void> {
+    await Promise.all([this.proxy.close(graceMs), this.#redirect?.close(graceMs)]);
+    this.sessions.accounting.stop();
+    await this.#upstreams.close();
+  }
+}
+
+/** cookieAttributes are the affinity cookie's attributes from the config. */
+export function cookieAttributes(config: Config): CookieAttributes {
+  const cookie = config.affinity.cookie;
+  return {
+    name: cookie.name,
+    secure: cookie.secure ?? config.listen.tls !== undefined,
+    sameSite: cookie.sameSite,
+    maxAgeMs: cookie.ttl,
+  };
+}
+
+/** listenOrExplain runs a listen and words its failure as one StartupError sentence. */
+export async function listenOrExplain<T>(where: string, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new StartupError(
+      code === 'EADDRINUSE'
+        ? `cannot listen on ${where}: the address is already in use`
+        : code === 'EACCES'
+          ? `cannot listen on ${where}: permission denied`
+          : `cannot listen on ${where}: ${(err as Error).message}`,
+    );
+  }
+}
+
+/** displayHost is how a bound address appears in a URL a person can open. */
+export function displayHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,7 +1,7 @@
 // npm run bench: every benchmark in turn, each a separate process, its markdown table on
 // stdout and its JSON in bench/results/. Peers (HAProxy, nginx, wrk) are used when
 // installed: apt-get install haproxy nginx-light wrk. Loopback only, bounded in time.
-//   npm run bench            (about 12 minutes on an idle 2-core machine)
+//   npm run bench            (about 13 minutes on an idle 2-core machine)
 //   npm run bench -- --quick (about 2 minutes: shorter rounds, 256 MiB transfers, 1,000 WebSockets)
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ const steps = [
   ['Routing decisions and key movement', 'routing.js', []],
   ['Partition key extraction', 'partition-key.js', []],
   ['Partition store at 100,000 partitions', 'partition-store.js', []],
+  ['CPU-bound scaling: start --workers 1 against 2', 'workers.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '6', '--rounds', '3']],
 ];
 let failed = 0;
 for (const [title, file, args] of steps) {

@@ -5,33 +5,13 @@
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { closedPort, lbConfig, startBalancer, waitFor, within } from './helpers/lb.js';
-import { repoRoot, startSims, type TestLike } from './helpers/processes.js';
+import { repoRoot, runCli, startSims, type CliRun } from './helpers/processes.js';
 
 const BIN = join(repoRoot, 'bin', 'servoy-lb');
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion (killed after timeoutMs); a teardown kills it if the test ends first. */
-function runCli(t: TestLike, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-  const done = new Promise<CliRun>((resolve) => proc.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); }));
-  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); return done.then(() => undefined); });
-  return done;
-}
 
 /** Asserts one line of error output, prefixed "servoy-lb:", with no stack trace. */
 function assertOneSentence(t: Test, run: CliRun, pattern: RegExp): void {

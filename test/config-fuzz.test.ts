@@ -30,6 +30,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, parseConfigText } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
+import { mulberry32 } from './fixtures/hostile-net.js';
 
 const root = resolve(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'servoy-lb');
@@ -69,17 +70,6 @@ function seedFromEnv(value: string | undefined): number {
   return seed >>> 0;
 }
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rnd = mulberry32(SEED);
 const int = (n: number): number => Math.floor(rnd() * n);

@@ -11,54 +11,18 @@
  * - a missing certificate file at start: exit 1 with one line naming listen.tls.cert.
  */
 import t from 'tap';
-import { execFile, spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { Agent, Client, buildConnector, request } from 'undici';
 import WebSocket from 'ws';
 import { adminUrlOf, lbConfig, startBalancer } from './helpers/lb.js';
-import { repoRoot, startSims, type TestLike } from './helpers/processes.js';
+import { makeCert, skipTls } from './fixtures/tls-cert.js';
+import { runCli, startSims, type TestLike } from './helpers/processes.js';
 
 const WS_PATH = '/websocket/1/main/1';
 
-// ---- certificates (kept in this file: only tls-*.test.ts files may be added) ----------------
-
-/** The openssl binary, or undefined when there is none (the tests then skip, saying so). */
-function findOpenssl(): string | undefined {
-  for (const bin of ['/usr/bin/openssl', 'openssl']) {
-    const r = spawnSync(bin, ['version'], { timeout: 10_000, stdio: 'ignore' });
-    if (r.status === 0) return bin;
-  }
-  return undefined;
-}
-const openssl = findOpenssl();
-const skip = openssl === undefined ? 'openssl not found (/usr/bin/openssl or on PATH): cannot make a test certificate' : false;
-
-interface Cert {
-  cert: Buffer;
-  key: Buffer;
-  certFile: string;
-  keyFile: string;
-  fingerprint: string;
-}
-
-/** makeCert writes a fresh self-signed certificate for localhost and 127.0.0.1 as <prefix>cert.pem / <prefix>key.pem in dir. */
-async function makeCert(dir: string, cn: string, prefix = ''): Promise<Cert> {
-  const certFile = join(dir, `${prefix}cert.pem`);
-  const keyFile = join(dir, `${prefix}key.pem`);
-  await new Promise<void>((resolve, reject) => {
-    execFile(
-      openssl!,
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
-      { timeout: 30_000 },
-      (err, _stdout, stderr) => (err ? reject(new Error(`openssl failed: ${err.message}\n${stderr}`)) : resolve()),
-    );
-  });
-  const cert = await readFile(certFile);
-  return { cert, key: await readFile(keyFile), certFile, keyFile, fingerprint: new X509Certificate(cert).fingerprint256 };
-}
+const skip = skipTls;
 
 // ---- small helpers ---------------------------------------------------------------------------
 
@@ -261,12 +225,7 @@ t.test('a missing certificate file at start: exit 1 with one line naming listen.
     admin: { host: '127.0.0.1', port: 0 },
     backends: [{ id: 'servoy-a', url: 'http://127.0.0.1:9' }],
   }));
-  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(process.execPath, [join(repoRoot, 'bin', 'servoy-lb'), 'start', '-c', configFile], { cwd: dir, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-    t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  });
+  const result = await runCli(t, ['start', '-c', configFile], { cwd: dir });
   t.equal(result.code, 1, 'exit code 1');
   const lines = result.stderr.split('\n').filter((l) => l !== '');
   t.equal(lines.length, 1, `one line: ${result.stderr}`);

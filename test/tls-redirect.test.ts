@@ -10,7 +10,6 @@
  * The Location rules themselves (port 443 left out, IPv6, encoding) are unit-tested too.
  */
 import t from 'tap';
-import { execFile, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -18,31 +17,10 @@ import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { redirectHost, redirectLocation, RedirectServer } from '../src/proxy/redirect-server.js';
 import { lbConfig, rawRequest, startBalancer } from './helpers/lb.js';
-import { repoRoot, startSims, type BalancerProcess, type TestLike } from './helpers/processes.js';
+import { makeCert, skipTls } from './fixtures/tls-cert.js';
+import { runCli, startSims, type BalancerProcess, type TestLike } from './helpers/processes.js';
 
-// ---- certificates (kept in this file: only tls-*.test.ts files may be added) ----------------
-
-function findOpenssl(): string | undefined {
-  for (const bin of ['/usr/bin/openssl', 'openssl']) {
-    const r = spawnSync(bin, ['version'], { timeout: 10_000, stdio: 'ignore' });
-    if (r.status === 0) return bin;
-  }
-  return undefined;
-}
-const openssl = findOpenssl();
-const skip = openssl === undefined ? 'openssl not found (/usr/bin/openssl or on PATH): cannot make a test certificate' : false;
-
-/** makeCert writes cert.pem and key.pem (self-signed, localhost and 127.0.0.1) into dir. */
-function makeCert(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      openssl!,
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
-      { timeout: 30_000 },
-      (err, _stdout, stderr) => (err ? reject(new Error(`openssl failed: ${err.message}\n${stderr}`)) : resolve()),
-    );
-  });
-}
+const skip = skipTls;
 
 /** The redirect listener's URL, from its log line. */
 async function redirectUrlOf(lb: BalancerProcess): Promise<string> {
@@ -276,12 +254,7 @@ t.test('redirectPort in use: exit 1 with one sentence naming it', { skip }, asyn
     admin: { host: '127.0.0.1', port: 0 },
     backends: [{ id: 'servoy-a', url: 'http://127.0.0.1:9' }],
   }));
-  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(process.execPath, [join(repoRoot, 'bin', 'servoy-lb'), 'start', '-c', configFile], { cwd: dir, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-    t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  });
+  const result = await runCli(t, ['start', '-c', configFile], { cwd: dir });
   t.equal(result.code, 1, 'exit code 1');
   const lines = result.stderr.split('\n').filter((l) => l !== '');
   t.equal(lines.length, 1, `one line: ${result.stderr}`);

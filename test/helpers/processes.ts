@@ -177,3 +177,26 @@ export async function startSims(t: TestLike, routes: string[], opts: Omit<Servoy
 export function backendsFor(sims: ServoySim[]): { id: string; url: string }[] {
   return sims.map((s) => ({ id: s.route, url: s.url }));
 }
+
+/** CliRun is how one CLI run ended: its exit code (null when killed) and its output. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * runCli runs `node bin/servoy-lb ...args` to completion (killed after timeoutMs, 30 s by
+ * default); a teardown kills it if the test ends first.
+ */
+export function runCli(t: TestLike, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  const proc = spawn(process.execPath, [join(repoRoot, 'bin', 'servoy-lb'), ...args], { cwd: opts.cwd ?? repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+  const done = new Promise<CliRun>((resolve) => proc.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); }));
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); return done.then(() => undefined); });
+  return done;
+}

@@ -1,12 +1,11 @@
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { join, resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { registerAdminCommands } from '../src/cli/admin-commands.js';
-import { CliError } from '../src/cli/cli-error.js';
 import { startFakeAdmin, statusRow } from './helpers/admin-fake.js';
+import { runAdminCli } from './helpers/admin-cli.js';
+import { closedPort } from './helpers/lb.js';
+import type { CliRun } from './helpers/processes.js';
 
 // The admin commands against a real admin API (a fake balancer behind it). A few cases run
 // the real `bin/servoy-lb` as a child process (needs the build: `npx tsc -p .`; `npm test`
@@ -40,55 +39,9 @@ function runBin(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } 
   });
 }
 
-/**
- * cli runs the admin commands in this process, on a program set up like main.ts's (but
- * without start/demo, so these tests do not depend on the balancer), with output captured
- * through commander's configureOutput and failures mapped to exit codes as main() does.
- */
-async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const program = new Command('servoy-lb').showHelpAfterError('(run with --help for usage)').exitOverride();
-  registerAdminCommands(program);
-  let stdout = '';
-  let stderr = '';
-  const io = { writeOut: (s: string) => void (stdout += s), writeErr: (s: string) => void (stderr += s) };
-  const configure = (command: Command): void => {
-    command.configureOutput(io);
-    command.commands.forEach(configure);
-  };
-  configure(program);
-  const names = ['SERVOY_LB_ADMIN', 'SERVOY_LB_TOKEN'];
-  const saved = names.map((name) => process.env[name]);
-  for (const name of names) {
-    if (env[name] === undefined) delete process.env[name];
-    else process.env[name] = env[name];
-  }
-  let code = 0;
-  try {
-    await program.parseAsync(['node', 'servoy-lb', ...args]);
-    code = Number(process.exitCode ?? 0);
-  } catch (err) {
-    if (err instanceof CommanderError) code = err.exitCode === 0 ? 0 : 1;
-    else if (err instanceof CliError) {
-      stderr += `servoy-lb: ${err.message}\n`;
-      code = err.exitCode;
-    } else throw err;
-  } finally {
-    names.forEach((name, i) => {
-      if (saved[i] === undefined) delete process.env[name];
-      else process.env[name] = saved[i];
-    });
-    process.exitCode = undefined;
-  }
-  return { code, stdout, stderr };
-}
+/** cli runs the admin commands in this process, with only the admin variables in `env` set. */
+const cli = (args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> => runAdminCli(args, env);
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 t.test('the real command: table, JSON, config file, exit codes', { skip }, async (t) => {
   const { url, port, control } = await startFakeAdmin(t, { token: TOKEN });

@@ -16,13 +16,11 @@ import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
 import { request } from 'undici';
-import { registerAdminCommands } from '../src/cli/admin-commands.js';
-import { CliError } from '../src/cli/cli-error.js';
 import { BrowserClient, type BrowserResponse } from './helpers/browser.js';
 import { lbConfig, startBalancer } from './helpers/lb.js';
-import { repoRoot, startSims, type BalancerProcess } from './helpers/processes.js';
+import { repoRoot, startSims, type BalancerProcess, type CliRun } from './helpers/processes.js';
+import { runAdminCli } from './helpers/admin-cli.js';
 import { api as adminApi, partitionRows as partitions } from './helpers/admin-env.js';
 
 /** The admin API call of test/helpers/admin-env.ts, with the body as 4th argument. */
@@ -73,37 +71,8 @@ function cli(args: string[]): Promise<Run> {
   });
 }
 
-/**
- * The same admin commands run in this process (as test/cli-admin.test.ts does; a child process
- * costs about 2 s of start-up on a loaded machine): for the extra cases. Failures map to exit
- * codes as main() does.
- */
-async function cliHere(args: string[]): Promise<Run> {
-  const program = new Command('servoy-lb').exitOverride();
-  registerAdminCommands(program);
-  let stdout = '';
-  let stderr = '';
-  const io = { writeOut: (s: string) => void (stdout += s), writeErr: (s: string) => void (stderr += s) };
-  const configure = (command: Command): void => {
-    command.configureOutput(io);
-    command.commands.forEach(configure);
-  };
-  configure(program);
-  let code = 0;
-  try {
-    await program.parseAsync(['node', 'servoy-lb', ...args]);
-    code = Number(process.exitCode ?? 0);
-  } catch (err) {
-    if (err instanceof CommanderError) code = err.exitCode === 0 ? 0 : 1;
-    else if (err instanceof CliError) {
-      stderr += `servoy-lb: ${err.message}\n`;
-      code = err.exitCode;
-    } else throw err;
-  } finally {
-    process.exitCode = undefined;
-  }
-  return { code, stdout, stderr };
-}
+/** The same admin commands run in this process, for the extra cases. */
+const cliHere = (args: string[]): Promise<CliRun> => runAdminCli(args);
 
 const other = (route: string, offset = 1): string => ROUTES[(ROUTES.indexOf(route) + offset) % ROUTES.length]!;
 

@@ -292,6 +292,8 @@ t.test('out of file descriptors: no crash, no busy loop, 503 without blaming the
   const res = await request(`${lb.adminUrl!}/api/backends`, { reset: true });
   const row = ((await res.body.json()) as { backends: { state: string; errors: number }[] }).backends[0]!;
   t.match(row, { state: 'up', errors: 0 }, 'the backend was not blamed: no error counted, not ejected');
+  // Log lines are written in batches (flushed every 250 ms): wait for it rather than race the flush.
+  await lb.waitForLog((line) => line.includes('"msg":"out of file descriptors'), 15_000).catch(() => undefined);
   const lines = jsonLogs(lb.logs()).filter((l) => typeof l.msg === 'string' && l.msg.startsWith('out of file descriptors'));
   t.equal(lines.length, 1, 'one error line for the failures in the interval');
   t.match(lines[0], { level: 50, code: 'EMFILE' });

@@ -37,7 +37,7 @@ const writeConfig = (weightA) =>
       admin: { host: '127.0.0.1', port: adminPort },
       backends: routes.map((r) => ({ id: r, url: `http://127.0.0.1:${ports.get(r)}`, weight: r === 'servoy-a' ? weightA : 1 })),
       affinity: { sessionIdle: '1m' },
-      healthCheck: { path: '/health', interval: '1s', timeout: '1s', rise: 2, fall: 2 },
+      healthCheck: { path: '/', interval: '1s', timeout: '1s', rise: 2, fall: 2 },
       state: { file: join(dir, 'state.json') },
       log: { level: 'warn', access: false },
     }),

@@ -12,8 +12,14 @@
  * - in maintenance mode requests without a known session get 503, existing sessions
  *   keep being served;
  * - resumable uploads (`/tus/...`, `/resources/upload/...`) need the session whose
- *   "pieces on disk" they extend.
+ *   "pieces on disk" they extend;
+ * - like a stock Servoy server it has no health endpoint: `/` is its start page (a session
+ *   is made for it, as Tomcat does), so a balancer probes `/` and keeps the cookie. "Broken"
+ *   (setHealthy(false)) is a server whose application failed: 500 to every request.
  *
+ * Requests from servoy-lb's health checker (its User-Agent) are served exactly like any
+ * other; they are only counted apart (`healthChecks`, and their sessions are not in
+ * `sessions`), so tests can count what users did.
  * Every response carries `X-Servoy-Server: <route>`. Standalone:
  * `node dist/examples/servoy-sim.js --port 8091 --route servoy-a [--name N] [--host H]`.
  */
@@ -47,9 +53,9 @@ export interface ServoySimStats {
   sessions: number;
   /** open WebSockets */
   websockets: number;
-  /** HTTP requests answered (health checks excluded) */
+  /** HTTP requests answered (health checks excluded: see healthChecks) */
   requests: number;
-  /** health-check requests */
+  /** requests from servoy-lb's health checker (served like any other, counted apart) */
   healthChecks: number;
   /** sessions created */
   sessionsCreated: number;
@@ -74,13 +80,19 @@ export interface ServoySim {
   name: string;
   /** Servoy maintenance mode: 503 to requests without a known session, existing sessions served. */
   setMaintenance(on: boolean): void;
-  /** Makes `/health` answer 503 (false) or 200 (true). Other paths are not affected. */
+  /** Breaks the application (false: every HTTP request gets 500, as a Servoy whose application failed) or mends it (true). */
   setHealthy(on: boolean): void;
-  /** Number of live sessions. */
+  /** Number of live sessions (those the health checker made not included). */
   readonly sessions: number;
   /** Number of open WebSockets. */
   readonly websockets: number;
   stats(): ServoySimStats;
+  /**
+   * A network blip or a long GC pause: false stops listening and cuts every connection
+   * (connections are refused) while the sessions stay in memory; true listens again on the
+   * same port, and the sessions go on. Resolves when done.
+   */
+  setReachable(on: boolean): Promise<void>;
   /** Terminates every open WebSocket abruptly (a network drop), keeping the sessions. */
   dropWebSockets(): void;
   /** Stops listening and destroys every open socket and WebSocket. */
@@ -94,7 +106,12 @@ interface Session {
   websockets: number;
   /** bytes received per resumable-upload path: the "pieces on disk" */
   uploads: Map<string, number>;
+  /** Made for a health-check probe (counted apart, served alike). */
+  probe: boolean;
 }
+
+/** The User-Agent of servoy-lb's health checker: its requests are counted apart, never served differently. */
+const PROBE_AGENT = 'servoy-lb-health-check';
 
 const PATTERN_MODULUS = 251;
 /** 261 × 251 bytes: every chunk starts at a multiple of 251, so the pattern stays aligned. */
@@ -162,16 +179,20 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
     }
     return undefined;
   };
-  const newSession = (): Session => {
-    const s: Session = { id: `${randomBytes(16).toString('hex')}.${route}`, requests: 0, lastSeen: Date.now(), websockets: 0, uploads: new Map() };
+  const newSession = (probe = false): Session => {
+    const s: Session = { id: `${randomBytes(16).toString('hex')}.${route}`, requests: 0, lastSeen: Date.now(), websockets: 0, uploads: new Map(), probe };
     sessions.set(s.id, s);
     counters.sessionsCreated++;
     return s;
   };
   const sweep = () => {
     const now = Date.now();
-    for (const [id, s] of sessions) if (expired(s, now)) sessions.delete(id);
-    return sessions.size;
+    let live = 0;
+    for (const [id, s] of sessions) {
+      if (expired(s, now)) sessions.delete(id);
+      else if (!s.probe) live++;
+    }
+    return live;
   };
   const sweeper = setInterval(sweep, Math.max(1000, Math.min(idleMs, 60_000)));
   sweeper.unref();
@@ -197,17 +218,18 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
     }
     const path = url.pathname;
 
-    if (path === '/health') {
-      counters.healthChecks++;
-      req.resume();
-      return send(res, healthy ? 200 : 503, healthy ? 'ok\n' : 'unhealthy\n');
-    }
     if (path === '/admin/maintenance') {
       req.resume();
       if (req.method === 'POST') maintenance = url.searchParams.get('on') === '1' || url.searchParams.get('on') === 'true';
       return send(res, 200, { server: route, maintenance });
     }
-    counters.requests++;
+    const probe = req.headers['user-agent'] === PROBE_AGENT;
+    if (probe) counters.healthChecks++;
+    else counters.requests++;
+    if (!healthy) {
+      req.resume();
+      return send(res, 500, `<!doctype html><html><body><h1>HTTP Status 500 - Internal Server Error</h1></body></html>\n`);
+    }
 
     // Session handling, as Tomcat does it before the application sees the request.
     const presented = presentedSessionIds(req);
@@ -215,14 +237,14 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
     let isNew = false;
     if (!session) {
       if (maintenance) {
-        counters.maintenanceRefused++;
+        if (!probe) counters.maintenanceRefused++;
         req.resume();
         return send(res, 503, maintenancePage(name), { 'retry-after': '30' });
       }
       if (presented.length > 0) {
         // Tomcat makes a fresh session; Servoy shows a fresh client: the user lost their work.
-        counters.sessionsLost++;
-        const fresh = newSession();
+        if (!probe) counters.sessionsLost++;
+        const fresh = newSession(probe);
         req.resume();
         return send(res, 200, { error: 'session lost', server: route, name, presented: presented[0], session: fresh.id },
           { 'x-session-lost': '1', 'set-cookie': `JSESSIONID=${fresh.id}; Path=/; HttpOnly` });
@@ -232,7 +254,7 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
         req.resume();
         return send(res, 403, { error: 'no session', server: route });
       }
-      session = newSession();
+      session = newSession(probe);
       isNew = true;
       res.setHeader('set-cookie', `JSESSIONID=${session.id}; Path=/; HttpOnly`);
     }
@@ -335,11 +357,13 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
+  const listen = (port: number) => new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => { server.off('error', reject); resolve(); });
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
   });
+  await listen(opts.port ?? 0);
   const port = (server.address() as { port: number }).port;
+  let reachable = true;
   const urlHost = host.includes(':') ? `[${host}]` : host;
 
   let closed: Promise<void> | undefined;
@@ -350,6 +374,16 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
     name,
     setMaintenance(on) { maintenance = on; },
     setHealthy(on) { healthy = on; },
+    async setReachable(on) {
+      if (on === reachable) return;
+      reachable = on;
+      if (on) return listen(port);
+      for (const ws of wss.clients) ws.terminate();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      for (const sock of sockets) sock.destroy();
+      await closed;
+    },
     get sessions() { return sweep(); },
     get websockets() { return wss.clients.size; },
     stats: () => ({ route, name, maintenance, healthy, sessions: sweep(), websockets: wss.clients.size, ...counters }),

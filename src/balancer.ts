@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation } from './admin/control.js';
+import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
 import { BalancerMetrics } from './admin/metrics.js';
@@ -29,7 +29,8 @@ import { Pool } from './pool/pool.js';
 import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
-import { rankCandidates } from './routing/router.js';
+import { route } from './routing/router.js';
+import type { RouteTrace, RoutingContext } from './routing/types.js';
 import { mergeBackends, readRecords, type BackendRecords } from './state/backend-records.js';
 import { FileStateStore, type StateData } from './state/file-store.js';
 import { PartitionDirectory } from './state/partition-directory.js';
@@ -70,6 +71,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   readonly #outlier: OutlierDetector;
   readonly #drainMonitor: DrainMonitor;
   readonly #maintenanceTimers = new Map<string, NodeJS.Timeout>();
+  /** Per down backend: when affinity.failoverDelay ends and its held sessions are placed anew. */
+  readonly #holdTimers = new Map<string, NodeJS.Timeout>();
   #settleTimer: NodeJS.Timeout | undefined;
   #admin: AdminServer | undefined;
   #closed = false;
@@ -111,7 +114,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
             partitions,
             assignPartition: partitions === undefined ? undefined : (key, backendId) => partitions.assign(key, backendId),
           });
-    this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger });
+    this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger, maintenanceLimit: () => this.#config.drain.maxWait });
     this.#outlier = new OutlierDetector(config.outlier, this, { logger, probe: (id: string) => this.#checker.probeOnce(id) });
     this.#drainMonitor = new DrainMonitor(this.pool, this.traffic.totals, config.drain.maxWait);
     this.#drainMonitor.sessionIdle = config.affinity.sessionIdle;
@@ -201,14 +204,46 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#drainMonitor.stop();
     clearInterval(this.#settleTimer);
     for (const timer of this.#maintenanceTimers.values()) clearTimeout(timer);
+    for (const timer of this.#holdTimers.values()) clearTimeout(timer);
     await Promise.all([this.#checker.close(), this.traffic.close(graceMs), this.#admin?.close()]);
     await this.partitions?.store.close();
   }
 
   // ---- HealthSink and ProxyObserver: writers of backend health -------------------------
 
+  /**
+   * setHealth takes the checks' verdict. A backend that goes down after being up holds its
+   * sessions for affinity.failoverDelay (they get 503, not a new server: Servoy takes a
+   * client back for 60 s after a drop, so a short outage must not cost every user their
+   * client); the hold ends when the delay passes or the backend is back.
+   */
   setHealth(backendId: string, healthy: boolean, cause: string): void {
-    this.pool.setHealth(backendId, healthy, cause);
+    const delay = this.#config.affinity.failoverDelay;
+    const wasHealthy = this.pool.member(backendId)?.healthy;
+    this.pool.setHealth(backendId, healthy, cause, delay > 0);
+    if (healthy || wasHealthy === true) {
+      clearTimeout(this.#holdTimers.get(backendId));
+      this.#holdTimers.delete(backendId);
+    }
+    if (!healthy && wasHealthy === true && this.pool.member(backendId)?.holding === true) {
+      this.logger.info({ backend: backendId, failoverDelay: delay }, 'backend down: its sessions wait for it (503) for affinity.failoverDelay before they are placed anew');
+      const timer = setTimeout(() => {
+        this.#holdTimers.delete(backendId);
+        if (this.pool.setHolding(backendId, false, 'failoverDelay passed while down')) {
+          this.logger.info({ backend: backendId }, 'failoverDelay passed while down: its sessions are placed anew');
+        }
+      }, delay).unref();
+      this.#holdTimers.set(backendId, timer);
+    }
+  }
+
+  /**
+   * inMaintenance is the health checker's report of a probe answered 503 (Servoy
+   * maintenance mode): the backend takes no new sessions for maintenanceBackoff after the
+   * last such answer, while its sessions keep reaching it.
+   */
+  inMaintenance(backendId: string): void {
+    this.#enterMaintenance(backendId, 'health probe answered 503 (Servoy maintenance mode)');
   }
 
   requestFinished(backendId: string, outcome: ExchangeOutcome, seconds: number): void {
@@ -222,8 +257,12 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   }
 
   backendInMaintenance(backendId: string): void {
+    this.#enterMaintenance(backendId, 'answered a new session with 503 (Servoy maintenance mode)');
+  }
+
+  #enterMaintenance(backendId: string, cause: string): void {
     const backoff = this.#config.affinity.maintenanceBackoff;
-    this.pool.setMaintenance(backendId, true, 'answered a new session with 503 (Servoy maintenance mode)');
+    this.pool.setMaintenance(backendId, true, cause);
     clearTimeout(this.#maintenanceTimers.get(backendId));
     const timer = setTimeout(() => {
       this.#maintenanceTimers.delete(backendId);
@@ -351,67 +390,45 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     return this.#status(id);
   }
 
-  explainRoute(key: string): RouteExplanation {
-    if (this.partitions !== undefined) return this.#explainPartition(key);
-    const snapshot = this.pool.snapshot;
-    const ranked = rankCandidates(key, snapshot, this.#load());
-    const chosen = ranked.find((c) => c.fits);
-    return {
-      key,
-      backend: chosen?.backend.id ?? null,
-      reason:
-        chosen !== undefined
-          ? `a new session from "${key}" goes to ${chosen.backend.id}: the highest-scoring backend (weighted rendezvous hashing) that takes new sessions and is under its bounded-load cap`
-          : snapshot.acceptingNew.length === 0
-            ? 'no backend takes new sessions (all down, draining, disabled or in maintenance)'
-            : 'every backend that takes new sessions is full (maxSessions or bounded-load cap)',
-      candidates: ranked.map((c) => ({
-        id: c.backend.id,
-        state: c.backend.state,
-        sessions: c.activeSessions ?? this.traffic.totals.activeSessions(c.backend.id),
-        cap: c.cap === undefined || !Number.isFinite(c.cap) ? null : c.cap,
-        fits: c.fits ?? false,
-      })),
-    };
-  }
-
-  #explainPartition(rawKey: string): RouteExplanation {
-    const key = normalizePartitionKey(rawKey);
-    if (key === undefined) throw new AdminError('INVALID_BODY', 'that is not a valid partition key (1-256 characters, no control characters)');
-    const snapshot = this.pool.snapshot;
-    const lookup = this.partitions!.lookup(key);
-    const candidates = (backends: RouteExplanation['candidates']) => backends;
-    if (lookup !== undefined) {
-      const home = snapshot.byId.get(lookup.backend);
-      const how = lookup.pinned ? 'pinned in the config file (affinity.partitions)' : 'durably assigned';
-      const serves = home?.servesExisting === true;
-      return {
-        key,
-        backend: serves ? lookup.backend : null,
-        reason: serves
-          ? `partition "${key}" is ${how} to ${lookup.backend}${lookup.previous ? `; live sessions on ${lookup.previous} finish there (moved with --drain)` : ''}`
-          : `partition "${key}" is ${how} to ${lookup.backend}, which is ${home?.state ?? 'not in the pool'}: its requests get 503 until it is back (it is never sent to a server that does not hold its data)`,
-        candidates: candidates(home === undefined ? [] : [{ id: home.id, state: home.state, sessions: this.traffic.totals.activeSessions(home.id), cap: null, fits: serves }]),
-      };
+  /**
+   * explainRoute asks the router itself, with a trace, where a cookie-less request from
+   * `client` (with partition key `key`) would go now. The routing context reads the same
+   * totals and partition directory the proxy routes on (pool-wide counts with --workers),
+   * so the explanation is the decision, not a copy of its logic.
+   */
+  explainRoute(query: RouteQuery): RouteExplanation {
+    const partitionMode = this.partitions !== undefined;
+    let partitionKey: string | undefined;
+    if (partitionMode && query.key !== undefined) {
+      partitionKey = normalizePartitionKey(query.key);
+      if (partitionKey === undefined) throw new AdminError('INVALID_BODY', 'that is not a valid partition key (1-256 characters, no control characters)');
     }
-    const load = { activeSessions: (id: string) => this.partitions!.count(id), balanceFactor: this.#config.affinity.balanceFactor };
-    const ranked = rankCandidates(key, snapshot, load);
-    const chosen = ranked.find((c) => c.fits && this.traffic.totals.activeSessions(c.backend.id) < c.backend.maxSessions);
+    const clientAddress = query.client ?? (partitionMode ? '' : (query.key ?? ''));
+    const trace: RouteTrace = { steps: [] };
+    const decision = route({ clientAddress, affinityCookie: undefined, sessionId: undefined, partitionKey }, this.pool.snapshot, this.#explainContext(), undefined, trace);
+    const deciding = trace.steps[trace.steps.length - 1];
     return {
-      key,
-      backend: chosen?.backend.id ?? null,
-      reason:
-        chosen !== undefined
-          ? `partition "${key}" is not assigned yet; its first request would assign it to ${chosen.backend.id} (weighted rendezvous hashing of the key, bounded by the partitions each server holds), durably`
-          : 'partition is not assigned yet, and no backend takes new partitions now',
-      candidates: ranked.map((c) => ({ id: c.backend.id, state: c.backend.state, sessions: c.activeSessions ?? 0, cap: c.cap === undefined || !Number.isFinite(c.cap) ? null : c.cap, fits: c.fits ?? false })),
+      key: partitionKey ?? query.key ?? null,
+      client: clientAddress,
+      backend: decision.kind === 'backend' ? decision.backend.id : null,
+      rule: decision.reason,
+      reason: deciding?.detail ?? '',
+      steps: trace.steps,
+      candidates: (trace.candidates ?? []).map((c) => ({ id: c.id, state: c.state, sessions: c.load, cap: c.cap, fits: c.fits, score: c.score, ...(c.skipped === undefined ? {} : { skipped: c.skipped }) })),
     };
   }
 
-  /** #load is the bounded-load view of all the traffic, for explanations. */
-  #load(): { activeSessions: (id: string) => number; balanceFactor: number } {
+  /** #explainContext is a RoutingContext over the primary's view: pool-wide session totals and the partition directory; no cookies. */
+  #explainContext(): RoutingContext {
     const totals = this.traffic.totals;
-    return { activeSessions: (id) => totals.activeSessions(id), balanceFactor: this.#config.affinity.balanceFactor };
+    const partitions = this.partitions;
+    return {
+      verifyCookie: () => undefined,
+      learnedBackend: () => undefined,
+      activeSessions: (id) => totals.activeSessions(id),
+      balanceFactor: this.#config.affinity.balanceFactor,
+      ...(partitions === undefined ? {} : { partitionOf: (key: string) => partitions.lookup(key), partitionCount: (id: string) => partitions.count(id) }),
+    };
   }
 
   #requirePartitions(): PartitionDirectory {

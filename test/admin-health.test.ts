@@ -23,7 +23,8 @@ import { backendsFor, startSims } from './helpers/processes.js';
 t.test('health down/up cycle: fall failed probes take a backend down, its sessions are placed anew, rise good ones bring it back', async (t) => {
   const sims = await startSims(t, ROUTES);
   const [a] = sims as [ServoySim];
-  const lb = await start(t, config(backendsFor(sims), { log: { access: true } }));
+  // failoverDelay 0: sessions are placed anew at once (the delay has its own test file).
+  const lb = await start(t, config(backendsFor(sims), { log: { access: true }, affinity: { failoverDelay: 0 } }));
   t.equal((await row(lb, 'servoy-a')).state, 'up', 'up from the start');
   const pinned = await pinClients(t, lb.url, 3);
   const aClients = pinned.get('servoy-a')!;
@@ -33,7 +34,7 @@ t.test('health down/up cycle: fall failed probes take a backend down, its sessio
   const down = await row(lb, 'servoy-a');
   t.equal(down.health, 'down');
   t.equal(down.admin, 'ready', 'the admin state is untouched');
-  await seeLog(t, lb, /"backend":"servoy-a".*"to":"down".*health check failed: 503/, 'the state change is logged with its cause');
+  await seeLog(t, lb, /"backend":"servoy-a".*"to":"down".*health check failed: 500/, 'the state change is logged with its cause');
   const aRequests = a.stats().requests;
 
   // New clients avoid it.
@@ -75,7 +76,7 @@ t.test('health down/up cycle: fall failed probes take a backend down, its sessio
 t.test('passive ejection: timeouts of sticky requests take a backend down; with a passing health check it is back after ejectFor', async (t) => {
   const sims = await startSims(t, ROUTES);
   const [a] = sims as [ServoySim];
-  const lb = await start(t, config(backendsFor(sims), { timeouts: { response: '300ms' } }));
+  const lb = await start(t, config(backendsFor(sims), { timeouts: { response: '300ms' }, affinity: { failoverDelay: 0 } }));
   const pinned = await pinClients(t, lb.url, 1);
   const c = pinned.get('servoy-a')![0]!;
 
@@ -104,7 +105,7 @@ t.test('passive ejection: a sim closed mid-test fails its sticky requests, goes 
   const sims = await startSims(t, ROUTES);
   const [a] = sims as [ServoySim];
   // Active checks effectively off (first probe somewhere within an hour): only proxy errors and the re-admission probe act.
-  const lb = await start(t, config(backendsFor(sims), { healthCheck: { interval: '1h', rise: 1 } }));
+  const lb = await start(t, config(backendsFor(sims), { healthCheck: { interval: '1h', rise: 1 }, affinity: { failoverDelay: 0 } }));
   const pinned = await pinClients(t, lb.url, 2);
   const [c1, c2] = pinned.get('servoy-a')! as [BrowserClient, BrowserClient];
   const port = a.port;

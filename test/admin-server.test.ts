@@ -179,12 +179,14 @@ t.test('every route reaches the right control call', async (t) => {
 
   const route = await call(url, 'GET', '/api/route?key=10.0.0.5', { headers: auth });
   t.equal(route.status, 200);
-  t.same(last(), ['explainRoute', '10.0.0.5']);
+  t.same(last(), ['explainRoute', { key: '10.0.0.5', client: undefined, path: undefined }]);
   t.match(route.json, { key: '10.0.0.5', backend: 'servoy-b' });
+  await call(url, 'GET', '/api/route?client=10.0.0.6&key=acme&path=%2Fx', { headers: auth });
+  t.same(last(), ['explainRoute', { key: 'acme', client: '10.0.0.6', path: '/x' }]);
   const noKey = await call(url, 'GET', '/api/route', { headers: auth });
   t.equal(noKey.status, 400);
   t.equal(noKey.json.error.code, 'INVALID_BODY');
-  t.match(noKey.json.error.message, /"key" is required/);
+  t.match(noKey.json.error.message, /say which request to explain: client=ADDR/);
 
   const reload = await call(url, 'POST', '/api/reload', { headers: auth });
   t.equal(reload.status, 200);

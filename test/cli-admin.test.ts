@@ -156,11 +156,14 @@ t.test('finding the admin API', async (t) => {
   t.equal(notOurs.code, 2, 'an answer that is not the admin API');
   t.match(notOurs.stderr, /no such admin API call/);
 
-  for (const args of [['backends', 'add', 'servoy-c'], ['backends', 'add', 'servoy-c', 'http://127.0.0.1:9103', '--weight', 'two'], ['route'], ['status', '--bogus']]) {
+  for (const args of [['backends', 'add', 'servoy-c'], ['backends', 'add', 'servoy-c', 'http://127.0.0.1:9103', '--weight', 'two'], ['status', '--bogus']]) {
     const res = await cli([...args, '--admin', url, '--token', TOKEN]);
     t.equal(res.code, 1, `bad usage: ${args.join(' ')}`);
     t.match(res.stderr, /error: /);
   }
+  const noRequest = await cli(['route', '--admin', url, '--token', TOKEN]);
+  t.equal(noRequest.code, 1, 'route with nothing to explain is bad usage');
+  t.match(noRequest.stderr, /^servoy-lb: say which request to explain: --client ADDR/);
 });
 
 t.test('state commands', async (t) => {
@@ -250,9 +253,16 @@ t.test('route, reload, partitions', async (t) => {
   const route = await cli(['route', '--key', '10.0.0.5'], env);
   t.equal(route.code, 0, route.stderr);
   const lines = route.stdout.split('\n');
-  t.equal(lines[0], 'key 10.0.0.5 -> servoy-b');
-  t.match(lines[1], /^why: new session: /);
-  t.ok(lines.includes('candidates in hash order (* = chosen):'));
+  t.equal(lines[0], 'client 10.0.0.5 -> servoy-b (new-session)', 'in session mode a key is the client address');
+  t.match(lines[1], /^why: a new session goes to servoy-b/);
+  t.ok(lines.includes('rules tried:'));
+  t.ok(lines.includes('  1. affinity-cookie: skipped - no affinity cookie'));
+  t.ok(lines.includes('new-session candidates in hash order (* = chosen):'));
+  t.same(control.calls.at(-1), ['explainRoute', { key: '10.0.0.5', client: undefined, path: undefined }]);
+  const byClient = await cli(['route', '--client', '10.0.0.9', '--key', 'acme'], env);
+  t.equal(byClient.code, 0, byClient.stderr);
+  t.same(control.calls.at(-1), ['explainRoute', { key: 'acme', client: '10.0.0.9', path: undefined }]);
+  t.match(byClient.stdout, /^key acme from 10\.0\.0\.9 -> servoy-b/);
   t.match(route.stdout, /\n\*\s+1\s+servoy-b\s+up\s+7\s+12\s+yes\n/);
   t.match(route.stdout, /\n\s+2\s+servoy-a\s+up\s+3\s+-\s+yes\n/);
   const routeJson = await cli(['route', '--key', 'a b&c', '--json'], env);

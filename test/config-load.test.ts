@@ -445,7 +445,7 @@ t.test('shipped configs are valid', async (t) => {
     ['servoy-c', 'http://127.0.0.1:8093'],
   ]);
   t.same([demo.config.listen.host, demo.config.listen.port, demo.config.admin.host, demo.config.admin.port], ['127.0.0.1', 8080, '127.0.0.1', 8081]);
-  t.equal(demo.config.healthCheck.path, '/health');
+  t.equal(demo.config.healthCheck.path, '/');
   t.same(demo.config.state, { file: join(root, 'servoy-lb.state.json') });
 
   const full = await loadConfig(join(root, 'examples/lb.config.full.json'), ENV);

@@ -34,7 +34,7 @@ function durabilityConfig(sims: Parameters<typeof lbConfig>[0], stateFile: strin
   return lbConfig(sims, {
     state: { file: stateFile },
     // timeout 1s: on a loaded machine short probes of the in-process simulators fail at random.
-    healthCheck: { path: '/health', interval: '2s', timeout: '1s', rise: 1, fall: 3 },
+    healthCheck: { path: '/', interval: '2s', timeout: '1s', rise: 1, fall: 3 },
     timeouts: { shutdownGrace: '2s' },
     log: { access: false },
   });

@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { startServoySim, type ServoySim } from '../examples/servoy-sim.js';
-import { ActiveHealthChecker, keepCookies, type ActiveCheckSettings, type ProbeReport } from '../src/health/active-checker.js';
+import { ActiveHealthChecker, keepCookies, type ActiveCheckerOptions, type ActiveCheckSettings, type ProbeReport } from '../src/health/active-checker.js';
 import type { HealthSink } from '../src/health/health-sink.js';
 import { waitFor } from './helpers/lb.js';
 import { freePort, type TestLike } from './helpers/processes.js';
@@ -19,12 +19,15 @@ interface Flip {
 }
 
 /** A sink that records every call. */
-function recordingSink(): HealthSink & { flips: Flip[] } {
+function recordingSink(): HealthSink & { flips: Flip[]; maintenance: string[] } {
   const flips: Flip[] = [];
-  return { flips, setHealth: (id, healthy, cause) => void flips.push({ id, healthy, cause }) };
+  const maintenance: string[] = [];
+  return { flips, maintenance, setHealth: (id, healthy, cause) => void flips.push({ id, healthy, cause }), inMaintenance: (id) => void maintenance.push(id) };
 }
 
-const FAST: ActiveCheckSettings = { path: '/health', interval: '100ms', timeout: '80ms', rise: 2, fall: 2, expectStatus: '200-399' };
+// A generous timeout: on a busy 2-core machine a probe of an in-process simulator can take
+// well over 100 ms, and a timed-out probe would read as a failure.
+const FAST: ActiveCheckSettings = { path: '/', interval: '100ms', timeout: '2s', rise: 2, fall: 2, expectStatus: '200-399' };
 
 async function sim(t: TestLike, route: string): Promise<ServoySim> {
   const s = await startServoySim({ route });
@@ -33,16 +36,16 @@ async function sim(t: TestLike, route: string): Promise<ServoySim> {
 }
 
 /** A started checker whose probes are recorded; closed at teardown. */
-function checker(t: TestLike, settings: Partial<ActiveCheckSettings> = {}) {
+function checker(t: TestLike, settings: Partial<ActiveCheckSettings> = {}, options: Pick<ActiveCheckerOptions, 'maintenanceLimit' | 'now'> = {}) {
   const sink = recordingSink();
   const probes: ProbeReport[] = [];
-  const hc = new ActiveHealthChecker({ ...FAST, ...settings }, sink, { onProbe: (p) => void probes.push(p) });
+  const hc = new ActiveHealthChecker({ ...FAST, ...settings }, sink, { onProbe: (p) => void probes.push(p), ...options });
   t.teardown(() => hc.close());
   const count = (id: string) => probes.filter((p) => p.id === id).length;
   return { hc, sink, probes, count };
 }
 
-t.test('a backend whose /health turns 503 goes down after fall probes and comes back after rise', async (t) => {
+t.test('a backend whose application fails (500 on `/`) goes down after fall probes and comes back after rise', async (t) => {
   const a = await sim(t, 'a');
   const { hc, sink, probes, count } = checker(t, { rise: 3, fall: 2 });
   hc.setTargets([{ id: 'a', url: a.url }]);
@@ -53,7 +56,7 @@ t.test('a backend whose /health turns 503 goes down after fall probes and comes 
 
   a.setHealthy(false);
   await waitFor(() => sink.flips.length === 1, 3000, 'down flip');
-  t.same(sink.flips[0], { id: 'a', healthy: false, cause: 'health check failed: 503' });
+  t.same(sink.flips[0], { id: 'a', healthy: false, cause: 'health check failed: 500' });
   t.same(probes.slice(-2).map((p) => p.ok), [false, false], 'down exactly at the 2nd bad probe in a row');
   t.equal(hc.isHealthy('a'), false);
 
@@ -84,13 +87,14 @@ t.test('a dead port goes down once, with the error code', async (t) => {
 
 t.test('a probe slower than the timeout fails as timeout', async (t) => {
   const a = await sim(t, 'a');
-  const { hc, sink, probes } = checker(t, { path: '/slow?ms=1000', fall: 1 });
+  const { hc, sink, probes } = checker(t, { path: '/slow?ms=30000', timeout: '100ms', fall: 1 });
   hc.setTargets([{ id: 'a', url: a.url }]);
   hc.start();
   await waitFor(() => sink.flips.length === 1, 3000, 'down flip');
   t.same(sink.flips[0], { id: 'a', healthy: false, cause: 'health check failed: timeout' });
   const first = probes[0]!;
-  t.ok(first.ms >= 70 && first.ms < 500, `timed out after about 80 ms (${first.ms} ms)`);
+  // The order of events, not a tight time: it timed out (after at least the timeout) long before the answer was due.
+  t.ok(first.ms >= 90 && first.ms < 30_000, `timed out after the 100 ms timeout, not at the answer (${first.ms} ms)`);
 });
 
 t.test('expectStatus decides what a good probe is', async (t) => {
@@ -116,8 +120,60 @@ t.test('probes keep the cookies a backend sets: probing "/" opens one Servoy ses
   const stats = a.stats();
   t.equal(stats.sessionsCreated, 1, 'one session for all probes');
   t.equal(stats.sessionsLost, 0, 'the cookie sent back is the one the server knows');
-  t.ok(stats.requests >= 6, `the probes reached the page (${stats.requests})`);
+  t.ok(stats.healthChecks >= 6, `the probes reached the page (${stats.healthChecks})`);
   t.same(sink.flips, []);
+});
+
+t.test('a probe answered 503 is Servoy maintenance mode: reported as maintenance, never as down', async (t) => {
+  // The balancer (re)started while the server is in maintenance: the checker holds no session, so Servoy answers 503.
+  const a = await sim(t, 'a');
+  a.setMaintenance(true);
+  const { hc, sink, probes } = checker(t, { fall: 2 });
+  hc.setTargets([{ id: 'a', url: a.url }]);
+  hc.start();
+  await waitFor(() => sink.maintenance.length >= 4, 3000, 'four maintenance reports');
+  t.ok(probes.slice(0, 4).every((p) => 'status' in p && p.status === 503), 'the probes met 503');
+  t.same(sink.flips, [], 'never down, although more than `fall` probes were not good');
+  t.equal(hc.isHealthy('a'), true);
+  a.setMaintenance(false);
+  const reports = sink.maintenance.length;
+  await waitFor(() => probes.length >= 2 && probes.slice(-2).every((p) => p.ok), 3000, 'good probes after maintenance');
+  t.ok(sink.maintenance.length <= reports + 1, 'no more maintenance reports once the probes are good (one probe may have been in flight)');
+  t.same(sink.flips, []);
+});
+
+t.test('from down, 503 probes do not bring a server back; rise good ones do', async (t) => {
+  const a = await sim(t, 'a');
+  a.setHealthy(false);
+  const { hc, sink, probes } = checker(t, { fall: 2, rise: 2 });
+  hc.setTargets([{ id: 'a', url: a.url }]);
+  hc.start();
+  await waitFor(() => sink.flips.length === 1, 3000, 'down flip');
+  t.same(sink.flips[0], { id: 'a', healthy: false, cause: 'health check failed: 500' });
+  a.setHealthy(true);
+  a.setMaintenance(true); // no session in the jar (500 set none): probes meet 503
+  const seen = probes.length;
+  await waitFor(() => probes.slice(seen).filter((p) => 'status' in p && p.status === 503).length >= 3, 3000, 'three 503 probes');
+  t.equal(sink.flips.length, 1, 'still down after three 503 probes (rise is 2)');
+  t.same(sink.maintenance, [], 'a down server is not reported as in maintenance');
+  a.setMaintenance(false);
+  await waitFor(() => sink.flips.length === 2, 3000, 'up flip');
+  t.same(sink.flips[1], { id: 'a', healthy: true, cause: 'health check passed' });
+});
+
+t.test('503 probes for longer than the maintenance limit (drain.maxWait) count as down', async (t) => {
+  // A Tomcat whose web application failed to start answers 503 forever: that is no maintenance.
+  const a = await sim(t, 'a');
+  a.setMaintenance(true);
+  let clock = 1_000_000;
+  const { hc, sink } = checker(t, { fall: 3 }, { maintenanceLimit: () => 60_000, now: () => clock });
+  hc.setTargets([{ id: 'a', url: a.url }]);
+  hc.start();
+  await waitFor(() => sink.maintenance.length >= 2, 3000, 'maintenance reports');
+  t.same(sink.flips, [], 'within the limit: maintenance');
+  clock += 60_001;
+  await waitFor(() => sink.flips.length === 1, 3000, 'down flip');
+  t.same(sink.flips[0], { id: 'a', healthy: false, cause: 'health check answered 503 for longer than drain.maxWait (a failed application, not maintenance)' });
 });
 
 t.test('the cookie jar honours Set-Cookie deletion and expiry', async (t) => {

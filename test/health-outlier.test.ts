@@ -172,7 +172,7 @@ t.test('with the active checker: re-admitted only once health checks pass', asyn
   t.teardown(() => sim.close());
   const flips: Flip[] = [];
   const sink: HealthSink = { setHealth: (id, healthy, cause) => void flips.push({ id, healthy, cause }) };
-  const checker = new ActiveHealthChecker({ path: '/health', interval: '10s', timeout: '200ms', rise: 1, fall: 1, expectStatus: '200' }, sink);
+  const checker = new ActiveHealthChecker({ path: '/', interval: '10s', timeout: '200ms', rise: 1, fall: 1, expectStatus: '200' }, sink);
   t.teardown(() => checker.close());
   checker.setTargets([{ id: 'a', url: sim.url }]);
   let probes = 0;

@@ -85,7 +85,7 @@ t.test('partition administration on a running balancer', async (t) => {
     await lbConfig(sims, {
       affinity: { mode: 'partition', partitionKey: { from: 'header', name: 'X-Tenant' }, partitions: { acme: 'servoy-a' } },
       // timeout 1s: on a loaded machine short probes of the in-process simulators fail at random.
-      healthCheck: { path: '/health', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
+      healthCheck: { path: '/', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
       log: { access: false },
     }),
   );

@@ -30,7 +30,7 @@ async function partitionConfig(sims: Parameters<typeof lbConfig>[0]): Promise<Re
   return lbConfig(sims, {
     affinity: { mode: 'partition', partitionKey: { from: 'header', name: TENANT_HEADER } },
     // timeout 1s: on a loaded machine short probes of the in-process simulators fail at random.
-    healthCheck: { path: '/health', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
+    healthCheck: { path: '/', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
     state: { file: './servoy-lb.state.json' },
     timeouts: { shutdownGrace: '2s' },
     log: { access: false },

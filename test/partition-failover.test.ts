@@ -66,7 +66,7 @@ t.test('a down or disabled home server: 503 with Retry-After and the page, never
     await lbConfig(sims, {
       affinity: { mode: 'partition', partitionKey: { from: 'header', name: 'X-Tenant' } },
       // timeout 1s: on a loaded machine shorter probes of the in-process simulators fail at random.
-      healthCheck: { path: '/health', interval: '200ms', timeout: '1s', rise: 2, fall: 2 },
+      healthCheck: { path: '/', interval: '200ms', timeout: '1s', rise: 2, fall: 2 },
       errorPages: { '503': 'maintenance.html' },
       log: { access: false },
     }),
@@ -161,7 +161,7 @@ t.test('a home server in Servoy maintenance mode keeps its tenants; new tenants 
     t,
     await lbConfig(sims, {
       affinity: { mode: 'partition', partitionKey: { from: 'header', name: 'X-Tenant' }, maintenanceBackoff: '30s' },
-      healthCheck: { path: '/health', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
+      healthCheck: { path: '/', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
       log: { access: false },
     }),
   );
@@ -212,7 +212,7 @@ t.test('a new tenant whose first server refuses the connection is served by the 
     await lbConfig(sims, {
       affinity: { mode: 'partition', partitionKey: { from: 'header', name: 'X-Tenant' } },
       // No check notices the stopped server during this test: only the refused connections do.
-      healthCheck: { path: '/health', interval: '10m', timeout: '1s' },
+      healthCheck: { path: '/', interval: '10m', timeout: '1s' },
       outlier: { consecutiveFailures: 1000, ejectFor: '10m' },
       log: { access: false },
     }),

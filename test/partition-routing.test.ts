@@ -31,7 +31,7 @@ async function partitionConfig(sims: Parameters<typeof lbConfig>[0], partitionKe
   return lbConfig(sims, {
     affinity: { mode: 'partition', partitionKey, ...affinity },
     // timeout 1s: on a loaded machine short probes of the in-process simulators fail at random.
-    healthCheck: { path: '/health', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
+    healthCheck: { path: '/', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
     log: { access: false },
   });
 }

@@ -1,7 +1,8 @@
 import t from 'tap';
 import type { BackendState } from '../src/pool/snapshot.js';
-import { rankCandidates, route } from '../src/routing/router.js';
-import type { RequestFacts, RouteReason } from '../src/routing/types.js';
+import { route } from '../src/routing/router.js';
+import type { PoolSnapshot } from '../src/pool/snapshot.js';
+import type { RequestFacts, RouteReason, RouteTrace, RoutingContext } from '../src/routing/types.js';
 import { codec, context, ids, pool, type BackendSpec } from './helpers/routing.js';
 
 const CLIENT = 'client-0001';
@@ -21,7 +22,7 @@ interface Case {
   learned?: Record<string, string>;
   loads?: Record<string, number>;
   exclude?: string[];
-  want: { backend?: string; notBackend?: string[]; reason: RouteReason | 'no-backend' | 'pool-full'; setCookie?: boolean; clientId?: string | undefined };
+  want: { backend?: string; notBackend?: string[]; reason: RouteReason | 'no-backend' | 'pool-full' | 'failover-hold'; setCookie?: boolean; clientId?: string | undefined };
 }
 
 const cases: Case[] = [
@@ -39,6 +40,15 @@ const cases: Case[] = [
   { desc: 'unknown backend in cookie ignored (client id kept)', backends: three(), facts: { affinityCookie: cookieFor('servoy-z') }, want: { reason: 'new-session', setCookie: true, clientId: CLIENT } },
   { desc: 'unknown cookie backend falls to session suffix', backends: three(), facts: { affinityCookie: cookieFor('servoy-z'), sessionId: 'x.jvm-b' }, want: { backend: 'servoy-b', reason: 'route-suffix', setCookie: true, clientId: CLIENT } },
   { desc: 'forged cookie falls to session suffix', backends: three(), facts: { affinityCookie: 'junk', sessionId: 'x.servoy-c' }, want: { backend: 'servoy-c', reason: 'route-suffix', setCookie: true, clientId: undefined } },
+
+  // Rule 2, failoverDelay: a down backend within the delay holds its sessions (503), past it they are placed anew.
+  { desc: 'cookie backend down, within failoverDelay -> held', backends: [{ id: 'servoy-a' }, { id: 'servoy-b', state: 'down', holding: true }], facts: { affinityCookie: cookieFor('servoy-b') }, want: { reason: 'failover-hold' } },
+  { desc: 'cookie backend down, delay passed -> replaced', backends: [{ id: 'servoy-a' }, { id: 'servoy-b', state: 'down', holding: false }], facts: { affinityCookie: cookieFor('servoy-b') }, want: { backend: 'servoy-a', reason: 'replaced' } },
+  { desc: 'route suffix on a held backend -> held', backends: [{ id: 'servoy-a', state: 'down', holding: true }, { id: 'servoy-b' }], facts: { sessionId: 'X.servoy-a' }, want: { reason: 'failover-hold' } },
+  { desc: 'learned session on a held backend -> held', backends: [{ id: 'servoy-a' }, { id: 'servoy-c', state: 'down', holding: true }], facts: { sessionId: 'S1' }, learned: { S1: 'servoy-c' }, want: { reason: 'failover-hold' } },
+  { desc: 'holding counts only while down (disabled is placed anew at once)', backends: [{ id: 'servoy-a' }, { id: 'servoy-b', state: 'disabled', holding: true }], facts: { affinityCookie: cookieFor('servoy-b') }, want: { backend: 'servoy-a', reason: 'replaced' } },
+  { desc: 'a held backend that refused this request (excluded) -> replaced', backends: [{ id: 'servoy-a' }, { id: 'servoy-b', state: 'down', holding: true }], facts: { affinityCookie: cookieFor('servoy-b') }, exclude: ['servoy-b'], want: { backend: 'servoy-a', reason: 'replaced' } },
+  { desc: 'new sessions never go to a held backend', backends: [{ id: 'servoy-a' }, { id: 'servoy-b', state: 'down', holding: true }], facts: {}, want: { backend: 'servoy-a', reason: 'new-session' } },
 
   // Rule 2b: Tomcat route suffix.
   { desc: 'route suffix (route defaults to id)', backends: three(), facts: { sessionId: 'ABC123.servoy-a' }, want: { backend: 'servoy-a', reason: 'route-suffix', setCookie: true } },
@@ -111,7 +121,7 @@ t.test('route: table', async (t) => {
     const ctx = context({ loads: new Map(Object.entries(c.loads ?? {})), learned: new Map(Object.entries(c.learned ?? {})) });
     const facts: RequestFacts = { clientAddress: '192.0.2.10', affinityCookie: undefined, sessionId: undefined, ...c.facts };
     const got = route(facts, snapshot, ctx, c.exclude === undefined ? undefined : new Set(c.exclude));
-    if (c.want.reason === 'no-backend' || c.want.reason === 'pool-full') {
+    if (c.want.reason === 'no-backend' || c.want.reason === 'pool-full' || c.want.reason === 'failover-hold') {
       t.same(got, { kind: 'unavailable', reason: c.want.reason }, c.desc);
       continue;
     }
@@ -132,15 +142,21 @@ t.test('route: table', async (t) => {
   }
 });
 
-t.test('route is deterministic and agrees with rankCandidates', async (t) => {
+/** traced routes a cookie-less request from `address` with a trace: the decision and the candidates placement saw. */
+function traced(address: string, snapshot: PoolSnapshot, ctx: RoutingContext, exclude?: ReadonlySet<string>) {
+  const trace: RouteTrace = { steps: [] };
+  const decision = route({ clientAddress: address, affinityCookie: undefined, sessionId: undefined }, snapshot, ctx, exclude, trace);
+  return { decision, candidates: trace.candidates ?? [], steps: trace.steps };
+}
+
+t.test('the fast path agrees with the traced ranking (every candidate scored by weightedScore, highest first)', async (t) => {
   const ctx = context();
   const weighted = pool(ids(30).map((b, i) => ({ ...b, weight: [1, 2, 5, 10][i % 4]! })));
   for (let i = 0; i < 2000; i++) {
     const address = `198.51.100.${i >> 4}:${i}`;
-    const got = route({ clientAddress: address, affinityCookie: undefined, sessionId: undefined }, weighted, ctx);
-    const first = rankCandidates(address, weighted, ctx)[0]!;
-    if (got.kind !== 'backend' || got.backend !== first.backend) {
-      t.fail(`mixed weights: route and rankCandidates disagree for ${address}`);
+    const { decision, candidates } = traced(address, weighted, ctx);
+    if (decision.kind !== 'backend' || decision.backend.id !== candidates[0]!.id) {
+      t.fail(`mixed weights: the fast path and the ranking disagree for ${address}`);
       return;
     }
   }
@@ -149,10 +165,10 @@ t.test('route is deterministic and agrees with rankCandidates', async (t) => {
   const exclude = new Set(['servoy-0', 'servoy-12', 'servoy-5']); // weights 1 (both) and 6
   for (let i = 0; i < 2000; i++) {
     const address = `2001:db8::${i.toString(16)}`;
-    const got = route({ clientAddress: address, affinityCookie: undefined, sessionId: undefined }, manyWeights, ctx, exclude);
-    const first = rankCandidates(address, manyWeights, ctx, exclude)[0]!;
-    if (got.kind !== 'backend' || got.backend !== first.backend || exclude.has(got.backend.id)) {
-      t.fail(`12 weights: route and rankCandidates disagree for ${address}`);
+    const { decision, candidates } = traced(address, manyWeights, ctx, exclude);
+    const first = candidates.find((c) => c.skipped === undefined)!;
+    if (decision.kind !== 'backend' || decision.backend.id !== first.id || exclude.has(decision.backend.id)) {
+      t.fail(`12 weights: the fast path and the ranking disagree for ${address}`);
       return;
     }
   }
@@ -160,30 +176,30 @@ t.test('route is deterministic and agrees with rankCandidates', async (t) => {
   for (let i = 0; i < 500; i++) {
     const facts: RequestFacts = { clientAddress: `198.51.100.${i}`, affinityCookie: undefined, sessionId: undefined };
     const a = route(facts, snapshot, ctx);
-    const b = route(facts, snapshot, ctx);
-    const ranked = rankCandidates(facts.clientAddress, snapshot, ctx);
-    if (a.kind !== 'backend' || b.kind !== 'backend') throw new Error('expected a backend');
-    if (a.backend !== b.backend || ranked[0]!.backend !== a.backend || ranked[0]!.fits !== true) {
+    const b = traced(facts.clientAddress, snapshot, ctx);
+    if (a.kind !== 'backend' || b.decision.kind !== 'backend') throw new Error('expected a backend');
+    if (a.backend !== b.decision.backend || b.candidates[0]!.id !== a.backend.id || b.candidates[0]!.fits !== true) {
       t.fail(`disagreement for ${facts.clientAddress}`);
       return;
     }
   }
-  const ranked = rankCandidates('198.51.100.1', snapshot);
-  t.equal(ranked.length, 20);
-  for (let i = 1; i < ranked.length; i++) t.ok(ranked[i - 1]!.score >= ranked[i]!.score, 'sorted by score');
-  t.equal(ranked[0]!.cap, undefined, 'no load fields without a load view');
-  t.equal(rankCandidates('198.51.100.1', snapshot, undefined, new Set([ranked[0]!.backend.id]))[0]!.backend, ranked[1]!.backend, 'exclude drops the first choice');
+  const { candidates, steps } = traced('198.51.100.1', snapshot, ctx);
+  t.equal(candidates.length, 20);
+  for (let i = 1; i < candidates.length; i++) t.ok(candidates[i - 1]!.score >= candidates[i]!.score, 'sorted by score');
+  t.match(steps.map((s) => [s.rule, s.outcome]), [['affinity-cookie', 'skipped'], ['route-suffix', 'skipped'], ['new-session', 'applied']], 'every rule tried is in the trace');
+  const without = traced('198.51.100.1', snapshot, ctx, new Set([candidates[0]!.id]));
+  t.equal(without.decision.kind === 'backend' && without.decision.backend.id, candidates[1]!.id, 'exclude drops the first choice');
+  t.match(without.candidates.find((c) => c.id === candidates[0]!.id), { skipped: 'excluded', fits: false });
 });
 
-t.test('rankCandidates explains a full first choice', async (t) => {
+t.test('the trace explains a full first choice', async (t) => {
   const snapshot = pool([{ id: 'servoy-a', maxSessions: 1 }, { id: 'servoy-b', maxSessions: 1 }, { id: 'servoy-c' }]);
-  const first = rankCandidates('203.0.113.5', snapshot)[0]!.backend.id;
+  const first = traced('203.0.113.5', snapshot, context()).candidates[0]!.id;
   const ctx = context({ loads: new Map([[first, 1]]), balanceFactor: 100 });
   if (first === 'servoy-c') ctx.loads.set(first, 1000); // not bounded by maxSessions: overload it
-  const ranked = rankCandidates('203.0.113.5', snapshot, ctx);
-  t.equal(ranked[0]!.fits, false);
-  const got = route({ clientAddress: '203.0.113.5', affinityCookie: undefined, sessionId: undefined }, snapshot, ctx);
-  t.equal(got.kind === 'backend' && got.backend, ranked.find((r) => r.fits)!.backend, 'route takes the first that fits');
+  const { decision, candidates } = traced('203.0.113.5', snapshot, ctx);
+  t.equal(candidates[0]!.fits, false);
+  t.equal(decision.kind === 'backend' && decision.backend.id, candidates.find((r) => r.fits)!.id, 'route takes the first that fits');
 });
 
 /** place simulates `count` new sessions arriving one after another, each counted as active at once. */

@@ -117,8 +117,8 @@ t.test('maintenance: 503 without a known session, existing sessions still served
   t.equal(sim!.sessions, 1);
   t.equal(sim!.stats().maintenanceRefused, 2);
 
-  // Health is unaffected by maintenance; the demo switch works over HTTP.
-  t.equal((await fresh.get('/health')).status, 200);
+  // Like Servoy, there is no health endpoint: `/` without a session is refused in maintenance too.
+  t.equal((await fresh.get('/health')).status, 503, 'no /health: a session-less request in maintenance gets 503');
   const off = await fresh.request('POST', '/admin/maintenance?on=0');
   t.same(off.json(), { server: 'servoy-a', maintenance: false });
   t.equal((await fresh.get('/')).status, 200);
@@ -126,19 +126,28 @@ t.test('maintenance: 503 without a known session, existing sessions still served
   t.equal(sim!.stats().maintenance, true);
 });
 
-t.test('health never creates a session and follows setHealthy', async (t) => {
+t.test('like a stock Servoy server: no /health, `/` makes a session; probes are served alike and counted apart; broken means 500', async (t) => {
   const [sim] = await startSims(t, ['servoy-a']);
   const b = browser(t, sim!.url);
-  const ok = await b.get('/health');
-  t.equal(ok.status, 200);
-  t.equal(ok.body, 'ok\n');
-  t.equal(ok.headers['set-cookie'], undefined);
+  t.equal((await b.get('/health')).status, 404, 'a stock Servoy has no /health');
+  const probe = browser(t, sim!.url, { 'user-agent': 'servoy-lb-health-check' });
+  const first = await probe.get('/');
+  t.equal(first.status, 200);
+  t.match(String(first.headers['set-cookie']), /^JSESSIONID=/, 'the start page makes a session, as Tomcat does');
+  t.equal((await probe.get('/')).status, 200);
+  t.equal(sim!.stats().healthChecks, 2);
+  t.equal(sim!.sessions, 1, "the probe's session is not counted (only the browser's)");
+  sim!.setMaintenance(true);
+  t.equal((await probe.get('/')).status, 200, 'in maintenance the probe with its session is still served');
+  const fresh = browser(t, sim!.url, { 'user-agent': 'servoy-lb-health-check' });
+  t.equal((await fresh.get('/')).status, 503, 'a probe without a session meets maintenance like any new client');
+  t.equal(sim!.stats().maintenanceRefused, 0, 'refused probes are counted apart');
+  sim!.setMaintenance(false);
   sim!.setHealthy(false);
-  t.equal((await b.get('/health')).status, 503);
+  t.equal((await probe.get('/')).status, 500, 'a broken application answers 500');
+  t.equal((await b.get('/api/whoami')).status, 500);
   sim!.setHealthy(true);
-  t.equal((await b.get('/health')).status, 200);
-  t.equal(sim!.sessions, 0);
-  t.equal(sim!.stats().healthChecks, 3);
+  t.equal((await probe.get('/')).status, 200);
 });
 
 t.test('websocket with a known session: hello, then echo', async (t) => {
@@ -230,7 +239,7 @@ t.test('a download aborted by the client does not break the server', async (t) =
   const res = await request(`${sim!.url}/download?bytes=${200 * 1024 * 1024}`);
   for await (const _ of res.body) break; // read one chunk, then abort
   t.ok(sim!.stats().bytesDownloaded < 200 * 1024 * 1024, 'backpressure: not everything was written');
-  t.equal((await request(`${sim!.url}/health`)).statusCode, 200);
+  t.equal((await request(`${sim!.url}/`)).statusCode, 200);
 });
 
 t.test('upload answers the byte count and sha256 of a streamed body', async (t) => {

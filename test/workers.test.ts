@@ -85,7 +85,7 @@ function alive(pid: number): boolean {
 async function startWorkers(t: Test, sims: ServoySim[] | { id: string; url: string; route?: string }[], extra: Record<string, unknown> = {}): Promise<BalancerProcess> {
   const config = await lbConfig(sims, {
     affinity: { sessionIdle: '30s' },
-    healthCheck: { path: '/health', interval: '200ms', timeout: '1s', rise: 1, fall: 2 },
+    healthCheck: { path: '/', interval: '200ms', timeout: '1s', rise: 1, fall: 2 },
     ...extra,
   });
   const lb = await spawnBalancer(t, config, { args: ['--workers', '2'], timeoutMs: 60_000 });
@@ -325,7 +325,7 @@ t.test('what workers see reaches the primary: refused connections, maintenance 5
   const gone = { id: 'servoy-x', url: `http://127.0.0.1:${await closedPort()}` };
   // Health checks far apart: only what the workers report can change a state here.
   const lb = await startWorkers(t, [...sims.map((s) => ({ id: s.route, url: s.url })), gone], {
-    healthCheck: { path: '/health', interval: '10m', timeout: '1s' },
+    healthCheck: { path: '/', interval: '10m', timeout: '1s' },
     outlier: { consecutiveFailures: 2, ejectFor: '1m' },
     affinity: { sessionIdle: '30s', maintenanceBackoff: '1m' },
   });

@@ -233,9 +233,13 @@ export class AdminServer {
         }),
       ),
       route('GET', '/api/route', (call) => {
-        const key = call.query.get('key');
-        if (key === null || key === '') throw new AdminError('INVALID_BODY', 'the query parameter "key" is required, e.g. /api/route?key=10.0.0.5');
-        return { status: 200, json: control.explainRoute(key) };
+        const given = (name: string) => {
+          const value = call.query.get(name);
+          return value === null || value === '' ? undefined : value;
+        };
+        const query = { key: given('key'), client: given('client'), path: given('path') };
+        if (query.key === undefined && query.client === undefined) throw new AdminError('INVALID_BODY', 'say which request to explain: client=ADDR (a client address) and, in partition mode, key=KEY, e.g. /api/route?client=10.0.0.5');
+        return { status: 200, json: control.explainRoute(query) };
       }),
       route('POST', '/api/reload', async (call) => {
         audit(call, 'reload');

@@ -18,6 +18,7 @@ export function backendStatus(member: MemberState, counters: BackendCounters, so
     state: member.state,
     admin: member.admin,
     health: member.healthy ? 'up' : 'down',
+    holdingSessions: member.holding && !member.healthy && member.admin !== 'disabled',
     drainingSince: member.drainingSince === undefined ? null : new Date(member.drainingSince).toISOString(),
     sessions: counters.sessions,
     websockets: counters.websockets,

@@ -6,6 +6,7 @@
  */
 import type { AdminState } from '../pool/pool.js';
 import type { BackendState } from '../pool/snapshot.js';
+import type { RouteStep } from '../routing/types.js';
 
 /** BackendStatus is one row of `servoy-lb status` / GET /api/backends. */
 export interface BackendStatus {
@@ -18,6 +19,8 @@ export interface BackendStatus {
   readonly state: BackendState;
   readonly admin: AdminState;
   readonly health: 'up' | 'down';
+  /** Down, and its sessions wait for it (503) until affinity.failoverDelay has passed since it went down. */
+  readonly holdingSessions: boolean;
   /** ISO time draining started, when draining. */
   readonly drainingSince: string | null;
   readonly sessions: number;
@@ -33,14 +36,35 @@ export interface BackendStatus {
   readonly source: 'config' | 'runtime';
 }
 
-/** RouteExplanation answers `servoy-lb route --key K` / GET /api/route?key=K. */
+/** RouteQuery is what `servoy-lb route` / GET /api/route asks about: a request with these facts. */
+export interface RouteQuery {
+  /** Partition mode: the partition key. In session mode a key stands for the client address (older CLIs send only this). */
+  readonly key?: string | undefined;
+  /** The real client address (the hash key of a new session). */
+  readonly client?: string | undefined;
+  /** The request path, for path rules. */
+  readonly path?: string | undefined;
+}
+
+/**
+ * RouteExplanation answers `servoy-lb route` / GET /api/route: the router's own trace of a
+ * request without cookies from `client` (with partition key `key`), made by the same
+ * route() call that routes real requests.
+ */
 export interface RouteExplanation {
-  readonly key: string;
-  /** The backend a new session with this key would get now, or null if none can take it. */
+  /** The partition key (partition mode), or the key given in session mode. */
+  readonly key: string | null;
+  readonly client: string;
+  /** The backend such a request would reach now, or null if none can take it. */
   readonly backend: string | null;
+  /** The rule that decided (as in the access log's `route`), or why nothing could. */
+  readonly rule: string;
+  /** The deciding step in one sentence. */
   readonly reason: string;
-  /** Backends in hash order with their load and whether they would take the session. */
-  readonly candidates: readonly { id: string; state: BackendState; sessions: number; cap: number | null; fits: boolean }[];
+  /** Every rule the router tried, in order. */
+  readonly steps: readonly RouteStep[];
+  /** New-session placement's candidates in score order, with their load and whether they would take the session (empty when placement did not run). */
+  readonly candidates: readonly { id: string; state: BackendState; sessions: number; cap: number | null; fits: boolean; score: number; skipped?: string }[];
 }
 
 /** ReloadResult says what a reload changed. */
@@ -131,7 +155,7 @@ export interface AdminControl {
   removeBackend(id: string, force: boolean): Promise<void>;
   /** drain / undrain / disable / enable: admin state changes (persisted). Throw UNKNOWN_BACKEND. */
   setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus>;
-  explainRoute(key: string): RouteExplanation;
+  explainRoute(query: RouteQuery): RouteExplanation;
   /** Re-reads the config file; throws INVALID_CONFIG (details: problem lines) and keeps the running config. */
   reload(): Promise<ReloadResult>;
   /** Partition mode: a page of partitions in key order (pins first). Throws NOT_PARTITION_MODE otherwise. */

@@ -74,6 +74,7 @@ function ago(iso: string, now = Date.now()): string {
 }
 
 function stateText(b: BackendStatus): string {
+  if (b.state === 'down' && b.holdingSessions) return 'down (holding sessions)';
   return b.state === 'draining' && b.drainingSince ? `draining ${ago(b.drainingSince)}` : b.state;
 }
 
@@ -282,38 +283,49 @@ function registerBackends(program: Command): void {
     });
 }
 
-/** routeReport renders a RouteExplanation as `servoy-lb route` prints it. */
+/** routeReport renders a RouteExplanation as `servoy-lb route` prints it: the decision, the rules tried, the candidates. */
 export function routeReport(r: RouteExplanation): string {
-  const head = r.backend === null ? `key ${r.key}: no backend can take a new session now` : `key ${r.key} -> ${r.backend}`;
-  const rows = r.candidates.map((c, i) => [
-    c.id === r.backend ? '*' : '',
-    String(i + 1),
-    c.id,
-    c.state,
-    String(c.sessions),
-    c.cap === null ? '-' : String(c.cap),
-    c.fits ? 'yes' : 'no',
-  ]);
-  const table = rows.length === 0 ? 'no candidates' : formatTable(['', '#', 'ID', 'STATE', 'SESSIONS', 'CAP', 'FITS'], rows, new Set([1, 4, 5]));
-  return `${head}\nwhy: ${r.reason}\n\ncandidates in hash order (* = chosen):\n${table}`;
+  const subject = r.key !== null && r.key !== r.client ? `key ${r.key}${r.client === '' ? '' : ` from ${r.client}`}` : `client ${r.client}`;
+  const head = r.backend === null ? `${subject}: no backend (${r.rule})` : `${subject} -> ${r.backend} (${r.rule})`;
+  const steps = r.steps.map((s, i) => `  ${i + 1}. ${s.rule}: ${s.outcome} - ${s.detail}`).join('\n');
+  let text = `${head}\nwhy: ${r.reason}\n\nrules tried:\n${steps}`;
+  if (r.candidates.length > 0) {
+    const rows = r.candidates.map((c, i) => [
+      c.id === r.backend ? '*' : '',
+      String(i + 1),
+      c.id,
+      c.state,
+      String(c.sessions),
+      c.cap === null ? '-' : String(c.cap),
+      c.skipped ?? (c.fits ? 'yes' : 'no'),
+    ]);
+    text += `\n\nnew-session candidates in hash order (* = chosen):\n${formatTable(['', '#', 'ID', 'STATE', 'LOAD', 'CAP', 'FITS'], rows, new Set([1, 4, 5]))}`;
+  }
+  return text;
 }
 
 function registerRoute(program: Command): void {
   addAdminOptions(
     program
       .command('route')
-      .summary('say which backend a key maps to now, and why')
+      .summary('say which backend a request would reach now, and why')
       .description(
-        'Explain routing for one key (a client address, or a partition key in partition mode): the backend a new session ' +
-          'with this key would get now, why, and every candidate in hash order with its load and cap (bounded load).',
+        'Explain routing for a request without cookies: from client address ADDR, with partition key KEY in partition mode. ' +
+          'Prints the backend it would reach now, every rule the router tried (the same code that routes real requests), and the ' +
+          'new-session candidates in hash order with their load and cap (bounded load). In session mode --key stands for the client address.',
       )
-      .requiredOption('--key <KEY>', 'the key to route, e.g. a client address')
+      .option('--key <KEY>', 'the partition key (partition mode)')
+      .option('--client <ADDR>', 'the client address, e.g. 10.0.0.57')
       .option('--json', 'print the explanation as JSON'),
   )
-    .addHelpText('after', examples('servoy-lb route --key 10.0.0.57', 'servoy-lb route --key acme --json'))
-    .action(async (options: AdminOptions & { key: string; json?: boolean }, command: Command) => {
+    .addHelpText('after', examples('servoy-lb route --client 10.0.0.57', 'servoy-lb route --key acme --json'))
+    .action(async (options: AdminOptions & { key?: string; client?: string; json?: boolean }, command: Command) => {
       const out = outFor(command);
-      const r = await adminRequest<RouteExplanation>(await target(options), 'GET', `/api/route?key=${encodeURIComponent(options.key)}`);
+      if (options.key === undefined && options.client === undefined) throw new CliError('say which request to explain: --client ADDR, and --key KEY in partition mode');
+      const params = new URLSearchParams();
+      if (options.key !== undefined) params.set('key', options.key);
+      if (options.client !== undefined) params.set('client', options.client);
+      const r = await adminRequest<RouteExplanation>(await target(options), 'GET', `/api/route?${params.toString()}`);
       out(options.json ? JSON.stringify(r, null, 2) : routeReport(r));
     });
 }

@@ -36,7 +36,7 @@ export function registerDemo(program: Command): void {
           listen: { host: opts.host, port },
           admin: { host: '127.0.0.1', port: adminPort },
           backends: sims.map((sim) => ({ id: sim.route, url: sim.url })),
-          healthCheck: { path: '/health' },
+          healthCheck: { path: '/' },
           affinity: { sessionIdle: '2m' },
           state: { file: join(dir, 'servoy-lb.state.json') },
           log: { level: opts.logLevel },

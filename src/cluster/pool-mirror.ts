@@ -9,7 +9,7 @@ import type { MemberInput } from './protocol.js';
 
 /** memberInputs is what the primary sends of its pool. */
 export function memberInputs(members: readonly MemberState[]): MemberInput[] {
-  return members.map((m) => ({ config: m.config, admin: m.admin, healthy: m.healthy, drained: m.drained, maintenance: m.maintenance, drainingSince: m.drainingSince }));
+  return members.map((m) => ({ config: m.config, admin: m.admin, healthy: m.healthy, drained: m.drained, maintenance: m.maintenance, holding: m.holding, drainingSince: m.drainingSince }));
 }
 
 /** PoolMirror keeps a Pool equal to the primary's; see the file comment. */
@@ -35,6 +35,7 @@ export class PoolMirror {
       pool.setHealth(id, m.healthy, cause);
       pool.setDrained(id, m.drained, cause);
       pool.setMaintenance(id, m.maintenance, cause);
+      pool.setHolding(id, m.holding, cause);
     }
     const removed = pool.configs().filter((b) => !ids.has(b.id)).map((b) => b.id);
     for (const id of removed) pool.remove(id, cause);

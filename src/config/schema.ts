@@ -144,6 +144,7 @@ export const configSchema = z
         partitions: z.record(z.string().min(1), token).default({}).meta({ description: 'Pins: partition key -> backend id.' }),
         balanceFactor: z.number().min(1).max(100).default(1.25).meta({ description: 'No backend takes more than this times its weighted share of active sessions.' }),
         maintenanceBackoff: duration.default(30_000).meta({ description: 'How long a backend that answered 503 (Servoy maintenance mode) takes no new sessions (duration).' }),
+        failoverDelay: duration.default(30_000).meta({ description: 'How long the sessions of a backend that went down are held for it (503 + Retry-After) before they are placed anew; 0 places them anew at once (duration).' }),
         learnedSessions: z.number().int().min(0).default(100_000).meta({ description: 'Size of the table of session ids learned from backends.' }),
       })
       .prefault({})

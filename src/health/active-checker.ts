@@ -2,7 +2,11 @@
  * Active health checks (SPEC "Backend states"): every backend gets `GET healthCheck.path`
  * every `interval` (±10% jitter, first probe at a random point of the first interval so a
  * pool of servers is not probed all at once). `fall` bad probes in a row take it down,
- * `rise` good ones bring it back. Like HAProxy, a backend counts as up until its checks say
+ * `rise` good ones bring it back. A probe answered 503 is Servoy's maintenance mode, not a
+ * failure: the sink hears inMaintenance(), the streaks do not move toward down, and it is
+ * not good either (from down, 503s never bring a server back). 503s alone for longer than
+ * `maintenanceLimit` (drain.maxWait) count as down: a Tomcat whose webapp failed to start
+ * answers 503 forever. Like HAProxy, a backend counts as up until its checks say
  * otherwise, and — as Traefik's checker — this class knows only a HealthSink and tells it
  * only when its verdict really flips.
  *
@@ -48,6 +52,10 @@ export interface ActiveCheckerOptions {
   readonly random?: () => number;
   /** Called after every probe that still counts (not after probes aborted by close or removal). */
   readonly onProbe?: (report: ProbeReport) => void;
+  /** How long probes may answer only 503 before the backend counts as down (ms; read at each probe); default: never. */
+  readonly maintenanceLimit?: () => number;
+  /** Clock for maintenanceLimit; default Date.now. */
+  readonly now?: () => number;
 }
 
 /** parseExpectStatus turns "200" / "200-399" / "200,302" into `status => matches`; throws on bad text. */
@@ -95,6 +103,8 @@ interface Target {
   inflight: Promise<boolean> | undefined;
   controller: AbortController | undefined;
   stopped: boolean;
+  /** When the current run of 503 answers began (ms, options.now), or undefined. */
+  maintenanceSince: number | undefined;
 }
 
 type Outcome = { ok: boolean; status: number } | { ok: false; error: string };
@@ -106,6 +116,8 @@ export class ActiveHealthChecker {
   readonly #logger: Logger | undefined;
   readonly #random: () => number;
   readonly #onProbe: ((report: ProbeReport) => void) | undefined;
+  readonly #maintenanceLimit: () => number;
+  readonly #now: () => number;
   readonly #targets = new Map<string, Target>();
   readonly #agent: Agent;
   #started = false;
@@ -117,6 +129,8 @@ export class ActiveHealthChecker {
     this.#logger = options.logger;
     this.#random = options.random ?? Math.random;
     this.#onProbe = options.onProbe;
+    this.#maintenanceLimit = options.maintenanceLimit ?? (() => Infinity);
+    this.#now = options.now ?? Date.now;
     this.#agent = new Agent({ connections: 2, pipelining: 1, connect: { timeout: this.#settings.timeoutMs } });
   }
 
@@ -216,7 +230,10 @@ export class ActiveHealthChecker {
   #run(target: Target): Promise<boolean> {
     target.inflight ??= this.#probe(target).then((outcome) => {
       target.inflight = undefined;
-      if (!target.stopped && !this.#closed) this.#record(target, outcome.ok, 'status' in outcome ? String(outcome.status) : outcome.error);
+      if (!target.stopped && !this.#closed) {
+        if ('status' in outcome && outcome.status === 503) this.#recordMaintenance(target);
+        else this.#record(target, outcome.ok, 'status' in outcome ? String(outcome.status) : outcome.error);
+      }
       return outcome.ok;
     });
     return target.inflight;
@@ -259,7 +276,25 @@ export class ActiveHealthChecker {
     return { ...outcome, ms };
   }
 
+  /** A 503: maintenance while it lasts; see the file comment. */
+  #recordMaintenance(target: Target): void {
+    target.good = 0;
+    const now = this.#now();
+    target.maintenanceSince ??= now;
+    if (now - target.maintenanceSince > this.#maintenanceLimit()) {
+      if (target.healthy) this.#flip(target, false, 'health check answered 503 for longer than drain.maxWait (a failed application, not maintenance)');
+      return;
+    }
+    if (!target.healthy || this.#sink.inMaintenance === undefined) return;
+    try {
+      this.#sink.inMaintenance(target.id);
+    } catch (err) {
+      this.#logger?.error({ err, backend: target.id }, 'health check: the health sink threw');
+    }
+  }
+
   #record(target: Target, ok: boolean, detail: string): void {
+    target.maintenanceSince = undefined;
     const { rise, fall } = this.#settings;
     if (ok) {
       target.good++;
@@ -293,7 +328,7 @@ export class ActiveHealthChecker {
 }
 
 function newTarget(id: string, origin: string, healthy: boolean): Target {
-  return { id, origin, healthy, good: 0, bad: 0, cookies: new Map(), timer: undefined, inflight: undefined, controller: undefined, stopped: false };
+  return { id, origin, healthy, good: 0, bad: 0, cookies: new Map(), timer: undefined, inflight: undefined, controller: undefined, stopped: false, maintenanceSince: undefined };
 }
 
 function stop(target: Target): void {

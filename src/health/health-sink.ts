@@ -10,4 +10,10 @@
 export interface HealthSink {
   /** setHealth marks `backendId` up (`healthy`) or down; `cause` is a few words for the log line. */
   setHealth(backendId: string, healthy: boolean, cause: string): void;
+  /**
+   * inMaintenance hears a probe answered 503: Servoy in maintenance mode (HAProxy's
+   * `disable-on-404` idea), which is neither up for new sessions nor down. Called for every
+   * such probe of a backend that is not down; optional for sinks that only track up/down.
+   */
+  inMaintenance?(backendId: string): void;
 }

@@ -2,8 +2,9 @@
  * Pool is the one mutable owner of the backend list and each backend's state. A backend
  * has an admin state (ready / draining / disabled, set by an administrator), a health
  * state (up / down, set by health checks and outlier detection), a drained flag (set by
- * the drain monitor) and a maintenance flag (set when the backend answers a new session
- * with Servoy's maintenance 503). Together they give the state SPEC shows
+ * the drain monitor), a maintenance flag (set when the backend answers a new session
+ * with Servoy's maintenance 503, or a health probe with 503) and a hold flag (a backend
+ * that went down keeps its sessions for `affinity.failoverDelay`). Together they give the state SPEC shows
  * (BackendState). Every real change builds a new immutable PoolSnapshot, swaps it in and
  * emits 'change' once; the router only ever reads `pool.snapshot`. State flows one way:
  * writers -> pool -> snapshot -> router.
@@ -22,6 +23,11 @@ export interface MemberState {
   readonly healthy: boolean;
   readonly drained: boolean;
   readonly maintenance: boolean;
+  /**
+   * Down, and its sessions are still held for it (503 to them) until failoverDelay has
+   * passed since it went down; false otherwise. Only meaningful while not healthy.
+   */
+  readonly holding: boolean;
   /** When draining started (ms since epoch); undefined unless admin is draining. */
   readonly drainingSince: number | undefined;
   /** The state shown to administrators, derived from the fields above. */
@@ -98,10 +104,23 @@ export class Pool extends EventEmitter<{ change: [PoolChange] }> {
     });
   }
 
-  /** setHealth records the health checks' (or outlier detection's) verdict. */
-  setHealth(id: string, healthy: boolean, cause: string): boolean {
+  /**
+   * setHealth records the health checks' (or outlier detection's) verdict. When an up
+   * backend goes down, `hold` says whether its sessions are held for it (failoverDelay);
+   * the owner of the delay ends the hold with setHolding. Coming back up ends it too.
+   */
+  setHealth(id: string, healthy: boolean, cause: string, hold = false): boolean {
     return this.#change(id, cause, (m) => {
+      if (healthy) m.holding = false;
+      else if (m.healthy) m.holding = hold;
       m.healthy = healthy;
+    });
+  }
+
+  /** setHolding ends (or, in a worker's mirror, copies) the failover hold of a down backend. */
+  setHolding(id: string, holding: boolean, cause: string): boolean {
+    return this.#change(id, cause, (m) => {
+      m.holding = holding && !m.healthy;
     });
   }
 
@@ -152,7 +171,7 @@ export class Pool extends EventEmitter<{ change: [PoolChange] }> {
     const before = { ...member };
     mutate(member);
     member.state = deriveState(member);
-    const changed = before.admin !== member.admin || before.healthy !== member.healthy || before.drained !== member.drained || before.maintenance !== member.maintenance;
+    const changed = before.admin !== member.admin || before.healthy !== member.healthy || before.drained !== member.drained || before.maintenance !== member.maintenance || before.holding !== member.holding;
     if (changed) this.#publish(id, before.state, member.state, cause);
     return changed;
   }
@@ -168,5 +187,5 @@ export class Pool extends EventEmitter<{ change: [PoolChange] }> {
 }
 
 function newMember(config: BackendConfig): Member {
-  return { config, admin: 'ready', healthy: true, drained: false, maintenance: false, drainingSince: undefined, state: 'up' };
+  return { config, admin: 'ready', healthy: true, drained: false, maintenance: false, holding: false, drainingSince: undefined, state: 'up' };
 }

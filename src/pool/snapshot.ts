@@ -26,6 +26,11 @@ export interface BackendView {
   readonly acceptsNew: boolean;
   /** True in `up`, `draining`, `drained` and `maintenance`: sessions already there keep going there. */
   readonly servesExisting: boolean;
+  /**
+   * True while the backend is down but its sessions are held for it (affinity.failoverDelay):
+   * they get 503 instead of being placed anew, since Servoy takes a client back for 60 s.
+   */
+  readonly holdsSessions: boolean;
   /** 32-bit hash of the id, precomputed for rendezvous hashing. */
   readonly idHash: number;
 }
@@ -45,12 +50,14 @@ export interface PoolSnapshot {
 export interface BackendInput {
   readonly config: BackendConfig;
   readonly state: BackendState;
+  /** Down with its sessions held (see BackendView.holdsSessions); false when not given. */
+  readonly holding?: boolean;
 }
 
 /** buildSnapshot freezes a pool: backends sorted by id so every worker sees the same order. */
 export function buildSnapshot(inputs: readonly BackendInput[], version: number): PoolSnapshot {
   const sorted = [...inputs].sort((a, b) => (a.config.id < b.config.id ? -1 : a.config.id > b.config.id ? 1 : 0));
-  const backends = sorted.map(({ config, state }, index): BackendView =>
+  const backends = sorted.map(({ config, state, holding }, index): BackendView =>
     Object.freeze({
       index,
       id: config.id,
@@ -61,6 +68,7 @@ export function buildSnapshot(inputs: readonly BackendInput[], version: number):
       state,
       acceptsNew: state === 'up',
       servesExisting: state === 'up' || state === 'draining' || state === 'drained' || state === 'maintenance',
+      holdsSessions: state === 'down' && holding === true,
       idHash: hash32(config.id),
     }),
   );

@@ -31,9 +31,12 @@ export type ErrorPages = Readonly<Record<ErrorStatus, ErrorPage>>;
 
 function builtIn(status: ErrorStatus): string {
   const [title, text] = TEXT[status];
+  // The 503 page retries by itself: a user whose server is briefly away (failoverDelay,
+  // maintenance) gets back to it without having to reload.
+  const refresh = status === 503 ? '<meta http-equiv="refresh" content="10">\n' : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${status} ${title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
+${refresh}<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:15vh auto;padding:0 1rem;color:#333}h1{font-size:1.4rem}</style>
 </head><body><h1>${status} ${title}</h1><p>${text}</p></body></html>
 `;

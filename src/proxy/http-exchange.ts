@@ -99,7 +99,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: Node answers 100-continue to the client itself
-    if (statusCode === 503 && !this.hasBody && (this.reason === 'new-session' || this.reason === 'replaced' || this.reason === 'partition-new') && this.host.maintenance(this)) {
+    if (statusCode === 503 && !this.hasBody && this.#isNewToServer() && this.host.maintenance(this)) {
       // Read the small maintenance page to the end so the connection stays reusable.
       this.#discarding = true;
       return true;
@@ -260,6 +260,17 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       this.host.sendError(this, 408);
     }
     this.#finish('client-timeout');
+  }
+
+  /**
+   * isNewToServer: the request opens a session on its backend, so Servoy's maintenance 503
+   * (which refuses only requests without a session) may send it elsewhere. Besides new
+   * sessions, that is a request whose affinity cookie names the server but that carries no
+   * servlet session id at all: the browser kept our cookie, the server's session is gone.
+   */
+  #isNewToServer(): boolean {
+    const reason = this.reason;
+    return reason === 'new-session' || reason === 'replaced' || reason === 'partition-new' || (reason === 'affinity-cookie' && this.facts.sessionId === undefined);
   }
 
   /** prepareRetry resets per-attempt state before the exchange is dispatched again. */

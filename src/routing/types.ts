@@ -82,7 +82,50 @@ export type Decision =
       readonly kind: 'unavailable';
       /**
        * no-backend: none up; pool-full: every candidate at maxSessions / bounded-load cap;
-       * partition-down: the partition's server is down or disabled (never sent elsewhere).
+       * partition-down: the partition's server is down or disabled (never sent elsewhere);
+       * failover-hold: the session's server is down but within affinity.failoverDelay, so
+       * the session waits for it (Servoy takes a client back for 60 s after a drop).
        */
-      readonly reason: 'no-backend' | 'pool-full' | 'partition-down';
+      readonly reason: UnavailableReason;
     };
+
+/** UnavailableReason says why no backend was chosen (see Decision). */
+export type UnavailableReason = 'no-backend' | 'pool-full' | 'partition-down' | 'failover-hold';
+
+/**
+ * RouteStep is one rule the router tried for a request, in the order it tried them. The
+ * router records steps only when asked (route explanations), from the very code path that
+ * decides, so an explanation cannot drift from what really happens.
+ */
+export interface RouteStep {
+  /** The rule: partition (1), affinity-cookie / route-suffix / learned-session (2), new-session (3). */
+  readonly rule: 'partition' | 'affinity-cookie' | 'route-suffix' | 'learned-session' | 'new-session';
+  /** applied: this rule decided; skipped: it did not apply (see detail); lost: it named a backend that cannot take the session. */
+  readonly outcome: 'applied' | 'skipped' | 'lost' | 'held' | 'unavailable';
+  /** The backend the rule named, if any. */
+  readonly backend?: string;
+  /** One sentence for an administrator. */
+  readonly detail: string;
+}
+
+/** CandidateStep is one backend new-session placement considered, as placement saw it. */
+export interface CandidateStep {
+  readonly id: string;
+  readonly state: BackendView['state'];
+  /** Weighted rendezvous score of the key on this backend; higher wins. */
+  readonly score: number;
+  /** Load placement counted: active sessions (partitions, for a new partition). */
+  readonly load: number;
+  /** Bounded-load cap for one more: ceil(balanceFactor x (total + 1) x weight / totalWeight); null when unbounded. */
+  readonly cap: number | null;
+  /** Whether placement could use it now; `skipped` says why not when it was passed over before scoring. */
+  readonly fits: boolean;
+  readonly skipped?: 'excluded' | 'max-sessions';
+}
+
+/** RouteTrace collects the steps of one route() call; pass an empty one to have it filled. */
+export interface RouteTrace {
+  readonly steps: RouteStep[];
+  /** Set when placement ran: every candidate in score order (highest first). */
+  candidates?: CandidateStep[];
+}

@@ -87,7 +87,7 @@ export function config(backends: object[], overrides: Record<string, unknown> = 
     affinity: { sessionIdle: '2s', maintenanceBackoff: '1s' },
     // timeout 1s, not 150ms: on a loaded test machine (load 12+ on 2 CPUs) 150 ms probes of the
     // in-process simulators time out and take healthy backends down at random.
-    healthCheck: { path: '/health', interval: '200ms', timeout: '1s', rise: 2, fall: 2 },
+    healthCheck: { path: '/', interval: '200ms', timeout: '1s', rise: 2, fall: 2 },
     outlier: { consecutiveFailures: 3, ejectFor: '1s' },
     log: { access: false },
   };

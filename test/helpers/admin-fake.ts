@@ -19,6 +19,7 @@ export function statusRow(id: string, overrides: Partial<BackendStatus> = {}): B
     state: 'up',
     admin: 'ready',
     health: 'up',
+    holdingSessions: false,
     drainingSince: null,
     sessions: 0,
     websockets: 0,
@@ -99,15 +100,21 @@ export function createFakeControl(): FakeControl {
       rows.set(id, updated);
       return updated;
     },
-    explainRoute(key): RouteExplanation {
-      calls.push(['explainRoute', key]);
+    explainRoute(query): RouteExplanation {
+      calls.push(['explainRoute', query]);
       return {
-        key,
+        key: query.key ?? null,
+        client: query.client ?? query.key ?? '',
         backend: 'servoy-b',
-        reason: 'new session: first candidate in hash order with room under its bounded-load cap',
+        rule: 'new-session',
+        reason: 'a new session goes to servoy-b: the highest-scoring backend that takes new sessions',
+        steps: [
+          { rule: 'affinity-cookie', outcome: 'skipped', detail: 'no affinity cookie' },
+          { rule: 'new-session', outcome: 'applied', backend: 'servoy-b', detail: 'a new session goes to servoy-b: the highest-scoring backend that takes new sessions' },
+        ],
         candidates: [
-          { id: 'servoy-b', state: 'up', sessions: 7, cap: 12, fits: true },
-          { id: 'servoy-a', state: 'up', sessions: 3, cap: null, fits: true },
+          { id: 'servoy-b', state: 'up', sessions: 7, cap: 12, fits: true, score: 2.5 },
+          { id: 'servoy-a', state: 'up', sessions: 3, cap: null, fits: true, score: 1.5 },
         ],
       };
     },

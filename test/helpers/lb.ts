@@ -20,7 +20,7 @@ export function startBalancer(t: TestLike, config: object): Promise<BalancerProc
 /**
  * A config for `start`: client and admin listeners on ephemeral loopback ports (port 0:
  * a port picked by freePort() in advance can be taken by a parallel test's listen(0)
- * before the balancer binds it), health checks on /health.
+ * before the balancer binds it), health checks on `/`.
  */
 export async function lbConfig(sims: ServoySim[] | { id: string; url: string; route?: string }[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   const backends = sims.length > 0 && 'port' in sims[0]! ? backendsFor(sims as ServoySim[]) : sims;
@@ -28,8 +28,8 @@ export async function lbConfig(sims: ServoySim[] | { id: string; url: string; ro
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     backends,
-    // Health checks on the simulators' /health, which creates no session and counts no request.
-    healthCheck: { path: '/health' },
+    // Health checks on `/`, as on a real Servoy server (the simulators count probes apart).
+    healthCheck: { path: '/' },
     ...extra,
   };
 }

@@ -10,6 +10,8 @@ export interface BackendSpec {
   weight?: number;
   maxSessions?: number;
   route?: string;
+  /** With state 'down': its sessions are held for it (within affinity.failoverDelay). */
+  holding?: boolean;
 }
 
 let version = 0;
@@ -26,6 +28,7 @@ export function pool(specs: readonly BackendSpec[]): PoolSnapshot {
         ...(spec.route !== undefined ? { route: spec.route } : {}),
       },
       state: spec.state ?? 'up',
+      holding: spec.holding ?? false,
     })),
     ++version,
   );

@@ -30,6 +30,7 @@ import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
 import { rankCandidates } from './routing/router.js';
+import { explainPath, PathRules, type PathExplanation } from './routing/path-rules.js';
 import { mergeBackends, readRecords, type BackendRecords } from './state/backend-records.js';
 import { FileStateStore, type StateData } from './state/file-store.js';
 import { PartitionDirectory } from './state/partition-directory.js';
@@ -373,6 +374,10 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         fits: c.fits ?? false,
       })),
     };
+  }
+
+  explainPath(path: string, clientAddress: string | undefined): PathExplanation {
+    return explainPath(PathRules.compile(this.#config.paths), path, clientAddress);
   }
 
   #explainPartition(rawKey: string): RouteExplanation {

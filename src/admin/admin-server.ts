@@ -17,7 +17,7 @@
  * Bodies are limited to 64 KiB; errors never carry a stack trace.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { isLoopback } from '../config/cross-checks.js';
@@ -235,7 +235,12 @@ export class AdminServer {
       route('GET', '/api/route', (call) => {
         const key = call.query.get('key');
         if (key === null || key === '') throw new AdminError('INVALID_BODY', 'the query parameter "key" is required, e.g. /api/route?key=10.0.0.5');
-        return { status: 200, json: control.explainRoute(key) };
+        const path = call.query.get('path');
+        if (path === null || path === '') return { status: 200, json: control.explainRoute(key) };
+        // The path rules' answer goes next to the route explanation; the client defaults to the key when it is an address.
+        const client = call.query.get('client') || (isIP(key) !== 0 ? key : undefined);
+        const pathExplanation = control.explainPath?.(path, client);
+        return { status: 200, json: { ...control.explainRoute(key), ...(pathExplanation === undefined ? {} : { path: pathExplanation }) } };
       }),
       route('POST', '/api/reload', async (call) => {
         audit(call, 'reload');

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendStatus, ReloadResult, RouteExplanation } from '../admin/control.js';
+import type { PathExplanation } from '../routing/path-rules.js';
 import { AdminApiError, addAdminOptions, adminRequest, resolveTarget, type AdminOptions, type AdminTarget } from './admin-client.js';
 import { CliError } from './cli-error.js';
 
@@ -298,6 +299,13 @@ export function routeReport(r: RouteExplanation): string {
   return `${head}\nwhy: ${r.reason}\n\ncandidates in hash order (* = chosen):\n${table}`;
 }
 
+/** pathReport renders what the path rules do with a path, printed above the route explanation by `servoy-lb route --path`. */
+export function pathReport(p: PathExplanation): string {
+  const rule = p.rule === null ? 'no rule' : `rule ${JSON.stringify(p.rule.prefix)} (${p.rule.kind})`;
+  const normalised = p.normalised === null ? '' : p.normalised === p.path ? '' : ` (normalised: ${p.normalised})`;
+  return `path ${p.path}${normalised}: ${p.verdict}, ${rule}\nwhy: ${p.reason}`;
+}
+
 function registerRoute(program: Command): void {
   addAdminOptions(
     program
@@ -308,13 +316,18 @@ function registerRoute(program: Command): void {
           'with this key would get now, why, and every candidate in hash order with its load and cap (bounded load).',
       )
       .requiredOption('--key <KEY>', 'the key to route, e.g. a client address')
+      .option('--path <PATH>', 'also say what the path rules (paths) do with this request path')
+      .option('--client <ADDRESS>', 'with --path: the client address an "allow" rule checks (default: the key, when it is an address)')
       .option('--json', 'print the explanation as JSON'),
   )
-    .addHelpText('after', examples('servoy-lb route --key 10.0.0.57', 'servoy-lb route --key acme --json'))
-    .action(async (options: AdminOptions & { key: string; json?: boolean }, command: Command) => {
+    .addHelpText('after', examples('servoy-lb route --key 10.0.0.57', 'servoy-lb route --key acme --json', 'servoy-lb route --key 10.0.0.57 --path /servoy-admin/'))
+    .action(async (options: AdminOptions & { key: string; path?: string; client?: string; json?: boolean }, command: Command) => {
       const out = outFor(command);
-      const r = await adminRequest<RouteExplanation>(await target(options), 'GET', `/api/route?key=${encodeURIComponent(options.key)}`);
-      out(options.json ? JSON.stringify(r, null, 2) : routeReport(r));
+      let query = `key=${encodeURIComponent(options.key)}`;
+      if (options.path !== undefined) query += `&path=${encodeURIComponent(options.path)}`;
+      if (options.client !== undefined) query += `&client=${encodeURIComponent(options.client)}`;
+      const r = await adminRequest<RouteExplanation>(await target(options), 'GET', `/api/route?${query}`);
+      out(options.json ? JSON.stringify(r, null, 2) : r.path === undefined ? routeReport(r) : `${pathReport(r.path)}\n\n${routeReport(r)}`);
     });
 }
 

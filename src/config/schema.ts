@@ -105,7 +105,7 @@ export const pathRuleSchema = z
     prefix: z.string().startsWith('/').meta({ description: 'Path prefix, decoded and case-sensitive, matched on segment boundaries: "/servoy-admin/" covers "/servoy-admin" and everything below it.', examples: ['/servoy-service/rest_ws/', '/servoy-admin/'] }),
     affinity: z.literal('none').optional().meta({ description: '"none": stateless traffic (Servoy\'s REST API): no affinity cookie, not a session, the backend with the fewest requests in flight.' }),
     allow: z.array(z.string().min(1)).min(1, 'list at least one address or CIDR (use "deny": true to refuse everyone)').optional().meta({ description: 'Only these client addresses or CIDRs may use the path; everyone else gets 403.', examples: [['10.0.0.0/8']] }),
-    deny: z.literal(true).optional().meta({ description: 'true: nobody may use the path (403).' }),
+    deny: z.literal(true, 'must be true (to let everyone use a path, leave the rule out)').optional().meta({ description: 'true: nobody may use the path (403).' }),
   })
   .meta({ description: 'A path rule: exactly one of "affinity", "allow" or "deny".' });
 

@@ -12,6 +12,7 @@ import { explainPath, judgePath, PathRules } from '../src/routing/path-rules.js'
 import { pickStateless, routeStateless } from '../src/routing/stateless.js';
 import { choiceFromCookies, choiceFromQuery, choiceSetCookie, routeChosen, signChoice } from '../src/routing/backend-choice.js';
 import { AffinityCookieCodec } from '../src/routing/affinity-cookie.js';
+import { pathReport } from '../src/cli/admin-commands.js';
 import { codec, pool } from './helpers/routing.js';
 
 const RULES = PathRules.compile([
@@ -178,6 +179,12 @@ t.test('explainPath', async (t) => {
   t.match(explainPath(RULES, '/a%2fb', undefined), { normalised: null, verdict: 'bad-path', reason: /%2f.*400/ });
   t.match(explainPath(RULES, '/other', undefined), { verdict: 'none', rule: null });
   t.match(explainPath(undefined, '/other', undefined), { verdict: 'none', reason: /no path rules/ });
+  t.equal(
+    pathReport(explainPath(RULES, '/x/../servoy-admin/a', undefined)),
+    'path /x/../servoy-admin/a (normalised: /servoy-admin/a): denied, rule "/servoy-admin/" (deny)\nwhy: paths[1] (prefix "/servoy-admin/") denies everyone: the client gets 403 and no backend sees the request',
+    'servoy-lb route --path prints the verdict, the rule and why',
+  );
+  t.equal(pathReport(explainPath(RULES, '/a%2fb', undefined)).split('\n')[0], 'path /a%2fb: bad-path, no rule');
 });
 
 t.test('stateless picker: fewest in flight, ties in turn, exclude respected', async (t) => {

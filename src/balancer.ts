@@ -31,6 +31,7 @@ import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
 import { route } from './routing/router.js';
 import type { RouteTrace, RoutingContext } from './routing/types.js';
+import { explainPath, PathRules, type PathExplanation } from './routing/path-rules.js';
 import { mergeBackends, readRecords, type BackendRecords } from './state/backend-records.js';
 import { FileStateStore, type StateData } from './state/file-store.js';
 import { PartitionDirectory } from './state/partition-directory.js';
@@ -416,6 +417,11 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       steps: trace.steps,
       candidates: (trace.candidates ?? []).map((c) => ({ id: c.id, state: c.state, sessions: c.load, cap: c.cap, fits: c.fits, score: c.score, ...(c.skipped === undefined ? {} : { skipped: c.skipped }) })),
     };
+  }
+
+  /** explainPath says what the path rules do with a request path from a client address (shown beside the route explanation). */
+  explainPath(path: string, clientAddress: string | undefined): PathExplanation {
+    return explainPath(PathRules.compile(this.#config.paths), path, clientAddress);
   }
 
   /** #explainContext is a RoutingContext over the primary's view: pool-wide session totals and the partition directory; no cookies. */

@@ -265,6 +265,10 @@ t.test('route, reload, partitions', async (t) => {
   t.match(byClient.stdout, /^key acme from 10\.0\.0\.9 -> servoy-b/);
   t.match(route.stdout, /\n\*\s+1\s+servoy-b\s+up\s+7\s+12\s+yes\n/);
   t.match(route.stdout, /\n\s+2\s+servoy-a\s+up\s+3\s+-\s+yes\n/);
+  const withPath = await cli(['route', '--client', '192.0.2.7', '--path', '/x/../servoy-admin/'], env);
+  t.equal(withPath.code, 0, withPath.stderr);
+  t.same(control.calls.at(-1), ['explainPath', '/x/../servoy-admin/', '192.0.2.7'], 'the path and client reach explainPath');
+  t.match(withPath.stdout, /^path \/x\/\.\.\/servoy-admin\/ \(normalised: \/servoy-admin\/\): denied, rule "\/servoy-admin\/" \(allow\)\nwhy: 192\.0\.2\.7 is not in the allow list: 403\n\nclient 192\.0\.2\.7 -> servoy-b/);
   const routeJson = await cli(['route', '--key', 'a b&c', '--json'], env);
   t.equal(JSON.parse(routeJson.stdout).key, 'a b&c', 'the key is URL-encoded on the way');
 

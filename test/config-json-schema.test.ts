@@ -28,7 +28,7 @@ t.test('the schema describes what a user may write', async (t) => {
   t.same(schema.required, ['backends'], 'only backends is required: everything else has a default');
   t.equal(schema.additionalProperties, false, 'unknown keys are errors');
   t.same(Object.keys(at(schema, 'properties')).sort(), [
-    '$schema', 'admin', 'affinity', 'backends', 'drain', 'errorPages', 'healthCheck', 'limits', 'listen', 'log', 'metrics', 'outlier', 'state', 'timeouts', 'trustedProxies',
+    '$schema', 'admin', 'affinity', 'backends', 'drain', 'errorPages', 'healthCheck', 'limits', 'listen', 'log', 'metrics', 'outlier', 'paths', 'state', 'timeouts', 'trustedProxies',
   ]);
   t.same(at(schema, 'properties', 'backends', 'items', 'required'), ['id', 'url']);
 
@@ -41,7 +41,7 @@ t.test('the schema describes what a user may write', async (t) => {
   t.match(at(schema, 'properties', 'affinity', 'properties', 'mode'), { default: 'session', anyOf: [{ enum: ['session', 'partition'] }, { $ref: '#/$defs/envReference' }] }, 'enums may be env references');
   t.match(at(schema, 'properties', 'admin', 'properties', 'token'), { type: 'string', minLength: 1 }, 'unconstrained strings stay plain');
   t.match(at(schema, '$defs', 'envReference'), { type: 'string', pattern: '\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}' });
-  t.same(at(schema, 'properties', 'errorPages', 'propertyNames'), { type: 'string', enum: ['400', '404', '431', '502', '503', '504'] }, 'keys are never env references');
+  t.same(at(schema, 'properties', 'errorPages', 'propertyNames'), { type: 'string', enum: ['400', '403', '404', '431', '502', '503', '504'] }, 'keys are never env references');
 
   const text = JSON.stringify(schema);
   t.notMatch(text, String(Number.MAX_SAFE_INTEGER), 'no safe-integer noise');

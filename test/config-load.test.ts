@@ -49,6 +49,7 @@ t.test('defaults fill every key', async (t) => {
       maintenanceBackoff: 30_000,
       learnedSessions: 100_000,
     },
+    paths: [],
     trustedProxies: [],
     healthCheck: { path: '/', interval: 5000, timeout: 2000, rise: 2, fall: 3, expectStatus: '200-399' },
     outlier: { consecutiveFailures: 5, ejectFor: 30_000 },
@@ -172,7 +173,7 @@ t.test('friendly schema messages', async (t) => {
     { desc: 'no suggestion of a key already present', config: withMinimal({ backend: 1 }), want: ['backend: unknown key'] },
     { desc: 'two unknown keys', config: { backends: [backend('a', 1, { wieght: 1, rout: 'x' })] }, want: ['backends[0].wieght: unknown key (did you mean "weight"?)', 'backends[0].rout: unknown key (did you mean "route"?)'] },
     { desc: 'unknown key in the state union', config: withMinimal({ state: { fil: 'x' } }), want: ['state.fil: unknown key (did you mean "file"?)'] },
-    { desc: 'unknown error page status', config: withMinimal({ errorPages: { 500: 'x.html' } }), want: ['errorPages.500: unknown key (expected one of "400", "404", "431", "502", "503", "504")'] },
+    { desc: 'unknown error page status', config: withMinimal({ errorPages: { 500: 'x.html' } }), want: ['errorPages.500: unknown key (expected one of "400", "403", "404", "431", "502", "503", "504")'] },
     { desc: 'type: number', config: withMinimal({ listen: { port: '80' } }), want: ['listen.port: expected a number, got string'] },
     { desc: 'type: integer', config: withMinimal({ listen: { port: 80.5 } }), want: ['listen.port: expected an integer, got 80.5'] },
     { desc: 'type: boolean', config: withMinimal({ metrics: { enabled: 'yes' } }), want: ['metrics.enabled: expected true or false, got string'] },
@@ -474,6 +475,10 @@ t.test('the SPEC example config is valid', async (t) => {
       balanceFactor: 1.25,
       maintenanceBackoff: '30s',
     },
+    paths: [
+      { prefix: '/servoy-service/rest_ws/', affinity: 'none' },
+      { prefix: '/servoy-admin/', allow: ['10.0.0.0/8'] },
+    ],
     trustedProxies: [],
     healthCheck: { path: '/', interval: '5s', timeout: '2s', rise: 2, fall: 3, expectStatus: '200-399' },
     outlier: { consecutiveFailures: 5, ejectFor: '30s' },
@@ -487,6 +492,50 @@ t.test('the SPEC example config is valid', async (t) => {
   };
   t.same(problems(spec), []);
   t.same(problems({ ...spec, $schema: './schema/lb.config.schema.json' }), [], '$schema is allowed');
+});
+
+t.test('path rules', async (t) => {
+  const paths = (rules: unknown) => problems(withMinimal({ paths: rules }));
+  t.same(
+    paths([
+      { prefix: '/servoy-service/rest_ws/', affinity: 'none' },
+      { prefix: '/servoy-admin/', allow: ['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8'] },
+      { prefix: '/servoy-developer/', deny: true },
+      { prefix: '/', affinity: 'none' },
+      { prefix: '/my app/caf\u00e9', deny: true },
+    ]),
+    [],
+    'valid rules',
+  );
+  t.same(parse(withMinimal({ paths: [{ prefix: '/a/', deny: true }] })).paths, [{ prefix: '/a/', deny: true }], 'kept as written');
+  const cases: { desc: string; rules: unknown; want: string[] }[] = [
+    { desc: 'not a list', rules: '/a', want: ['paths: expected a list, got string'] },
+    { desc: 'prefix missing', rules: [{ deny: true }], want: ['paths[0].prefix: missing (required)'] },
+    { desc: 'prefix without "/"', rules: [{ prefix: 'servoy-admin/', deny: true }], want: ['paths[0].prefix: must start with "/"'] },
+    { desc: 'unknown key', rules: [{ prefix: '/a', allowed: ['10.0.0.0/8'] }], want: ['paths[0].allowed: unknown key (did you mean "allow"?)'] },
+    { desc: 'no action', rules: [{ prefix: '/a' }], want: ['paths[0]: a rule needs one of "affinity": "none", "allow": [CIDR, ...] or "deny": true'] },
+    { desc: 'two actions', rules: [{ prefix: '/a', deny: true, allow: ['10.0.0.0/8'] }], want: ['paths[0]: a rule does one thing: "allow" and "deny" cannot be combined (write two rules)'] },
+    { desc: 'affinity other than none', rules: [{ prefix: '/a', affinity: 'sticky' }], want: ['paths[0].affinity: expected "none", got "sticky"'] },
+    { desc: 'deny false', rules: [{ prefix: '/a', deny: false }], want: ['paths[0].deny: must be true (to let everyone use a path, leave the rule out)'] },
+    { desc: 'empty allow list', rules: [{ prefix: '/a', allow: [] }], want: ['paths[0].allow: list at least one address or CIDR (use "deny": true to refuse everyone)'] },
+    {
+      desc: 'bad CIDRs',
+      rules: [{ prefix: '/a', allow: ['10.0.0.0/33', 'intranet', '10.0.0.0/8', '::1/129'] }],
+      want: [
+        'paths[0].allow[0]: "10.0.0.0/33" is not an IP address or CIDR such as "10.0.0.0/8"',
+        'paths[0].allow[1]: "intranet" is not an IP address or CIDR such as "10.0.0.0/8"',
+        'paths[0].allow[3]: "::1/129" is not an IP address or CIDR such as "10.0.0.0/8"',
+      ],
+    },
+    { desc: 'duplicate prefix, trailing slash aside', rules: [{ prefix: '/a/', deny: true }, { prefix: '/a', affinity: 'none' }], want: ['paths[1].prefix: same prefix as paths[0] (a trailing "/" makes no difference)'] },
+    { desc: 'encoded prefix', rules: [{ prefix: '/my%20app/', deny: true }], want: ['paths[0].prefix: write the path decoded, as Tomcat sees it ("/my app/", not "/my%20app/"): "%" is not allowed'] },
+    { desc: 'repeated slash', rules: [{ prefix: '/a//b', deny: true }], want: ['paths[0].prefix: must not contain "//" (requests are matched with repeated "/" merged)'] },
+    { desc: 'dot segment', rules: [{ prefix: '/a/../b/', deny: true }], want: ['paths[0].prefix: must not contain "." or ".." segments (requests are matched with them resolved)'] },
+    { desc: 'path parameter', rules: [{ prefix: '/a;jsessionid=x', deny: true }], want: ['paths[0].prefix: must be a plain path: no ";", "?", "#" or "\\"'] },
+    { desc: 'query', rules: [{ prefix: '/a?x', deny: true }], want: ['paths[0].prefix: must be a plain path: no ";", "?", "#" or "\\"'] },
+    { desc: 'control character', rules: [{ prefix: '/a\tb', deny: true }], want: ['paths[0].prefix: must not contain control characters'] },
+  ];
+  for (const c of cases) t.same(paths(c.rules), c.want, c.desc);
 });
 
 t.test('formatJsonPath', async (t) => {

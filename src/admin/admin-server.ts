@@ -17,7 +17,7 @@
  * Bodies are limited to 64 KiB; errors never carry a stack trace.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { isLoopback } from '../config/cross-checks.js';
@@ -239,7 +239,12 @@ export class AdminServer {
         };
         const query = { key: given('key'), client: given('client'), path: given('path') };
         if (query.key === undefined && query.client === undefined) throw new AdminError('INVALID_BODY', 'say which request to explain: client=ADDR (a client address) and, in partition mode, key=KEY, e.g. /api/route?client=10.0.0.5');
-        return { status: 200, json: control.explainRoute(query) };
+        const explained = control.explainRoute(query);
+        if (query.path === undefined) return { status: 200, json: explained };
+        // The path rules' answer goes next to the route explanation; the client defaults to the key when it is an address.
+        const client = query.client ?? (query.key !== undefined && isIP(query.key) !== 0 ? query.key : undefined);
+        const pathExplanation = control.explainPath?.(query.path, client);
+        return { status: 200, json: { ...explained, ...(pathExplanation === undefined ? {} : { path: pathExplanation }) } };
       }),
       route('POST', '/api/reload', async (call) => {
         audit(call, 'reload');

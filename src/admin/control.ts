@@ -7,6 +7,7 @@
 import type { AdminState } from '../pool/pool.js';
 import type { BackendState } from '../pool/snapshot.js';
 import type { RouteStep } from '../routing/types.js';
+import type { PathExplanation } from '../routing/path-rules.js';
 
 /** BackendStatus is one row of `servoy-lb status` / GET /api/backends. */
 export interface BackendStatus {
@@ -65,6 +66,8 @@ export interface RouteExplanation {
   readonly steps: readonly RouteStep[];
   /** New-session placement's candidates in score order, with their load and whether they would take the session (empty when placement did not run). */
   readonly candidates: readonly { id: string; state: BackendState; sessions: number; cap: number | null; fits: boolean; score: number; skipped?: string }[];
+  /** With ?path=P: what the path rules do with that path (src/routing/path-rules.ts explainPath). */
+  readonly path?: PathExplanation;
 }
 
 /** ReloadResult says what a reload changed. */
@@ -156,6 +159,12 @@ export interface AdminControl {
   /** drain / undrain / disable / enable: admin state changes (persisted). Throw UNKNOWN_BACKEND. */
   setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus>;
   explainRoute(query: RouteQuery): RouteExplanation;
+  /**
+   * What the path rules do with a request path from a client address (`servoy-lb route
+   * --path P`, GET /api/route?path=P&client=C): shown as the `path` field next to the route
+   * explanation. Optional so that a control without path rules need not answer it.
+   */
+  explainPath?(path: string, clientAddress: string | undefined): PathExplanation;
   /** Re-reads the config file; throws INVALID_CONFIG (details: problem lines) and keeps the running config. */
   reload(): Promise<ReloadResult>;
   /** Partition mode: a page of partitions in key order (pins first). Throws NOT_PARTITION_MODE otherwise. */

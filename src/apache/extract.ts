@@ -415,7 +415,7 @@ export function extractSetup(nodes: readonly ApacheNode[]): ApacheSetup {
         warn(d.line, `${d.name} ${args[0] ?? ''} is not followed: convert the file that holds the <Proxy "balancer://..."> section, or concatenate the files first`);
         return;
       case 'errordocument':
-        if (['400', '404', '431', '502', '503', '504'].includes(args[0] ?? '')) {
+        if (['400', '403', '404', '431', '502', '503', '504'].includes(args[0] ?? '')) {
           warn(d.line, `ErrorDocument ${args[0]} ${args[1] ?? ''}: servoy-lb shows HTML files for the errors it produces; set errorPages."${args[0]}" to the page's file`);
         }
         return;

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendStatus, ReloadResult, RouteExplanation } from '../admin/control.js';
+import type { PathExplanation } from '../routing/path-rules.js';
 import { AdminApiError, addAdminOptions, adminRequest, resolveTarget, type AdminOptions, type AdminTarget } from './admin-client.js';
 import { CliError } from './cli-error.js';
 
@@ -304,6 +305,13 @@ export function routeReport(r: RouteExplanation): string {
   return text;
 }
 
+/** pathReport renders what the path rules do with a path, printed above the route explanation by `servoy-lb route --path`. */
+export function pathReport(p: PathExplanation): string {
+  const rule = p.rule === null ? 'no rule' : `rule ${JSON.stringify(p.rule.prefix)} (${p.rule.kind})`;
+  const normalised = p.normalised === null ? '' : p.normalised === p.path ? '' : ` (normalised: ${p.normalised})`;
+  return `path ${p.path}${normalised}: ${p.verdict}, ${rule}\nwhy: ${p.reason}`;
+}
+
 function registerRoute(program: Command): void {
   addAdminOptions(
     program
@@ -315,18 +323,20 @@ function registerRoute(program: Command): void {
           'new-session candidates in hash order with their load and cap (bounded load). In session mode --key stands for the client address.',
       )
       .option('--key <KEY>', 'the partition key (partition mode)')
-      .option('--client <ADDR>', 'the client address, e.g. 10.0.0.57')
+      .option('--client <ADDR>', 'the client address, e.g. 10.0.0.57 (also what an "allow" path rule checks)')
+      .option('--path <PATH>', 'also say which path rule (paths) applies to this request path, and what it does')
       .option('--json', 'print the explanation as JSON'),
   )
-    .addHelpText('after', examples('servoy-lb route --client 10.0.0.57', 'servoy-lb route --key acme --json'))
-    .action(async (options: AdminOptions & { key?: string; client?: string; json?: boolean }, command: Command) => {
+    .addHelpText('after', examples('servoy-lb route --client 10.0.0.57', 'servoy-lb route --key acme --json', 'servoy-lb route --client 10.0.0.57 --path /servoy-admin/'))
+    .action(async (options: AdminOptions & { key?: string; client?: string; path?: string; json?: boolean }, command: Command) => {
       const out = outFor(command);
       if (options.key === undefined && options.client === undefined) throw new CliError('say which request to explain: --client ADDR, and --key KEY in partition mode');
       const params = new URLSearchParams();
       if (options.key !== undefined) params.set('key', options.key);
       if (options.client !== undefined) params.set('client', options.client);
+      if (options.path !== undefined) params.set('path', options.path);
       const r = await adminRequest<RouteExplanation>(await target(options), 'GET', `/api/route?${params.toString()}`);
-      out(options.json ? JSON.stringify(r, null, 2) : routeReport(r));
+      out(options.json ? JSON.stringify(r, null, 2) : r.path === undefined ? routeReport(r) : `${pathReport(r.path)}\n\n${routeReport(r)}`);
     });
 }
 

@@ -14,6 +14,7 @@ export function crossCheck(config: Config): string[] {
     ...checkAffinity(config),
     ...checkListeners(config),
     ...checkTrustedProxies(config.trustedProxies),
+    ...checkPaths(config.paths),
     ...checkExpectStatus(config.healthCheck.expectStatus),
   ];
 }
@@ -124,18 +125,61 @@ function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '[::]';
 }
 
+/** isAddressOrCidr is true for "10.0.0.5", "10.0.0.0/8", "::1", "fd00::/8" (what TrustedProxies takes). */
+function isAddressOrCidr(entry: string): boolean {
+  const [address = '', prefix, extra] = entry.split('/');
+  const family = isIP(address);
+  const max = family === 4 ? 32 : 128;
+  const validPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= max);
+  return family !== 0 && validPrefix && extra === undefined;
+}
+
 function checkTrustedProxies(entries: readonly string[]): string[] {
   const out: string[] = [];
   entries.forEach((entry, i) => {
-    const [address = '', prefix, extra] = entry.split('/');
-    const family = isIP(address);
-    const max = family === 4 ? 32 : 128;
-    const validPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= max);
-    if (family === 0 || !validPrefix || extra !== undefined) {
-      out.push(problem(['trustedProxies', i], `${JSON.stringify(entry)} is not an IP address or CIDR such as "10.0.0.0/8"`));
-    }
+    if (!isAddressOrCidr(entry)) out.push(problem(['trustedProxies', i], `${JSON.stringify(entry)} is not an IP address or CIDR such as "10.0.0.0/8"`));
   });
   return out;
+}
+
+/**
+ * checkPaths: each rule does exactly one thing, its prefix is a path in the normal form
+ * requests are matched in (see src/routing/path-normalise.ts), no two rules have the same
+ * prefix ("/a" and "/a/" are the same), and allowed addresses are addresses or CIDRs.
+ */
+function checkPaths(rules: Config['paths']): string[] {
+  const out: string[] = [];
+  const seen = new Map<string, number>();
+  rules.forEach((rule, i) => {
+    const kinds = (['affinity', 'allow', 'deny'] as const).filter((key) => rule[key] !== undefined);
+    if (kinds.length !== 1) {
+      out.push(
+        problem(['paths', i], kinds.length === 0
+          ? 'a rule needs one of "affinity": "none", "allow": [CIDR, ...] or "deny": true'
+          : `a rule does one thing: ${kinds.map((k) => JSON.stringify(k)).join(' and ')} cannot be combined (write two rules)`),
+      );
+    }
+    const prefixProblem = checkPrefix(rule.prefix);
+    if (prefixProblem !== undefined) out.push(problem(['paths', i, 'prefix'], prefixProblem));
+    const key = rule.prefix.endsWith('/') ? rule.prefix.slice(0, -1) : rule.prefix;
+    const first = seen.get(key);
+    if (first !== undefined) out.push(problem(['paths', i, 'prefix'], `same prefix as paths[${first}] (a trailing "/" makes no difference)`));
+    else seen.set(key, i);
+    rule.allow?.forEach((entry, j) => {
+      if (!isAddressOrCidr(entry)) out.push(problem(['paths', i, 'allow', j], `${JSON.stringify(entry)} is not an IP address or CIDR such as "10.0.0.0/8"`));
+    });
+  });
+  return out;
+}
+
+/** checkPrefix says why a prefix could never equal a normalised request path, or returns undefined. */
+function checkPrefix(prefix: string): string | undefined {
+  if (/[\u0000-\u001f\u007f]/.test(prefix)) return 'must not contain control characters';
+  if (prefix.includes('%')) return 'write the path decoded, as Tomcat sees it ("/my app/", not "/my%20app/"): "%" is not allowed';
+  if (/[;?#\\]/.test(prefix)) return 'must be a plain path: no ";", "?", "#" or "\\"';
+  if (prefix.includes('//')) return 'must not contain "//" (requests are matched with repeated "/" merged)';
+  if (prefix.split('/').some((segment) => segment === '.' || segment === '..')) return 'must not contain "." or ".." segments (requests are matched with them resolved)';
+  return undefined;
 }
 
 function checkExpectStatus(expect: string): string[] {

@@ -96,6 +96,19 @@ const partitionKey = z
   })
   .meta({ description: 'Where a request\'s partition key (tenant, customer, ...) comes from.' });
 
+/**
+ * One `paths` entry. Exactly one of affinity / allow / deny, a prefix already in normal
+ * form and valid CIDRs are checked in cross-checks.ts (with the rule's index in the message).
+ */
+export const pathRuleSchema = z
+  .strictObject({
+    prefix: z.string().startsWith('/').meta({ description: 'Path prefix, decoded and case-sensitive, matched on segment boundaries: "/servoy-admin/" covers "/servoy-admin" and everything below it.', examples: ['/servoy-service/rest_ws/', '/servoy-admin/'] }),
+    affinity: z.literal('none').optional().meta({ description: '"none": stateless traffic (Servoy\'s REST API): no affinity cookie, not a session, the backend with the fewest requests in flight.' }),
+    allow: z.array(z.string().min(1)).min(1, 'list at least one address or CIDR (use "deny": true to refuse everyone)').optional().meta({ description: 'Only these client addresses or CIDRs may use the path; everyone else gets 403.', examples: [['10.0.0.0/8']] }),
+    deny: z.literal(true, 'must be true (to let everyone use a path, leave the rule out)').optional().meta({ description: 'true: nobody may use the path (403).' }),
+  })
+  .meta({ description: 'A path rule: exactly one of "affinity", "allow" or "deny".' });
+
 const secret = z.union([z.string().min(16), z.array(z.string().min(16)).min(1)]);
 
 export const configSchema = z
@@ -149,6 +162,10 @@ export const configSchema = z
       })
       .prefault({})
       .meta({ description: 'How clients are pinned to backends.' }),
+    paths: z
+      .array(pathRuleSchema)
+      .default([])
+      .meta({ description: 'Path rules, matched before routing against the normalised path (longest prefix wins): stateless paths, paths only some clients may use, denied paths.' }),
     trustedProxies: z.array(z.string().min(1)).default([]).meta({ description: 'Addresses or CIDRs whose X-Forwarded-* headers are kept; everyone else\'s are replaced.' }),
     healthCheck: z
       .strictObject({
@@ -192,7 +209,7 @@ export const configSchema = z
       .default({ file: './servoy-lb.state.json' })
       .meta({ description: 'Where partition assignments, admin states and the generated cookie secret are kept.' }),
     errorPages: z
-      .partialRecord(z.enum(['400', '404', '431', '502', '503', '504']), z.string().min(1))
+      .partialRecord(z.enum(['400', '403', '404', '431', '502', '503', '504']), z.string().min(1))
       .default({})
       .meta({ description: 'HTML files (relative to this file) shown instead of the built-in error pages, by status.' }),
     log: z

@@ -1,15 +1,16 @@
 /**
- * Error pages: the small HTML pages the balancer answers with itself (400, 404, 408, 417,
- * 431, 502, 503, 504). Built once at start-up (from `errorPages` files or the built-in text), so an
+ * Error pages: the small HTML pages the balancer answers with itself (400, 403, 404, 408,
+ * 417, 431, 502, 503, 504). Built once at start-up (from `errorPages` files or the built-in text), so an
  * error costs no I/O. They never echo request input and never name a backend.
  */
 import { readFileSync } from 'node:fs';
 
 /** The statuses the balancer can answer with itself. */
-export type ErrorStatus = 400 | 404 | 408 | 417 | 431 | 502 | 503 | 504;
+export type ErrorStatus = 400 | 403 | 404 | 408 | 417 | 431 | 502 | 503 | 504;
 
 const TEXT: Record<ErrorStatus, [string, string]> = {
   400: ['Bad Request', 'The request could not be understood by the load balancer.'],
+  403: ['Forbidden', 'You are not allowed to open this address. If you think you should be, please contact your administrator.'],
   404: ['Not Found', 'There is nothing here.'],
   408: ['Request Timeout', 'The request did not arrive in time. Please try again.'],
   417: ['Expectation Failed', 'The request asks for an expectation (Expect header) this server does not support.'],

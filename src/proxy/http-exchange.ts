@@ -24,6 +24,12 @@ export interface ExchangeHost {
   readonly sessionCookiePrefix: string;
   /** The backend refused the connection before any byte was sent: try the next one. */
   retry(exchange: HttpExchange): boolean;
+  /**
+   * A stateless request (path rule with affinity "none") without a body was answered 503.
+   * Returns true when another backend will take it (once per request): the exchange then
+   * discards this response and calls redispatch(). Unlike maintenance(), no state changes.
+   */
+  retryUnavailable(exchange: HttpExchange): boolean;
   /** A backend connection could not be opened for want of local resources (EMFILE, ...). */
   resourceFailure(code: string): void;
   /**
@@ -65,6 +71,14 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   refused: Set<string> | undefined;
   status = 0;
   bytesOut = 0;
+  /** Path rules: the balancer answered itself because the path was bad (400) or denied (403); for the access log. */
+  pathVerdict: 'bad-path' | 'path-denied' | undefined;
+  /** Path rules: the Set-Cookie value of a backend choice (?servoy-lb-backend=ID) made by this request. */
+  choiceCookie: string | undefined;
+  /** The backend this request counts as in flight on (see ProxyServer's in-flight tracking). */
+  inFlightOn: string | undefined;
+  /** A stateless request's 503 was already retried once on another backend. */
+  unavailableRetried = false;
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #clientGone = false;
@@ -99,6 +113,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: Node answers 100-continue to the client itself
+    if (statusCode === 503 && !this.hasBody && this.reason === 'stateless' && this.host.retryUnavailable(this)) {
+      // Stateless traffic: one more backend, read this page to the end (connection reusable).
+      this.#discarding = true;
+      return true;
+    }
     if (statusCode === 503 && !this.hasBody && this.#isNewToServer() && this.host.maintenance(this)) {
       // Read the small maintenance page to the end so the connection stays reusable.
       this.#discarding = true;

@@ -14,6 +14,9 @@ import type { Logger } from 'pino';
 import type { Pool } from '../pool/pool.js';
 import type { BackendView } from '../pool/snapshot.js';
 import { route } from '../routing/router.js';
+import { choiceFromCookies, choiceFromQuery, choiceSetCookie, routeChosen, signChoice } from '../routing/backend-choice.js';
+import { judgePath, type PathRule } from '../routing/path-rules.js';
+import { routeStateless } from '../routing/stateless.js';
 import { readCookies, sessionIdFromPath } from '../routing/request-cookies.js';
 import type { Decision, RequestFacts } from '../routing/types.js';
 import type { SessionContext } from '../sessions/session-context.js';
@@ -83,6 +86,15 @@ export class ProxyServer implements ExchangeHost {
   #idleWaiters: (() => void)[] = [];
   readonly #missingKeyPage: ErrorPage = missingPartitionKeyPage();
   readonly #connections: ConnectionLimit;
+  /**
+   * HTTP requests in flight per backend (stateless placement reads it): counted from
+   * dispatch to the end of the exchange, moved on a retry. Kept only while some path rule
+   * is stateless. WebSocket tunnels are not counted: one open for hours is no request
+   * in flight, and would keep its server from stateless calls all that time.
+   */
+  readonly #backendInFlight = new Map<string, number>();
+  /** Turn number for stateless placement: ties among the least busy are taken in turn. */
+  #turn = 0;
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
@@ -189,6 +201,38 @@ export class ProxyServer implements ExchangeHost {
     return route(facts, this.#deps.pool.snapshot, this.#deps.sessions, exclude);
   }
 
+  /** #reroute is where a request goes after its backend refused it (or, stateless, answered 503): by the rule that placed it. */
+  #reroute(reason: string, facts: RequestFacts, exclude: ReadonlySet<string> | undefined): Decision {
+    return reason === 'stateless' ? this.#routeStateless(exclude) : this.#route(facts, exclude);
+  }
+
+  #routeStateless(exclude?: ReadonlySet<string>): Decision {
+    return routeStateless(this.#deps.pool.snapshot, this.#inFlightOf, this.#turn++, exclude);
+  }
+
+  readonly #inFlightOf = (backendId: string): number => this.#backendInFlight.get(backendId) ?? 0;
+
+  /**
+   * #choice is the backend an allowed client chose under an `allow` rule: from
+   * `?servoy-lb-backend=ID` (the response then sets the choice cookie; an empty value
+   * clears it), else from a genuine choice cookie for the rule's prefix. Undefined: no
+   * choice, normal routing.
+   */
+  #choice(target: string, cookieHeader: string | undefined, rule: PathRule): { decision: Decision | undefined; cookie: string | undefined } | undefined {
+    const { settings } = this;
+    const codec = this.#deps.sessions.codec;
+    const secure = this.#deps.sessions.cookie.secure;
+    const asked = choiceFromQuery(target);
+    if (asked === '') return { decision: undefined, cookie: `${settings.choiceCookieName}=; Path=${encodeURI(rule.prefix)}; Max-Age=0; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}` };
+    if (asked !== undefined) {
+      const decision = routeChosen(asked, this.#deps.pool.snapshot);
+      const cookie = decision.kind === 'backend' ? choiceSetCookie(settings.choiceCookieName, signChoice(codec, rule.prefix, asked), rule.prefix, secure) : undefined;
+      return { decision, cookie };
+    }
+    const chosen = choiceFromCookies(codec, cookieHeader, settings.choiceCookieName, rule.prefix);
+    return chosen === undefined ? undefined : { decision: routeChosen(chosen, this.#deps.pool.snapshot), cookie: undefined };
+  }
+
   /**
    * With `--workers`, a new partition's assignment is the primary's: ask it, then go on
    * with the decision (assigned as decided) or a new one (the key lives elsewhere). Returns
@@ -232,6 +276,37 @@ export class ProxyServer implements ExchangeHost {
       exchange.fail(400, 'bad-request');
       return;
     }
+    const rules = this.settings.paths;
+    if (rules !== undefined) {
+      // Path rules come before any routing (SPEC "Path rules").
+      const verdict = judgePath(rules, url, facts.clientAddress);
+      switch (verdict.kind) {
+        case 'bad-path':
+          this.#deps.logger.debug({ path: url, why: verdict.reason }, 'path cannot be normalised safely: 400');
+          exchange.pathVerdict = 'bad-path';
+          exchange.fail(400, 'bad-request');
+          return;
+        case 'denied':
+          exchange.pathVerdict = 'path-denied';
+          exchange.fail(403, 'ok');
+          return;
+        case 'stateless':
+          if (hasBody) exchange.watchBody(this.settings.clientIdle);
+          this.#dispatch(exchange, this.#routeStateless());
+          return;
+        case 'allowed': {
+          const choice = this.#choice(url, req.headers.cookie, verdict.rule);
+          if (choice === undefined) break;
+          exchange.choiceCookie = choice.cookie;
+          if (choice.decision === undefined) break;
+          if (hasBody) exchange.watchBody(this.settings.clientIdle);
+          this.#dispatch(exchange, choice.decision);
+          return;
+        }
+        case 'none':
+          break;
+      }
+    }
     if (this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
       exchange.status = 400;
       this.#sendPage(exchange, this.#missingKeyPage);
@@ -253,11 +328,12 @@ export class ProxyServer implements ExchangeHost {
       return;
     }
     const { backend } = decision;
-    const clientId = this.#commit(decision, exchange.facts, exchange.clientId);
+    const clientId = isSessionless(decision) ? this.#countRequest(backend.id) : this.#commit(decision, exchange.facts, exchange.clientId);
     if (clientId === undefined) {
       exchange.fail(503, 'ok');
       return;
     }
+    if (this.settings.paths?.hasStateless === true || exchange.inFlightOn !== undefined) this.#enter(exchange, backend.id);
     exchange.backend = backend;
     exchange.reason = decision.reason;
     exchange.setCookie = decision.setCookie;
@@ -275,13 +351,39 @@ export class ProxyServer implements ExchangeHost {
     );
   }
 
+  /**
+   * #countRequest counts a request that is no session (stateless, or on a chosen server):
+   * nothing is touched in the session tables, bounded load or maxSessions. Returns the
+   * (empty) client id the exchange carries.
+   */
+  #countRequest(backendId: string): string {
+    this.#deps.sessions.accounting.counters(backendId).requests++;
+    return '';
+  }
+
+  /** #enter counts the exchange in flight on a backend (and no longer on the one it left, after a retry). */
+  #enter(exchange: HttpExchange, backendId: string): void {
+    this.#leave(exchange);
+    this.#backendInFlight.set(backendId, (this.#backendInFlight.get(backendId) ?? 0) + 1);
+    exchange.inFlightOn = backendId;
+  }
+
+  #leave(exchange: HttpExchange): void {
+    const on = exchange.inFlightOn;
+    if (on === undefined) return;
+    exchange.inFlightOn = undefined;
+    const n = (this.#backendInFlight.get(on) ?? 1) - 1;
+    if (n > 0) this.#backendInFlight.set(on, n);
+    else this.#backendInFlight.delete(on);
+  }
+
   retry(exchange: HttpExchange): boolean {
-    // Only a new session (or a partition assigned this instant) may move, and only if no byte of its body was read.
-    if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced' && exchange.reason !== 'partition-new') return false;
+    // Only a new session (or a partition assigned this instant, or a stateless request) may move, and only if no byte of its body was read.
+    if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced' && exchange.reason !== 'partition-new' && exchange.reason !== 'stateless') return false;
     if (exchange.hasBody && exchange.req.readableDidRead) return false;
     const { backend } = exchange;
     const skip = new Set(exchange.refused).add(backend.id);
-    const decision = this.#route(exchange.facts, skip);
+    const decision = this.#reroute(exchange.reason, exchange.facts, skip);
     if (decision.kind === 'unavailable') return false;
     // The refused attempt ends here: count it against its backend (finished() counts the last one).
     this.#deps.sessions.accounting.counters(backend.id).errors++;
@@ -303,15 +405,25 @@ export class ProxyServer implements ExchangeHost {
     return this.#route(exchange.facts, skip).kind === 'backend';
   }
 
+  retryUnavailable(exchange: HttpExchange): boolean {
+    if (exchange.unavailableRetried) return false;
+    const skip = new Set(exchange.refused).add(exchange.backend.id);
+    if (this.#routeStateless(skip).kind !== 'backend') return false;
+    exchange.unavailableRetried = true;
+    this.#deps.logger.debug({ backend: exchange.backend.id }, 'a stateless request was answered 503; sent to another backend once');
+    return true;
+  }
+
   redispatch(exchange: HttpExchange): void {
     exchange.prepareRetry();
-    const decision = this.#route(exchange.facts, exchange.refused);
+    const decision = this.#reroute(exchange.reason, exchange.facts, exchange.refused);
     if (decision.kind === 'unavailable') exchange.fail(503, 'ok');
     else this.#dispatch(exchange, decision);
   }
 
   responseHeaders(exchange: HttpExchange, headers: string[]): void {
     if (exchange.setCookie) headers.push('set-cookie', this.#deps.sessions.setCookieHeader(exchange.clientId, exchange.backend.id));
+    if (exchange.choiceCookie !== undefined) headers.push('set-cookie', exchange.choiceCookie);
   }
 
   get sessionCookiePrefix(): string {
@@ -339,7 +451,7 @@ export class ProxyServer implements ExchangeHost {
     };
     if (page.status === 503) headers['retry-after'] = 10;
     // The rest of the request (body, pipelined requests) is not read: the connection ends.
-    if (page.status === 400 || page.status === 408 || page.status === 417) headers.connection = 'close';
+    if (page.status === 400 || page.status === 408 || page.status === 417 || (page.status === 403 && exchange.hasBody)) headers.connection = 'close';
     res.writeHead(page.status, headers);
     res.end(exchange.req.method === 'HEAD' ? undefined : page.body);
   }
@@ -359,6 +471,7 @@ export class ProxyServer implements ExchangeHost {
   }
 
   finished(exchange: HttpExchange, outcome: ExchangeOutcome): void {
+    this.#leave(exchange);
     const backendId = exchange.backend?.id;
     if (backendId !== undefined) {
       const counters = this.#deps.sessions.accounting.counters(backendId);
@@ -373,7 +486,7 @@ export class ProxyServer implements ExchangeHost {
         path: exchange.req.url,
         status: exchange.status,
         backend: backendId,
-        route: exchange.reason,
+        route: exchange.reason ?? exchange.pathVerdict,
         ms: Math.round((performance.now() - exchange.startedAt) * 100) / 100,
         bytes: exchange.bytesOut,
         outcome,
@@ -396,7 +509,27 @@ export class ProxyServer implements ExchangeHost {
       return;
     }
     const facts = this.#facts(req);
-    if (this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
+    const url = req.url!;
+    const startedAt = performance.now();
+    let decision: Decision | undefined;
+    let choiceCookie: string | undefined;
+    const rules = this.settings.paths;
+    if (rules !== undefined) {
+      const verdict = judgePath(rules, url, facts.clientAddress);
+      if (verdict.kind === 'bad-path' || verdict.kind === 'denied') {
+        const status = verdict.kind === 'bad-path' ? 400 : 403;
+        if (this.settings.accessLog) this.#access.info({ method: req.method, path: url, status, route: verdict.kind === 'bad-path' ? 'bad-path' : 'path-denied', ms: Math.round((performance.now() - startedAt) * 100) / 100, websocket: true });
+        socket.end(rawErrorResponse(this.#deps.pages[status]));
+        return;
+      }
+      if (verdict.kind === 'stateless') decision = this.#routeStateless();
+      else if (verdict.kind === 'allowed') {
+        const choice = this.#choice(url, req.headers.cookie, verdict.rule);
+        decision = choice?.decision;
+        choiceCookie = choice?.cookie;
+      }
+    }
+    if (decision === undefined && this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
       socket.end(rawErrorResponse(this.#missingKeyPage));
       return;
     }
@@ -406,10 +539,11 @@ export class ProxyServer implements ExchangeHost {
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';
     // The tunnel keeps only what it needs (not the request object) for as long as it is open.
-    this.#tunnel(socket, requestHead, head, { path: req.url ?? '', startedAt: performance.now() }, facts, this.#route(facts), undefined);
+    this.#tunnel(socket, requestHead, head, { path: url, startedAt, choiceCookie }, facts, decision ?? this.#route(facts), undefined);
   }
 
-  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
+  /** `log` is what the tunnel keeps of the handshake request: its path and start (access log), and a backend-choice cookie to set. */
+  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number; choiceCookie?: string | undefined }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
     if (decision.kind === 'unavailable') {
       socket.end(rawErrorResponse(this.#deps.pages[503]));
       return;
@@ -423,7 +557,9 @@ export class ProxyServer implements ExchangeHost {
     }
     const { backend } = decision;
     const sessions = this.#deps.sessions;
-    const clientId = this.#commit(decision, facts, undefined);
+    // A stateless or chosen-server tunnel is no session: not counted (nor its WebSocket).
+    const sessionless = isSessionless(decision);
+    const clientId = sessionless ? this.#countRequest(backend.id) : this.#commit(decision, facts, undefined);
     if (clientId === undefined) {
       socket.end(rawErrorResponse(this.#deps.pages[503]));
       return;
@@ -445,9 +581,9 @@ export class ProxyServer implements ExchangeHost {
         sessions.accounting.counters(backend.id).errors++;
         this.#deps.observer?.backendFailed(backend.id);
         this.#deps.logger.warn({ backend: backend.id, code: err.code }, 'websocket backend unreachable');
-        if ((decision.reason === 'new-session' || decision.reason === 'replaced' || decision.reason === 'partition-new') && err.code === 'ECONNREFUSED') {
+        if ((decision.reason === 'new-session' || decision.reason === 'replaced' || decision.reason === 'partition-new' || decision.reason === 'stateless') && err.code === 'ECONNREFUSED') {
           const skip = (refused ??= new Set()).add(backend.id);
-          const next = this.#route(facts, skip);
+          const next = this.#reroute(decision.reason, facts, skip);
           if (next.kind === 'backend') {
             socket.off('close', untrack);
             this.#tunnels.delete(socket);
@@ -459,11 +595,12 @@ export class ProxyServer implements ExchangeHost {
         return true;
       },
       onHandshake: (status, extra) => {
-        if (status === 101) {
+        if (status === 101 && !sessionless) {
           opened = true;
           sessions.accounting.websocketOpened(clientId, backend.id, facts.partitionKey, decision.clientId !== undefined);
         }
         if (decision.setCookie) extra.push('set-cookie', sessions.setCookieHeader(clientId, backend.id));
+        if (log.choiceCookie !== undefined) extra.push('set-cookie', log.choiceCookie);
         if (this.settings.accessLog) {
           this.#access.info({ method: 'GET', path: log.path, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - log.startedAt) * 100) / 100, websocket: true });
         }
@@ -553,4 +690,9 @@ export class ProxyServer implements ExchangeHost {
     for (const wake of waiters) wake();
     if (this.#closing) this.server.closeIdleConnections();
   }
+}
+
+/** isSessionless: a stateless request, or one on the server its client chose; neither is a session. */
+function isSessionless(decision: Extract<Decision, { kind: 'backend' }>): boolean {
+  return decision.reason === 'stateless' || decision.reason === 'chosen-backend';
 }

@@ -3,7 +3,9 @@
  * (re)load so no request walks the config tree.
  */
 import type { Config } from '../config/schema.js';
+import { choiceCookieName } from '../routing/backend-choice.js';
 import { compilePartitionKey, type PartitionKeyReader } from '../routing/partition-key.js';
+import { PathRules } from '../routing/path-rules.js';
 
 /** ProxySettings is an immutable, flattened slice of Config for the proxy. */
 export interface ProxySettings {
@@ -24,6 +26,10 @@ export interface ProxySettings {
   readonly partitionKey: PartitionKeyReader | undefined;
   /** Partition mode: a request without a key gets 400 instead of falling through to session rules. */
   readonly partitionKeyRequired: boolean;
+  /** Path rules, compiled once; undefined without rules (the request path then skips them entirely). */
+  readonly paths: PathRules | undefined;
+  /** Name of the backend-choice cookie of `allow` rules (src/routing/backend-choice.ts). */
+  readonly choiceCookieName: string;
 }
 
 /** proxySettings derives the request-path settings from a validated config. */
@@ -43,5 +49,7 @@ export function proxySettings(config: Config): ProxySettings {
     accessLog: config.log.access,
     partitionKey: partitionMode ? compilePartitionKey(spec!) : undefined,
     partitionKeyRequired: partitionMode && spec!.required,
+    paths: PathRules.compile(config.paths),
+    choiceCookieName: choiceCookieName(config.affinity.cookie.name),
   });
 }

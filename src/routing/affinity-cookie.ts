@@ -92,6 +92,27 @@ export class AffinityCookieCodec {
     return token;
   }
 
+  /**
+   * signText returns the MAC of any text under the signing secret, for the balancer's other
+   * signed cookies (the backend choice of src/routing/backend-choice.ts). Such texts must
+   * not be mistakable for an affinity payload (`<clientId>.<backendId>`): give them a
+   * label with a character a client id cannot hold, such as ":".
+   */
+  signText(text: string): string {
+    return mac(this.#secrets[0]!, text);
+  }
+
+  /** verifyText checks a MAC made by signText with any of the secrets (in constant time for each). */
+  verifyText(text: string, given: string): boolean {
+    if (!MAC.test(given)) return false;
+    const givenBytes = Buffer.from(given, 'latin1');
+    let valid = false;
+    for (const secret of this.#secrets) {
+      if (timingSafeEqual(Buffer.from(mac(secret, text), 'latin1'), givenBytes)) valid = true;
+    }
+    return valid;
+  }
+
   /** newClientId mints a random browser-session id (96 bits, 16 base64url characters). The proxy calls it, never route(). */
   newClientId(): string {
     return randomBytes(12).toString('base64url');

@@ -63,7 +63,11 @@ export type RouteReason =
   /** Rule 1: a partition seen for the first time, assigned now (the proxy must persist it before forwarding). */
   | 'partition-new'
   /** Rule 1: a live session on the server a partition was moved away from with --drain. */
-  | 'partition-previous';
+  | 'partition-previous'
+  /** A path rule with affinity "none": fewest requests in flight, no session (src/routing/stateless.ts). */
+  | 'stateless'
+  /** A path rule with `allow`: the server the client chose with ?servoy-lb-backend=ID (src/routing/backend-choice.ts). */
+  | 'chosen-backend';
 
 /** Decision is the router's answer. */
 export type Decision =

@@ -118,6 +118,10 @@ export function createFakeControl(): FakeControl {
         ],
       };
     },
+    explainPath(path, client) {
+      calls.push(['explainPath', path, client]);
+      return { path, normalised: '/servoy-admin/', rule: { prefix: '/servoy-admin/', kind: 'allow' as const }, verdict: 'denied' as const, reason: `${client} is not in the allow list: 403` };
+    },
     async reload(): Promise<ReloadResult> {
       calls.push(['reload']);
       if (fake.reloadFails) {

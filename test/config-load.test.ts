@@ -47,6 +47,7 @@ t.test('defaults fill every key', async (t) => {
       partitions: {},
       balanceFactor: 1.25,
       maintenanceBackoff: 30_000,
+      failoverDelay: 30_000,
       learnedSessions: 100_000,
     },
     paths: [],

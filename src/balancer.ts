@@ -29,6 +29,7 @@ import { Pool } from './pool/pool.js';
 import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
+import { AffinityCookieCodec } from './routing/affinity-cookie.js';
 import { route } from './routing/router.js';
 import type { RouteTrace, RoutingContext } from './routing/types.js';
 import { explainPath, PathRules, type PathExplanation } from './routing/path-rules.js';
@@ -392,10 +393,12 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   }
 
   /**
-   * explainRoute asks the router itself, with a trace, where a cookie-less request from
-   * `client` (with partition key `key`) would go now. The routing context reads the same
-   * totals and partition directory the proxy routes on (pool-wide counts with --workers),
-   * so the explanation is the decision, not a copy of its logic.
+   * explainRoute asks the router itself, with a trace, where a request from `client` (with
+   * partition key `key`, affinity cookie `cookie`, servlet session id `session`) would go
+   * now. The routing context reads the same totals, partition directory and cookie keys the
+   * proxy routes on (pool-wide counts with --workers), so the explanation is the decision,
+   * not a copy of its logic. Session ids learned from Set-Cookie live in the traffic
+   * processes and are not consulted here.
    */
   explainRoute(query: RouteQuery): RouteExplanation {
     const partitionMode = this.partitions !== undefined;
@@ -406,7 +409,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     }
     const clientAddress = query.client ?? (partitionMode ? '' : (query.key ?? ''));
     const trace: RouteTrace = { steps: [] };
-    const decision = route({ clientAddress, affinityCookie: undefined, sessionId: undefined, partitionKey }, this.pool.snapshot, this.#explainContext(), undefined, trace);
+    const decision = route({ clientAddress, affinityCookie: query.cookie, sessionId: query.session, partitionKey }, this.pool.snapshot, this.#explainContext(), undefined, trace);
     const deciding = trace.steps[trace.steps.length - 1];
     return {
       key: partitionKey ?? query.key ?? null,
@@ -424,12 +427,13 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     return explainPath(PathRules.compile(this.#config.paths), path, clientAddress);
   }
 
-  /** #explainContext is a RoutingContext over the primary's view: pool-wide session totals and the partition directory; no cookies. */
+  /** #explainContext is a RoutingContext over the primary's view: pool-wide session totals, the partition directory, the cookie keys; no learned session ids. */
   #explainContext(): RoutingContext {
     const totals = this.traffic.totals;
     const partitions = this.partitions;
+    const codec = new AffinityCookieCodec(this.#settings.secrets);
     return {
-      verifyCookie: () => undefined,
+      verifyCookie: (raw) => codec.verify(raw),
       learnedBackend: () => undefined,
       activeSessions: (id) => totals.activeSessions(id),
       balanceFactor: this.#config.affinity.balanceFactor,

@@ -179,10 +179,10 @@ t.test('every route reaches the right control call', async (t) => {
 
   const route = await call(url, 'GET', '/api/route?key=10.0.0.5', { headers: auth });
   t.equal(route.status, 200);
-  t.same(last(), ['explainRoute', { key: '10.0.0.5', client: undefined, path: undefined }]);
+  t.same(last(), ['explainRoute', { key: '10.0.0.5', client: undefined, path: undefined, cookie: undefined, session: undefined }]);
   t.match(route.json, { key: '10.0.0.5', backend: 'servoy-b' });
   const withPath = await call(url, 'GET', '/api/route?client=10.0.0.6&key=acme&path=%2Fx', { headers: auth });
-  t.same(control.calls.slice(-2), [['explainRoute', { key: 'acme', client: '10.0.0.6', path: '/x' }], ['explainPath', '/x', '10.0.0.6']]);
+  t.same(control.calls.slice(-2), [['explainRoute', { key: 'acme', client: '10.0.0.6', path: '/x', cookie: undefined, session: undefined }], ['explainPath', '/x', '10.0.0.6']]);
   t.match(withPath.json, { backend: 'servoy-b', path: { verdict: 'denied' } }, 'the path verdict beside the route');
   const noKey = await call(url, 'GET', '/api/route', { headers: auth });
   t.equal(noKey.status, 400);

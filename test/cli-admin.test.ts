@@ -258,10 +258,10 @@ t.test('route, reload, partitions', async (t) => {
   t.ok(lines.includes('rules tried:'));
   t.ok(lines.includes('  1. affinity-cookie: skipped - no affinity cookie'));
   t.ok(lines.includes('new-session candidates in hash order (* = chosen):'));
-  t.same(control.calls.at(-1), ['explainRoute', { key: '10.0.0.5', client: undefined, path: undefined }]);
+  t.same(control.calls.at(-1), ['explainRoute', { key: '10.0.0.5', client: undefined, path: undefined, cookie: undefined, session: undefined }]);
   const byClient = await cli(['route', '--client', '10.0.0.9', '--key', 'acme'], env);
   t.equal(byClient.code, 0, byClient.stderr);
-  t.same(control.calls.at(-1), ['explainRoute', { key: 'acme', client: '10.0.0.9', path: undefined }]);
+  t.same(control.calls.at(-1), ['explainRoute', { key: 'acme', client: '10.0.0.9', path: undefined, cookie: undefined, session: undefined }]);
   t.match(byClient.stdout, /^key acme from 10\.0\.0\.9 -> servoy-b/);
   t.match(route.stdout, /\n\*\s+1\s+servoy-b\s+up\s+7\s+12\s+yes\n/);
   t.match(route.stdout, /\n\s+2\s+servoy-a\s+up\s+3\s+-\s+yes\n/);

@@ -50,6 +50,9 @@ t.test('a server that blinks within failoverDelay keeps its users: 503 while it 
     t.match(res.body, /http-equiv="refresh"/, 'and a page that retries by itself');
     t.equal(await upgradeStatus(u), 503, 'its WebSocket reconnect gets 503 too');
   }
+  // The router explains it from the same decision: the cookie names servoy-a, which holds the session.
+  const why = await api(lb, 'GET', `/api/route?client=127.0.0.1&cookie=${encodeURIComponent(cookies[0]!)}`);
+  t.match(why.json, { backend: null, rule: 'failover-hold', steps: [{ rule: 'affinity-cookie', outcome: 'held', backend: 'servoy-a' }] }, 'route explains the hold');
   // New users are not held: they go to the servers that are up.
   for (let i = 0; i < 4; i++) {
     const res = await browser(t, lb.url).get('/api/whoami');

@@ -237,8 +237,8 @@ export class AdminServer {
           const value = call.query.get(name);
           return value === null || value === '' ? undefined : value;
         };
-        const query = { key: given('key'), client: given('client'), path: given('path') };
-        if (query.key === undefined && query.client === undefined) throw new AdminError('INVALID_BODY', 'say which request to explain: client=ADDR (a client address) and, in partition mode, key=KEY, e.g. /api/route?client=10.0.0.5');
+        const query = { key: given('key'), client: given('client'), path: given('path'), cookie: given('cookie'), session: given('session') };
+        if (query.key === undefined && query.client === undefined && query.cookie === undefined && query.session === undefined) throw new AdminError('INVALID_BODY', 'say which request to explain: client=ADDR (a client address) and, in partition mode, key=KEY, e.g. /api/route?client=10.0.0.5');
         const explained = control.explainRoute(query);
         if (query.path === undefined) return { status: 200, json: explained };
         // The path rules' answer goes next to the route explanation; the client defaults to the key when it is an address.

@@ -45,12 +45,16 @@ export interface RouteQuery {
   readonly client?: string | undefined;
   /** The request path, for path rules. */
   readonly path?: string | undefined;
+  /** The value of the balancer's affinity cookie the request carries (explains rule 2's cookie step). */
+  readonly cookie?: string | undefined;
+  /** The servlet session id (JSESSIONID) the request carries (explains the route-suffix step). */
+  readonly session?: string | undefined;
 }
 
 /**
  * RouteExplanation answers `servoy-lb route` / GET /api/route: the router's own trace of a
- * request without cookies from `client` (with partition key `key`), made by the same
- * route() call that routes real requests.
+ * request from `client` (with partition key `key`, affinity cookie and session id as
+ * given), made by the same route() call that routes real requests.
  */
 export interface RouteExplanation {
   /** The partition key (partition mode), or the key given in session mode. */

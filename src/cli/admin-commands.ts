@@ -325,16 +325,21 @@ function registerRoute(program: Command): void {
       .option('--key <KEY>', 'the partition key (partition mode)')
       .option('--client <ADDR>', 'the client address, e.g. 10.0.0.57 (also what an "allow" path rule checks)')
       .option('--path <PATH>', 'also say which path rule (paths) applies to this request path, and what it does')
+      .option('--cookie <VALUE>', "the value of the balancer's affinity cookie the request carries (SERVOYLB)")
+      .option('--session <ID>', 'the servlet session id (JSESSIONID) the request carries')
       .option('--json', 'print the explanation as JSON'),
   )
     .addHelpText('after', examples('servoy-lb route --client 10.0.0.57', 'servoy-lb route --key acme --json', 'servoy-lb route --client 10.0.0.57 --path /servoy-admin/'))
-    .action(async (options: AdminOptions & { key?: string; client?: string; path?: string; json?: boolean }, command: Command) => {
+    .action(async (options: AdminOptions & { key?: string; client?: string; path?: string; cookie?: string; session?: string; json?: boolean }, command: Command) => {
       const out = outFor(command);
-      if (options.key === undefined && options.client === undefined) throw new CliError('say which request to explain: --client ADDR, and --key KEY in partition mode');
+      if (options.key === undefined && options.client === undefined && options.cookie === undefined && options.session === undefined) {
+        throw new CliError('say which request to explain: --client ADDR, and --key KEY in partition mode');
+      }
       const params = new URLSearchParams();
-      if (options.key !== undefined) params.set('key', options.key);
-      if (options.client !== undefined) params.set('client', options.client);
-      if (options.path !== undefined) params.set('path', options.path);
+      for (const name of ['key', 'client', 'path', 'cookie', 'session'] as const) {
+        const value = options[name];
+        if (value !== undefined) params.set(name, value);
+      }
       const r = await adminRequest<RouteExplanation>(await target(options), 'GET', `/api/route?${params.toString()}`);
       out(options.json ? JSON.stringify(r, null, 2) : r.path === undefined ? routeReport(r) : `${pathReport(r.path)}\n\n${routeReport(r)}`);
     });

@@ -28,6 +28,8 @@ import { backendRow, generatedBody, MiB, openSocketFds, pinTo, procStatus, sleep
 function faultConfig(backends: { route: string; url: string }[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   return lbConfig(backends.map((b) => ({ id: b.route, url: b.url })), {
     healthCheck: { path: '/health', interval: '30s', timeout: '2s' },
+    // Sessions of a down backend are placed anew at once here (failover-delay.test.ts covers the hold).
+    affinity: { failoverDelay: 0 },
     log: { access: false },
     timeouts: { shutdownGrace: '1s' },
     ...extra,

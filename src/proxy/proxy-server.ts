@@ -517,6 +517,15 @@ export class ProxyServer implements ExchangeHost {
 
   #onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
+    // A response in progress whose request was parsed whole: the error is in a later,
+    // pipelined request. A 400 now would reach the client ahead of the earlier answer (and
+    // be read as it), so the answers in progress go out and the connection closes after them.
+    // (_httpMessage is Node's response in progress on the socket.)
+    const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (code !== 'ECONNRESET' && answering?.req?.complete === true && !answering.writableEnded) {
+      this.#closeAfterAnswers(code, answering);
+      return;
+    }
     if (code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
       socket.destroy();
       return;
@@ -525,6 +534,18 @@ export class ProxyServer implements ExchangeHost {
     const status: ErrorStatus = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.#deps.logger.debug({ code }, 'malformed request');
     socket.end(rawErrorResponse(this.#deps.pages[status]));
+  }
+
+  /**
+   * After a parse error in a pipelined request: nothing more is read as a request, the
+   * answer in progress goes out, and the connection closes after it. Bytes after a request
+   * that closes the connection (HPE_CLOSED_CONNECTION, e.g. after HTTP/1.0 without
+   * keep-alive) change nothing: the connection already ends after that request's answer.
+   */
+  #closeAfterAnswers(code: string, answering: ServerResponse): void {
+    if (code === 'HPE_CLOSED_CONNECTION') return;
+    if (!answering.headersSent) answering.shouldKeepAlive = false;
+    else answering.once('finish', () => (answering.socket as Socket | null)?.destroySoon());
   }
 
   // ---- shutdown ------------------------------------------------------------------------

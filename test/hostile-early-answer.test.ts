@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { TestLike } from './helpers/processes.js';
 import { lbConfig, startBalancer, waitFor } from './helpers/lb.js';
 import { probe } from './fixtures/hostile-net.js';
@@ -78,7 +78,6 @@ async function onlyReached(t: Test, lbUrl: string, seen: Seen[], expected: strin
   t.same(seen.map((r) => `${r.method} ${r.url}`), [...expected, 'GET /marker'], 'the backend saw exactly these requests');
   seen.length = 0;
 }
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
 t.test('Expect: 100-continue answered early with 401 / 417: relayed with Connection: close, the body never becomes a request', async (t) => {
   const backend = await earlyBackend(t);

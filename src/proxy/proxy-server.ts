@@ -93,6 +93,8 @@ export class ProxyServer implements ExchangeHost {
   #idleWaiters: (() => void)[] = [];
   readonly #missingKeyPage: ErrorPage = missingPartitionKeyPage();
   readonly #connections: ConnectionLimit;
+  /** Answers after which the connection closes because a later pipelined request was malformed. */
+  readonly #closingAfterAnswers = new WeakSet<ServerResponse>();
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
@@ -543,7 +545,9 @@ export class ProxyServer implements ExchangeHost {
    * keep-alive) change nothing: the connection already ends after that request's answer.
    */
   #closeAfterAnswers(code: string, answering: ServerResponse): void {
-    if (code === 'HPE_CLOSED_CONNECTION') return;
+    // The parser stays in error: every later chunk from the client reports it again.
+    if (code === 'HPE_CLOSED_CONNECTION' || this.#closingAfterAnswers.has(answering)) return;
+    this.#closingAfterAnswers.add(answering);
     if (!answering.headersSent) answering.shouldKeepAlive = false;
     else answering.once('finish', () => (answering.socket as Socket | null)?.destroySoon());
   }

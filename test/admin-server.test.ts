@@ -82,7 +82,7 @@ t.test('authorization with a token', async (t) => {
   t.match(script.text, /\/api\/backends/);
 });
 
-t.test('dashboard login keeps the token in an HttpOnly SameSite=Strict cookie', async (t) => {
+t.test('dashboard login holds a random session id (never the token) in an HttpOnly SameSite=Strict cookie', async (t) => {
   const { url } = await startFakeAdmin(t, { token: TOKEN });
 
   const wrong = await call(url, 'POST', '/login', { body: { token: 'nope' } });
@@ -97,7 +97,15 @@ t.test('dashboard login keeps the token in an HttpOnly SameSite=Strict cookie', 
   t.match(setCookie, /; HttpOnly/);
   t.match(setCookie, /; SameSite=Strict/);
   t.match(setCookie, /; Path=\//);
+  t.notMatch(setCookie, /; Secure/, 'not Secure: the admin API is plain HTTP here');
   const cookie = setCookie.split(';')[0]!;
+  const id = cookie.slice('servoylb_admin='.length);
+  t.match(id, /^[A-Za-z0-9_-]{43}$/, 'a 32-byte random id, base64url');
+  t.notMatch(setCookie, new RegExp(TOKEN), 'the token is not in the cookie');
+  const again = String((await call(url, 'POST', '/login', { body: { token: TOKEN } })).headers['set-cookie']).split(';')[0]!;
+  t.not(again, cookie, 'each sign-in gets its own id');
+  const tokenCookie = await call(url, 'GET', '/api/backends', { headers: { cookie: `servoylb_admin=${encodeURIComponent(TOKEN)}` } });
+  t.equal(tokenCookie.status, 401, 'a cookie holding the token itself (the old form) is not accepted');
 
   const list = await call(url, 'GET', '/api/backends', { headers: { cookie: `other=1; ${cookie}` } });
   t.equal(list.status, 200, 'the cookie authorizes API calls');
@@ -114,8 +122,13 @@ t.test('dashboard login keeps the token in an HttpOnly SameSite=Strict cookie', 
   const nullOrigin = await call(url, 'POST', '/api/backends/servoy-a/disable', { headers: { ...auth, origin: 'null' } });
   t.equal(nullOrigin.status, 403);
 
-  const logout = await call(url, 'POST', '/logout');
+  const logout = await call(url, 'POST', '/logout', { headers: { cookie } });
   t.match(String(logout.headers['set-cookie']), /servoylb_admin=;.*Max-Age=0/);
+  const after = await call(url, 'GET', '/api/backends', { headers: { cookie } });
+  t.equal(after.status, 401, 'sign-out ends the session on the balancer: the old cookie no longer works');
+  t.equal(after.json.error.code, 'UNAUTHORIZED');
+  t.equal((await call(url, 'GET', '/api/backends', { headers: { cookie: again } })).status, 200, 'another sign-in is not affected');
+  t.equal((await call(url, 'POST', '/logout')).status, 200, 'sign-out without a cookie is harmless');
 });
 
 t.test('without a token: loopback only, no auth, no DNS rebinding', async (t) => {

@@ -12,23 +12,26 @@
  *   Sec-Fetch-Site) are refused, so neither a page on the balancer's own host nor any
  *   other site can drive the API through a visitor's browser;
  * - with a token every call but /healthz and the dashboard shell needs
- *   `Authorization: Bearer TOKEN` or the dashboard's HttpOnly SameSite=Strict cookie,
- *   compared in constant time on SHA-256 digests (so neither content nor length leaks).
+ *   `Authorization: Bearer TOKEN` (compared in constant time on SHA-256 digests, so neither
+ *   content nor length leaks) or the dashboard's HttpOnly SameSite=Strict cookie, which
+ *   holds a random session id of this process (dashboard-sessions.ts), never the token.
  * Bodies are limited to 64 KiB; errors never carry a stack trace.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { isLoopback } from '../config/cross-checks.js';
 import { backendSchema } from '../config/schema.js';
 import { friendlyErrorMap, issuesToProblems } from '../config/zod-problems.js';
 import { AdminError, type AdminControl, type AdminErrorCode } from './control.js';
+import { DashboardSessions } from './dashboard-sessions.js';
 
 /** The largest request body the admin API reads (the biggest real one is a few hundred bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-/** Name of the dashboard's login cookie. */
+/** Name of the dashboard's sign-in cookie (it holds a session id, see dashboard-sessions.ts). */
 export const ADMIN_COOKIE = 'servoylb_admin';
 
 /** The logging the admin server needs; a pino Logger fits. */
@@ -75,6 +78,7 @@ export class AdminServer {
   readonly #control: AdminControl;
   readonly #options: AdminServerOptions;
   readonly #tokenDigest: Buffer | undefined;
+  readonly #sessions = new DashboardSessions();
   readonly #routes: readonly Route[];
   readonly #server: Server;
 
@@ -166,14 +170,25 @@ export class AdminServer {
   }
 
   #authorize(req: IncomingMessage): void {
-    const expected = this.#tokenDigest;
-    if (expected === undefined) return;
-    const given = bearerToken(req) ?? cookieToken(req);
-    if (given === undefined) {
+    if (this.#tokenDigest === undefined) return;
+    const token = bearerToken(req);
+    if (token !== undefined) {
+      this.#checkToken(token, req, 'admin API: wrong token');
+      return;
+    }
+    const session = sessionCookie(req);
+    if (session === undefined) {
       throw new AdminError('UNAUTHORIZED', 'this call needs the admin token: send the header "Authorization: Bearer TOKEN"');
     }
-    if (!timingSafeEqual(sha256(given), expected)) {
-      this.#options.logger.warn({ remote: req.socket.remoteAddress, path: req.url }, 'admin API: wrong token');
+    if (!this.#sessions.valid(session)) {
+      throw new AdminError('UNAUTHORIZED', 'the dashboard session has ended (signed out, expired, or the balancer restarted): sign in again');
+    }
+  }
+
+  /** checkToken compares a given token with admin.token in constant time (on SHA-256 digests: equal lengths). */
+  #checkToken(given: string, req: IncomingMessage, logLine: string): void {
+    if (!timingSafeEqual(sha256(given), this.#tokenDigest!)) {
+      this.#options.logger.warn({ remote: req.socket.remoteAddress, path: req.url }, logLine);
       throw new AdminError('UNAUTHORIZED', 'the admin token is wrong');
     }
   }
@@ -210,7 +225,7 @@ export class AdminServer {
       route('GET', '/', () => dashboardPage(), false),
       route('GET', '/dashboard.js', () => ({ status: 200, text: DASHBOARD_JS, contentType: 'text/javascript; charset=utf-8' }), false),
       route('POST', '/login', (call) => this.#login(call), false),
-      route('POST', '/logout', () => ({ status: 200, json: { status: 'ok' }, headers: { 'set-cookie': `${ADMIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` } }), false),
+      route('POST', '/logout', (call) => this.#logout(call), false),
 
       route('GET', '/api/backends', () => ({ status: 200, json: { backends: control.backends() } })),
       route('POST', '/api/backends', async (call) => {
@@ -276,12 +291,16 @@ export class AdminServer {
     const token = isObject(body) ? body.token : undefined;
     if (typeof token !== 'string' || token === '') throw new AdminError('INVALID_BODY', 'expected a JSON body {"token": "..."}');
     if (this.#tokenDigest === undefined) return { status: 200, json: { status: 'ok' } };
-    if (!timingSafeEqual(sha256(token), this.#tokenDigest)) {
-      this.#options.logger.warn({ remote: call.req.socket.remoteAddress }, 'admin dashboard: wrong token');
-      throw new AdminError('UNAUTHORIZED', 'the admin token is wrong');
-    }
-    const cookie = `${ADMIN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`;
+    this.#checkToken(token, call.req, 'admin dashboard: wrong token');
+    const cookie = `${ADMIN_COOKIE}=${this.#sessions.create()}; ${cookieAttributes(call.req)}`;
     return { status: 200, json: { status: 'ok' }, headers: { 'set-cookie': cookie } };
+  }
+
+  /** Sign-out ends the session on the balancer too, not only in this browser. */
+  #logout(call: Call): Reply {
+    const session = sessionCookie(call.req);
+    if (session !== undefined) this.#sessions.delete(session);
+    return { status: 200, json: { status: 'ok' }, headers: { 'set-cookie': `${ADMIN_COOKIE}=; ${cookieAttributes(call.req)}; Max-Age=0` } };
   }
 }
 
@@ -330,17 +349,19 @@ function bearerToken(req: IncomingMessage): string | undefined {
   return match?.[1];
 }
 
-function cookieToken(req: IncomingMessage): string | undefined {
+/** The session id in the dashboard's cookie, if the request has one. */
+function sessionCookie(req: IncomingMessage): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
     if (eq < 0 || part.slice(0, eq).trim() !== ADMIN_COOKIE) continue;
-    try {
-      return decodeURIComponent(part.slice(eq + 1).trim()) || undefined;
-    } catch {
-      return undefined;
-    }
+    return part.slice(eq + 1).trim() || undefined;
   }
   return undefined;
+}
+
+/** The sign-in cookie's attributes: script-proof, same-site only, whole admin origin; Secure over TLS. */
+function cookieAttributes(req: IncomingMessage): string {
+  return `HttpOnly; SameSite=Strict; Path=/${(req.socket as Partial<TLSSocket>).encrypted === true ? '; Secure' : ''}`;
 }
 
 /** readJsonBody reads at most MAX_BODY_BYTES and parses them; an empty body is undefined. */

@@ -147,6 +147,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     if (connectionTokens !== undefined) removeConnectionOptions(headers, connectionTokens);
     this.host.responseHeaders(this, headers);
     this.status = statusCode;
+    // An answer before the whole request body arrived (413, 401, 417 to an Expect: the
+    // backend did not want the rest): undici stops sending the body and drops that backend
+    // connection, and the rest of the body would hold the client connection forever. It is
+    // answered with Connection: close and ends after the answer; nothing more is read as a
+    // request from it.
+    if (this.hasBody && !this.req.complete) this.res.shouldKeepAlive = false;
     try {
       this.res.writeHead(statusCode, statusText || undefined, headers);
     } catch {

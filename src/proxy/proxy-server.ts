@@ -27,7 +27,9 @@ import { upstreamHeaders } from './request-headers.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 import type { Upstreams } from './upstreams.js';
 import { ConnectionLimit, type ConnectionCounts, descriptorsNeeded, openFileLimit } from './connection-limit.js';
-import { openTunnel } from './websocket-tunnel.js';
+import { openTunnel, type HandshakeFailure } from './websocket-tunnel.js';
+import { closeAfter } from './close-socket.js';
+import { malformedRequest, refusedUpgrade } from './request-checks.js';
 
 /**
  * ProxyObserver hears what happened to forwarded requests, so outlier detection, Servoy
@@ -63,6 +65,14 @@ export interface ProxyDeps {
   readonly resolvePartition?: (key: string, backendId: string) => Promise<boolean>;
 }
 
+/** The log line for each way a backend can fail a WebSocket handshake. */
+const HANDSHAKE_FAILURES: Record<HandshakeFailure, string> = {
+  timeout: 'backend did not answer a websocket handshake in time',
+  closed: 'backend closed the connection before answering a websocket handshake',
+  'not-http': 'backend answered a websocket handshake with something that is not HTTP',
+  'not-websocket': 'backend answered a websocket handshake with a switch to another protocol (or a 1xx): not relayed',
+};
+
 /** ListenOptions say where and how the proxy listens. */
 export interface ListenOptions {
   readonly host: string;
@@ -95,6 +105,8 @@ export class ProxyServer implements ExchangeHost {
   readonly #backendInFlight = new Map<string, number>();
   /** Turn number for stateless placement: ties among the least busy are taken in turn. */
   #turn = 0;
+  /** Answers after which the connection closes because a later pipelined request was malformed. */
+  readonly #closingAfterAnswers = new WeakSet<ServerResponse>();
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
@@ -118,6 +130,9 @@ export class ProxyServer implements ExchangeHost {
     this.server.timeout = 0;
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    // CONNECT asks for a raw tunnel to any address: this is not a forward proxy (without a
+    // listener Node would drop the connection without an answer).
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => closeAfter(socket, rawErrorResponse(this.#deps.pages[400])));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
     // An Expect other than 100-continue: the balancer's 417 page instead of Node's bare one.
     this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.#answerSelf(req, res, this.#deps.pages[417]));
@@ -268,14 +283,11 @@ export class ProxyServer implements ExchangeHost {
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     const exchange = new HttpExchange(this, req, res, facts, headers, hasBody, startedAt);
     this.#inFlight++;
-    const url = req.url ?? '';
-    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1 || (req.httpVersionMinor === 1 && req.headers.host === undefined)) {
-      // absolute-form or "*": this is not a forward proxy. A version other than 1.x: llhttp
-      // takes a line without one ("GET /a\n") as HTTP/0.9 and goes on to parse headers after it.
-      // HTTP/1.1 without Host: RFC 9112 3.2 says 400.
+    if (malformedRequest(req)) {
       exchange.fail(400, 'bad-request');
       return;
     }
+    const url = req.url!;
     const rules = this.settings.paths;
     if (rules !== undefined) {
       // Path rules come before any routing (SPEC "Path rules").
@@ -503,9 +515,11 @@ export class ProxyServer implements ExchangeHost {
   // ---- WebSocket -----------------------------------------------------------------------
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node's parser has let go of the socket: nothing else will handle its errors.
+    socket.on('error', () => socket.destroy());
     const refused = this.#closing || this.#connections.refuses(req.socket);
-    if (refused || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || (req.url ?? '').charCodeAt(0) !== 47 || req.httpVersionMajor !== 1 || (req.httpVersionMinor === 1 && req.headers.host === undefined)) {
-      socket.end(rawErrorResponse(this.#deps.pages[refused ? 503 : 400]));
+    if (refused || refusedUpgrade(req)) {
+      closeAfter(socket, rawErrorResponse(this.#deps.pages[refused ? 503 : 400]));
       return;
     }
     const facts = this.#facts(req);
@@ -519,7 +533,7 @@ export class ProxyServer implements ExchangeHost {
       if (verdict.kind === 'bad-path' || verdict.kind === 'denied') {
         const status = verdict.kind === 'bad-path' ? 400 : 403;
         if (this.settings.accessLog) this.#access.info({ method: req.method, path: url, status, route: verdict.kind === 'bad-path' ? 'bad-path' : 'path-denied', ms: Math.round((performance.now() - startedAt) * 100) / 100, websocket: true });
-        socket.end(rawErrorResponse(this.#deps.pages[status]));
+        closeAfter(socket, rawErrorResponse(this.#deps.pages[status]));
         return;
       }
       if (verdict.kind === 'stateless') decision = this.#routeStateless();
@@ -530,7 +544,7 @@ export class ProxyServer implements ExchangeHost {
       }
     }
     if (decision === undefined && this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
-      socket.end(rawErrorResponse(this.#missingKeyPage));
+      closeAfter(socket, rawErrorResponse(this.#missingKeyPage));
       return;
     }
     const peer = req.socket.remoteAddress ?? '';
@@ -545,14 +559,14 @@ export class ProxyServer implements ExchangeHost {
   /** `log` is what the tunnel keeps of the handshake request: its path and start (access log), and a backend-choice cookie to set. */
   #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number; choiceCookie?: string | undefined }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
     if (decision.kind === 'unavailable') {
-      socket.end(rawErrorResponse(this.#deps.pages[503]));
+      closeAfter(socket, rawErrorResponse(this.#deps.pages[503]));
       return;
     }
     const resolving = this.#resolvePartition(decision, facts, refused, attempt, (next) => {
       if (!socket.destroyed) this.#tunnel(socket, requestHead, head, log, facts, next, refused, attempt + 1);
     });
     if (resolving) {
-      resolving.catch(() => socket.end(rawErrorResponse(this.#deps.pages[503])));
+      resolving.catch(() => closeAfter(socket, rawErrorResponse(this.#deps.pages[503])));
       return;
     }
     const { backend } = decision;
@@ -561,7 +575,7 @@ export class ProxyServer implements ExchangeHost {
     const sessionless = isSessionless(decision);
     const clientId = sessionless ? this.#countRequest(backend.id) : this.#commit(decision, facts, undefined);
     if (clientId === undefined) {
-      socket.end(rawErrorResponse(this.#deps.pages[503]));
+      closeAfter(socket, rawErrorResponse(this.#deps.pages[503]));
       return;
     }
     let opened = false;
@@ -575,7 +589,7 @@ export class ProxyServer implements ExchangeHost {
         if (NO_RESOURCES.has(err.code ?? '')) {
           // The balancer is out of descriptors: not the backend's fault, and no retry helps.
           this.#connections.resourceFailure(err.code!);
-          if (!socket.destroyed) socket.end(rawErrorResponse(this.#deps.pages[503]));
+          closeAfter(socket, rawErrorResponse(this.#deps.pages[503]));
           return true;
         }
         sessions.accounting.counters(backend.id).errors++;
@@ -591,7 +605,7 @@ export class ProxyServer implements ExchangeHost {
             return true;
           }
         }
-        if (!socket.destroyed) socket.end(rawErrorResponse(this.#deps.pages[err.code === 'ETIMEDOUT' ? 504 : 502]));
+        closeAfter(socket, rawErrorResponse(this.#deps.pages[err.code === 'ETIMEDOUT' ? 504 : 502]));
         return true;
       },
       onHandshake: (status, extra) => {
@@ -610,9 +624,9 @@ export class ProxyServer implements ExchangeHost {
         this.#deps.observer?.backendFailed(backend.id);
         this.#deps.logger.warn(
           { backend: backend.id },
-          why === 'timeout' ? 'backend did not answer a websocket handshake in time' : why === 'closed' ? 'backend closed the connection before answering a websocket handshake' : 'backend answered a websocket handshake with something that is not HTTP',
+          HANDSHAKE_FAILURES[why],
         );
-        if (!socket.destroyed) socket.end(rawErrorResponse(this.#deps.pages[why === 'timeout' ? 504 : 502]));
+        closeAfter(socket, rawErrorResponse(this.#deps.pages[why === 'timeout' ? 504 : 502]));
       },
       onClose: (bytesIn, bytesOut, idledOut) => {
         const counters = sessions.accounting.counters(backend.id);
@@ -643,6 +657,15 @@ export class ProxyServer implements ExchangeHost {
 
   #onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
+    // A response in progress whose request was parsed whole: the error is in a later,
+    // pipelined request. A 400 now would reach the client ahead of the earlier answer (and
+    // be read as it), so the answers in progress go out and the connection closes after them.
+    // (_httpMessage is Node's response in progress on the socket.)
+    const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (code !== 'ECONNRESET' && answering?.req?.complete === true && !answering.writableEnded) {
+      this.#closeAfterAnswers(code, answering);
+      return;
+    }
     if (code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
       socket.destroy();
       return;
@@ -651,6 +674,20 @@ export class ProxyServer implements ExchangeHost {
     const status: ErrorStatus = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.#deps.logger.debug({ code }, 'malformed request');
     socket.end(rawErrorResponse(this.#deps.pages[status]));
+  }
+
+  /**
+   * After a parse error in a pipelined request: nothing more is read as a request, the
+   * answer in progress goes out, and the connection closes after it. Bytes after a request
+   * that closes the connection (HPE_CLOSED_CONNECTION, e.g. after HTTP/1.0 without
+   * keep-alive) change nothing: the connection already ends after that request's answer.
+   */
+  #closeAfterAnswers(code: string, answering: ServerResponse): void {
+    // The parser stays in error: every later chunk from the client reports it again.
+    if (code === 'HPE_CLOSED_CONNECTION' || this.#closingAfterAnswers.has(answering)) return;
+    this.#closingAfterAnswers.add(answering);
+    if (!answering.headersSent) answering.shouldKeepAlive = false;
+    else answering.once('finish', () => (answering.socket as Socket | null)?.destroySoon());
   }
 
   // ---- shutdown ------------------------------------------------------------------------

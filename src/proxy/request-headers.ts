@@ -24,6 +24,9 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'expect',
+  // h2c's settings for the upgraded connection (RFC 7540 3.2.1): connection-specific, and
+  // the balancer never upgrades to h2c.
+  'http2-settings',
 ]);
 
 /**

@@ -17,7 +17,7 @@ import { request } from 'undici';
 import pino from 'pino';
 import { ConnectionLimit, descriptorsNeeded, openFileLimit } from '../src/proxy/connection-limit.js';
 import { RedirectServer } from '../src/proxy/redirect-server.js';
-import { jsonLogs, lbConfig, startBalancer, waitFor } from './helpers/lb.js';
+import { isHealthProbe, jsonLogs, lbConfig, startBalancer, waitFor } from './helpers/lb.js';
 import { repoRoot, type TestLike } from './helpers/processes.js';
 import { probe, sleep } from './fixtures/hostile-net.js';
 
@@ -34,7 +34,7 @@ async function echoBackend(t: TestLike): Promise<{ url: string; requests: () => 
   let tunnels = 0;
   const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
-    if (req.url !== '/health') requests++;
+    if (!isHealthProbe(req)) requests++;
     req.resume();
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
     res.end('ok');

@@ -14,7 +14,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import t, { type Test } from 'tap';
 import type { TestLike } from './helpers/processes.js';
-import { lbConfig, startBalancer, waitFor } from './helpers/lb.js';
+import { isHealthProbe, lbConfig, startBalancer, waitFor } from './helpers/lb.js';
 import { probe } from './fixtures/hostile-net.js';
 import { rawClient } from './fixtures/raw-client.js';
 
@@ -31,7 +31,7 @@ interface Seen { method: string; url: string; bodyBytes: number; complete: boole
 async function earlyBackend(t: TestLike): Promise<{ url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
-    if (req.url === '/health') {
+    if (isHealthProbe(req)) {
       req.resume();
       res.end('ok');
       return;

@@ -135,3 +135,20 @@ export async function closedPort(): Promise<number> {
   }
   throw new Error('no closed port found below the ephemeral range');
 }
+
+/** The User-Agent of servoy-lb's health probes. */
+export const PROBE_AGENT = 'servoy-lb-health-check';
+
+/**
+ * isHealthProbe tells a test backend that a request is the balancer's health probe (by its
+ * User-Agent, whatever healthCheck.path is, or an explicit `/health` path), so backends that
+ * record what reached them can leave probes out of what they assert on.
+ */
+export function isHealthProbe(req: { url?: string | undefined; headers: Record<string, string | string[] | undefined> }): boolean {
+  return req.url === '/health' || req.headers['user-agent'] === PROBE_AGENT;
+}
+
+/** isHealthProbeHead is isHealthProbe for a raw request head (backends that read bytes themselves). */
+export function isHealthProbeHead(head: string): boolean {
+  return /^GET \/health /.test(head) || /\r\nuser-agent: servoy-lb-health-check\r?(\n|$)/i.test(head);
+}

@@ -57,8 +57,10 @@ export interface ServoySimStats {
   requests: number;
   /** requests from servoy-lb's health checker (served like any other, counted apart) */
   healthChecks: number;
-  /** sessions created */
+  /** sessions created (for users; those made for health probes are in probeSessionsCreated) */
   sessionsCreated: number;
+  /** sessions created for servoy-lb's health probes */
+  probeSessionsCreated: number;
   /** requests that carried a session id this server did not know */
   sessionsLost: number;
   /** new-session requests refused with 503 because of maintenance mode */
@@ -163,7 +165,7 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
   let maintenance = false;
   let healthy = true;
   const counters = {
-    requests: 0, healthChecks: 0, sessionsCreated: 0, sessionsLost: 0, maintenanceRefused: 0,
+    requests: 0, healthChecks: 0, sessionsCreated: 0, probeSessionsCreated: 0, sessionsLost: 0, maintenanceRefused: 0,
     outOfSync: 0, originRejected: 0, bytesDownloaded: 0, bytesUploaded: 0,
   };
 
@@ -182,7 +184,8 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
   const newSession = (probe = false): Session => {
     const s: Session = { id: `${randomBytes(16).toString('hex')}.${route}`, requests: 0, lastSeen: Date.now(), websockets: 0, uploads: new Map(), probe };
     sessions.set(s.id, s);
-    counters.sessionsCreated++;
+    if (probe) counters.probeSessionsCreated++;
+    else counters.sessionsCreated++;
     return s;
   };
   const sweep = () => {

@@ -118,7 +118,7 @@ t.test('probes keep the cookies a backend sets: probing "/" opens one Servoy ses
   hc.start();
   await waitFor(() => count('a') >= 6, 3000, 'six probes');
   const stats = a.stats();
-  t.equal(stats.sessionsCreated, 1, 'one session for all probes');
+  t.equal(stats.probeSessionsCreated, 1, 'one session for all probes');
   t.equal(stats.sessionsLost, 0, 'the cookie sent back is the one the server knows');
   t.ok(stats.healthChecks >= 6, `the probes reached the page (${stats.healthChecks})`);
   t.same(sink.flips, []);

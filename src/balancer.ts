@@ -231,11 +231,26 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       this.logger.info({ backend: backendId, failoverDelay: delay }, 'backend down: its sessions wait for it (503) for affinity.failoverDelay before they are placed anew');
       const timer = setTimeout(() => {
         this.#holdTimers.delete(backendId);
-        if (this.pool.setHolding(backendId, false, 'failoverDelay passed while down')) {
-          this.logger.info({ backend: backendId }, 'failoverDelay passed while down: its sessions are placed anew');
-        }
+        void this.#endHold(backendId);
       }, delay).unref();
       this.#holdTimers.set(backendId, timer);
+    }
+  }
+
+  /**
+   * #endHold runs when failoverDelay has passed for a down backend. One probe first: a
+   * server that is already back (its checks pass again, but an outlier ejection still holds
+   * it out, or the next scheduled probe has not come yet) takes its users back instead of
+   * losing them by a hair. Otherwise its sessions are placed anew from now on.
+   */
+  async #endHold(backendId: string): Promise<void> {
+    const good = await this.#checker.probeOnce(backendId);
+    if (this.#closed) return;
+    if (good) this.#outlier.endEjection(backendId, 'ejection ended early: its health checks pass at the end of failoverDelay');
+    const member = this.pool.member(backendId);
+    if (member === undefined || member.healthy || !member.holding) return;
+    if (this.pool.setHolding(backendId, false, 'failoverDelay passed while down')) {
+      this.logger.info({ backend: backendId }, 'failoverDelay passed while down: its sessions are placed anew');
     }
   }
 

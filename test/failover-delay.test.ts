@@ -118,3 +118,28 @@ t.test('a disabled server is never held: its sessions are placed anew at once', 
   t.equal(res.status, 200);
   t.not(res.json().server, 'servoy-a');
 });
+
+t.test('ejected by proxy errors during a blink: at the end of failoverDelay a passing probe brings the server back with its users', async (t) => {
+  // The blink is over long before the ejection (1 h) would end: without the probe at the end
+  // of the delay, its users would be placed anew although their server is fine.
+  const sims = await startSims(t, ROUTES);
+  const a = sims[0] as ServoySim;
+  const lb = await start(t, config(backendsFor(sims), { affinity: { failoverDelay: '2s' }, outlier: { consecutiveFailures: 2, ejectFor: '1h' } }));
+  const users = (await pinClients(t, lb.url, 1)).get('servoy-a')!;
+  const user = users[0]!;
+  const session = user.cookie('JSESSIONID');
+
+  await a.setReachable(false);
+  t.equal((await user.get('/api/whoami')).status, 502, 'a sticky request to a server that refuses: 502');
+  t.equal((await user.get('/api/whoami')).status, 502);
+  await waitState(lb, 'servoy-a', 'down', 10_000);
+  await seeLog(t, lb, /"backend":"servoy-a".*"to":"down".*ejected after 2 consecutive proxy errors/, 'ejected by outlier detection');
+  t.equal((await user.get('/api/whoami')).status, 503, 'held while down');
+
+  await a.setReachable(true);
+  await lb.waitForLog(/"backend":"servoy-a".*"to":"up".*ejection ended early/, 15_000);
+  const back = await user.get('/api/whoami');
+  t.equal(back.status, 200);
+  t.equal(back.json().server, 'servoy-a', 'the user is back on its server');
+  t.equal(user.cookie('JSESSIONID'), session, 'with its session');
+});

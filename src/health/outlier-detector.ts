@@ -126,6 +126,21 @@ export class OutlierDetector {
     this.#entries.delete(id);
   }
 
+  /**
+   * endEjection ends an ejection early and tells the sink the backend is up: for a caller
+   * that has just seen it pass its health checks (the end of affinity.failoverDelay). No-op
+   * when the backend is not ejected.
+   */
+  endEjection(id: string, cause: string): void {
+    const entry = this.#entries.get(id);
+    if (entry === undefined || entry.ejectedUntil === 0) return;
+    if (entry.timer !== undefined) this.#timers.clearTimeout(entry.timer);
+    entry.timer = undefined;
+    entry.ejectedUntil = 0;
+    entry.failures = 0;
+    this.#tell(id, true, cause);
+  }
+
   /** updateSettings applies reloaded `outlier` keys: a new threshold at once, a new ejectFor from the next period. */
   updateSettings(settings: OutlierSettings): void {
     [this.#consecutiveFailures, this.#ejectForMs] = normalize(settings);

@@ -95,6 +95,28 @@ export class ConnectionLimit {
     return this.#refusing !== 0 && (this.#marked.has(socket) || this.#marked.has((socket as Socket & { _parent?: Socket })._parent!));
   }
 
+  /**
+   * checkOpenFileLimit logs (once the listener is bound) when the process's open-file limit
+   * is too low for `max`: a warning when connections would fail before the limit is
+   * reached, a debug line when WebSocket tunnels could run out of descriptors first.
+   */
+  checkOpenFileLimit(): void {
+    const limit = openFileLimit();
+    const { max, hardMax } = this;
+    const needed = descriptorsNeeded(max);
+    if (limit !== undefined && limit < hardMax + 256) {
+      this.#logger.warn(
+        { openFileLimit: limit, needed, maxConnections: max },
+        'the open-file limit is too low for limits.maxConnections: client connections will fail before the limit is reached (raise the hard limit, `ulimit -Hn` / LimitNOFILE, or lower limits.maxConnections)',
+      );
+    } else if (limit !== undefined && limit < needed) {
+      this.#logger.debug(
+        { openFileLimit: limit, needed, maxConnections: max },
+        'the open-file limit is below two descriptors per client connection: if every client holds a WebSocket (one backend connection each), descriptors run out before limits.maxConnections',
+      );
+    }
+  }
+
   /** counts returns the current figures. */
   get counts(): ConnectionCounts {
     return { open: this.#open, refused: this.#refused, dropped: this.#dropped, resourceFailures: this.#resourceFailures };

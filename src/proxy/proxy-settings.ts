@@ -53,3 +53,11 @@ export function proxySettings(config: Config): ProxySettings {
     choiceCookieName: choiceCookieName(config.affinity.cookie.name),
   });
 }
+
+/**
+ * backendHeadLimit is the largest response head taken from a backend: limits.maxHeaderBytes,
+ * at least undici's 16 KiB default. Shared by HTTP forwarding and WebSocket handshakes.
+ */
+export function backendHeadLimit(settings: ProxySettings): number {
+  return Math.max(settings.maxHeaderBytes, 16384);
+}

@@ -1,0 +1,201 @@
+/**
+ * The WebSocket upgrade path of the proxy: a handshake is checked (connection limit,
+ * shutdown, malformed upgrade, path rules, partition key), routed like an HTTP request,
+ * and handed to a tunnel to the chosen backend (src/proxy/websocket-tunnel.ts). It lives
+ * apart from ProxyServer so that the listener does not also carry the tunnel's routing,
+ * retry and accounting; what it needs of the proxy is the narrow UpgradeHost.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { BackendView } from '../pool/snapshot.js';
+import { judgePath } from '../routing/path-rules.js';
+import type { Decision, RequestFacts } from '../routing/types.js';
+import { closeAfter } from './close-socket.js';
+import type { ConnectionLimit } from './connection-limit.js';
+import { type ErrorPage, rawErrorResponse } from './error-pages.js';
+import { NO_RESOURCES } from './http-exchange.js';
+import { isSessionless, type Placement } from './placement.js';
+import type { ProxyDeps } from './proxy-server.js';
+import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
+import { upstreamHeaders } from './request-headers.js';
+import { refusedUpgrade } from './request-checks.js';
+import { openTunnel, type HandshakeFailure } from './websocket-tunnel.js';
+
+/** The log line for each way a backend can fail a WebSocket handshake. */
+const HANDSHAKE_FAILURES: Record<HandshakeFailure, string> = {
+  timeout: 'backend did not answer a websocket handshake in time',
+  closed: 'backend closed the connection before answering a websocket handshake',
+  'not-http': 'backend answered a websocket handshake with something that is not HTTP',
+  'not-websocket': 'backend answered a websocket handshake with a switch to another protocol (or a 1xx): not relayed',
+};
+
+/**
+ * UpgradeHost is what the upgrade path needs of the proxy server that took the handshake.
+ * `settings` and `closing` are read at each handshake (a reload or a shutdown is seen at once).
+ */
+export interface UpgradeHost {
+  readonly settings: ProxySettings;
+  /** The proxy is shutting down: new handshakes are answered 503. */
+  readonly closing: boolean;
+  /** The proxy's collaborators (the same object: a reload's pages and trusted proxies are seen at once). */
+  readonly deps: Pick<ProxyDeps, 'pages' | 'trusted' | 'sessions' | 'observer' | 'logger'>;
+  readonly placement: Placement;
+  readonly connections: ConnectionLimit;
+  readonly access: Logger;
+  readonly missingKeyPage: ErrorPage;
+  /** trackTunnel counts an open tunnel, for graceful shutdown. */
+  trackTunnel(socket: Duplex): void;
+  /**
+   * untrackTunnel stops counting it: `closed`, the socket closed for good (shutdown may now
+   * find the proxy idle); otherwise it is about to be tunnelled to another backend.
+   */
+  untrackTunnel(socket: Duplex, closed: boolean): void;
+}
+
+/** WebSocketUpgrade answers the proxy's `upgrade` events; see the file comment. */
+export class WebSocketUpgrade {
+  readonly #host: UpgradeHost;
+
+  constructor(host: UpgradeHost) {
+    this.#host = host;
+  }
+
+  onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const host = this.#host;
+    const { settings } = host;
+    // Node's parser has let go of the socket: nothing else will handle its errors.
+    socket.on('error', () => socket.destroy());
+    const refused = host.closing || host.connections.refuses(req.socket);
+    if (refused || refusedUpgrade(req)) {
+      closeAfter(socket, rawErrorResponse(host.deps.pages[refused ? 503 : 400]));
+      return;
+    }
+    const facts = host.placement.facts(req, settings);
+    const url = req.url!;
+    const startedAt = performance.now();
+    let decision: Decision | undefined;
+    let choiceCookie: string | undefined;
+    const rules = settings.paths;
+    if (rules !== undefined) {
+      const verdict = judgePath(rules, url, facts.clientAddress);
+      if (verdict.kind === 'bad-path' || verdict.kind === 'denied') {
+        const status = verdict.kind === 'bad-path' ? 400 : 403;
+        if (settings.accessLog) host.access.info({ method: req.method, path: url, status, route: verdict.kind === 'bad-path' ? 'bad-path' : 'path-denied', ms: Math.round((performance.now() - startedAt) * 100) / 100, websocket: true });
+        closeAfter(socket, rawErrorResponse(host.deps.pages[status]));
+        return;
+      }
+      if (verdict.kind === 'stateless') decision = host.placement.routeStateless();
+      else if (verdict.kind === 'allowed') {
+        const choice = host.placement.choice(url, req.headers.cookie, verdict.rule, settings);
+        decision = choice?.decision;
+        choiceCookie = choice?.cookie;
+      }
+    }
+    if (decision === undefined && settings.partitionKeyRequired && facts.partitionKey === undefined) {
+      closeAfter(socket, rawErrorResponse(host.missingKeyPage));
+      return;
+    }
+    const peer = req.socket.remoteAddress ?? '';
+    const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, clientAddress: facts.clientAddress, trusted: host.deps.trusted.trusts(peer), proto: settings.proto }, true);
+    let requestHead = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    requestHead += '\r\n';
+    // The tunnel keeps only what it needs (not the request object) for as long as it is open.
+    this.#tunnel(socket, requestHead, head, { path: url, startedAt, choiceCookie }, facts, decision ?? host.placement.route(facts), undefined);
+  }
+
+  /** `log` is what the tunnel keeps of the handshake request: its path and start (access log), and a backend-choice cookie to set. */
+  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number; choiceCookie?: string | undefined }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
+    const host = this.#host;
+    const { deps, placement } = host;
+    if (decision.kind === 'unavailable') {
+      closeAfter(socket, rawErrorResponse(deps.pages[503]));
+      return;
+    }
+    const resolving = placement.resolvePartition(decision, facts, refused, attempt, (next) => {
+      if (!socket.destroyed) this.#tunnel(socket, requestHead, head, log, facts, next, refused, attempt + 1);
+    });
+    if (resolving) {
+      resolving.catch(() => closeAfter(socket, rawErrorResponse(deps.pages[503])));
+      return;
+    }
+    const { backend } = decision;
+    const sessions = deps.sessions;
+    // A stateless or chosen-server tunnel is no session: not counted (nor its WebSocket).
+    const sessionless = isSessionless(decision);
+    const clientId = sessionless ? placement.countRequest(backend.id) : placement.commit(decision, facts, undefined);
+    if (clientId === undefined) {
+      closeAfter(socket, rawErrorResponse(deps.pages[503]));
+      return;
+    }
+    let opened = false;
+    host.trackTunnel(socket);
+    const untrack = (): void => host.untrackTunnel(socket, true);
+    socket.once('close', untrack);
+    openTunnel(socket as Socket, requestHead, head, this.#tunnelTarget(backend), {
+      onConnectError: (err) => {
+        if (NO_RESOURCES.has(err.code ?? '')) {
+          // The balancer is out of descriptors: not the backend's fault, and no retry helps.
+          host.connections.resourceFailure(err.code!);
+          closeAfter(socket, rawErrorResponse(deps.pages[503]));
+          return true;
+        }
+        sessions.accounting.counters(backend.id).errors++;
+        deps.observer?.backendFailed(backend.id);
+        deps.logger.warn({ backend: backend.id, code: err.code }, 'websocket backend unreachable');
+        if ((decision.reason === 'new-session' || decision.reason === 'replaced' || decision.reason === 'partition-new' || decision.reason === 'stateless') && err.code === 'ECONNREFUSED') {
+          const skip = (refused ??= new Set()).add(backend.id);
+          const next = placement.reroute(decision.reason, facts, skip);
+          if (next.kind === 'backend') {
+            socket.off('close', untrack);
+            host.untrackTunnel(socket, false);
+            this.#tunnel(socket, requestHead, head, log, facts, next, skip);
+            return true;
+          }
+        }
+        closeAfter(socket, rawErrorResponse(deps.pages[err.code === 'ETIMEDOUT' ? 504 : 502]));
+        return true;
+      },
+      onHandshake: (status, extra) => {
+        if (status === 101 && !sessionless) {
+          opened = true;
+          sessions.accounting.websocketOpened(clientId, backend.id, facts.partitionKey, decision.clientId !== undefined);
+        }
+        if (decision.setCookie) extra.push('set-cookie', sessions.setCookieHeader(clientId, backend.id));
+        if (log.choiceCookie !== undefined) extra.push('set-cookie', log.choiceCookie);
+        if (host.settings.accessLog) {
+          host.access.info({ method: 'GET', path: log.path, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - log.startedAt) * 100) / 100, websocket: true });
+        }
+      },
+      onBadResponse: (why) => {
+        sessions.accounting.counters(backend.id).errors++;
+        deps.observer?.backendFailed(backend.id);
+        deps.logger.warn(
+          { backend: backend.id },
+          HANDSHAKE_FAILURES[why],
+        );
+        closeAfter(socket, rawErrorResponse(deps.pages[why === 'timeout' ? 504 : 502]));
+      },
+      onClose: (bytesIn, bytesOut, idledOut) => {
+        const counters = sessions.accounting.counters(backend.id);
+        counters.bytesOut += bytesOut;
+        counters.bytesIn += bytesIn;
+        if (opened) sessions.accounting.websocketClosed(clientId, backend.id);
+        if (idledOut) deps.logger.debug({ backend: backend.id }, 'websocket closed after idle timeout');
+      },
+    });
+  }
+
+  #tunnelTarget(backend: BackendView) {
+    const { settings } = this.#host;
+    return {
+      url: backend.url,
+      connectTimeout: settings.connectTimeout,
+      handshakeTimeout: settings.responseTimeout,
+      idleTimeout: settings.websocketIdle,
+      maxHeaderBytes: backendHeadLimit(settings),
+    };
+  }
+}

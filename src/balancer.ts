@@ -98,7 +98,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.metricsRegistry = new BalancerMetrics(
       () => this.backends(),
       workers > 1
-        ? { latency: 'merged', workers: () => ({ alive: (this.traffic as WorkerFleet).alive, restarts: (this.traffic as WorkerFleet).restarts }) }
+        ? { latency: 'merged', workers: () => this.traffic as WorkerFleet }
         : {},
     );
     this.traffic =

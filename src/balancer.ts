@@ -98,8 +98,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.metricsRegistry = new BalancerMetrics(
       () => this.backends(),
       workers > 1
-        ? { latency: 'merged', workers: () => this.traffic as WorkerFleet }
-        : {},
+        ? { latency: 'merged', workers: () => this.traffic as WorkerFleet, inFlight: () => this.inFlight }
+        : { inFlight: () => this.inFlight },
     );
     this.traffic =
       Fleet !== undefined

@@ -9,8 +9,8 @@ import t from 'tap';
 import { startServoySim, type ServoySim } from '../examples/servoy-sim.js';
 import { ActiveHealthChecker, keepCookies, type ActiveCheckSettings, type ProbeReport } from '../src/health/active-checker.js';
 import type { HealthSink } from '../src/health/health-sink.js';
-import { waitFor } from './helpers/lb.js';
-import { freePort, type TestLike } from './helpers/processes.js';
+import { closedPort, waitFor } from './helpers/lb.js';
+import type { TestLike } from './helpers/processes.js';
 
 interface Flip {
   id: string;
@@ -76,7 +76,7 @@ t.test('a backend whose /health turns 503 goes down after fall probes and comes 
 });
 
 t.test('a dead port goes down once, with the error code', async (t) => {
-  const port = await freePort();
+  const port = await closedPort();
   const { hc, sink, count } = checker(t);
   hc.setTargets([{ id: 'dead', url: `http://127.0.0.1:${port}` }]);
   hc.start();
@@ -215,7 +215,7 @@ t.test('the first probes are spread over the first interval', async (t) => {
 
 t.test('close() stops every timer and probe and closes the probe connections', async (t) => {
   const sims = await Promise.all([sim(t, 'a'), sim(t, 'b'), sim(t, 'c')]);
-  const deadPort = await freePort();
+  const deadPort = await closedPort();
   const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const { hc, probes } = checker(t, { path: '/slow?ms=50' });
   hc.setTargets([...sims.map((s) => ({ id: s.route, url: s.url })), { id: 'dead', url: `http://127.0.0.1:${deadPort}` }]);

@@ -40,6 +40,8 @@ export interface BalancerMetricsOptions {
   readonly latency?: 'observed' | 'merged';
   /** With `--workers`: live worker processes, restarts so far, and workers not yet up to date with the primary. */
   readonly workers?: () => { alive: number; restarts: number; changes: number; behind: number };
+  /** HTTP requests being served now (with `--workers`: as last reported by the workers). */
+  readonly inFlight?: () => number;
 }
 
 const DURATION_NAME = 'servoylb_request_duration_seconds';
@@ -102,6 +104,10 @@ export class BalancerMetrics {
       this.registry.registerMetric(this.#mergedHistogram() as never);
     } else {
       this.#duration = new Histogram({ name: DURATION_NAME, help: DURATION_HELP, labelNames: ['backend', 'outcome'], buckets: LATENCY_BUCKETS, registers });
+    }
+    const inFlight = options.inFlight;
+    if (inFlight !== undefined) {
+      new Gauge({ name: 'servoylb_requests_in_flight', help: 'HTTP requests being served now.', registers, collect(this: Gauge) { this.set(inFlight()); } });
     }
     const workers = options.workers;
     if (workers !== undefined) {

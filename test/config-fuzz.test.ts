@@ -51,8 +51,10 @@ const CLI_REJECTED = LONG ? 100 : 12;
 const CLI_ACCEPTED = LONG ? 20 : 4;
 /** Children at once: the machine's parallelism, 2 to 4 (each is a whole Node.js process). */
 const CLI_CONCURRENCY = Math.max(2, Math.min(4, availableParallelism()));
-/** `start` of an accepted config is stopped once it logs "listening", or after this long. */
-/** (30 s: a balancer loading on a busy machine can take 10 s and more to listen.) */
+/**
+ * `start` of an accepted config is stopped once it logs "listening", or after this long
+ * (a balancer loading on a busy machine can take 10 s and more to listen).
+ */
 const START_MS = 30_000;
 /** A validate, or a start of a rejected config, must exit by itself within this long. */
 const EXIT_MS = 30_000;

@@ -176,7 +176,9 @@ t.test('admin states and run-time pool changes survive a restart with the same c
 
   // The restarted balancer has not seen servoy-a's sessions yet: it must not call it drained
   // before it could have (sessionIdle), or `drain --wait` + remove would drop live users.
-  await waitFor(() => Date.now() - restartedAt > 2200, 3000, 'two drain-monitor rounds', 100);
+  // The time window is the scenario (two drain-monitor rounds). Safe on a busy machine: a
+  // longer wait only gives the monitor more rounds to get it wrong; sessionIdle is 30 s.
+  await waitFor(() => Date.now() - restartedAt > 2200, 10_000, 'two drain-monitor rounds', 100);
   t.equal((await row(lb2, 'servoy-a')).state, 'draining', 'not drained right after a restart');
 
   const res = await onA.get('/api/whoami');

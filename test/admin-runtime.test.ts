@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { Agent } from 'undici';
 import { api, browser, config, pinClients, row, ROUTES, start, waitState } from './helpers/admin-env.js';
 import { BrowserClient } from './helpers/browser.js';
-import { waitFor } from './helpers/lb.js';
-import { backendsFor, freePort, startSims, type BalancerProcess } from './helpers/processes.js';
+import { closedPort, waitFor } from './helpers/lb.js';
+import { backendsFor, startSims, type BalancerProcess } from './helpers/processes.js';
 
 // ---- helpers only this file uses ---------------------------------------------------------
 
@@ -143,7 +143,8 @@ t.test('admin states and run-time pool changes survive a restart with the same c
   const stateFile = join(dir, 'servoy-lb.state.json');
   // sessionIdle long: a drained verdict can only come from a real absence of sessions.
   // The same listen port both times, as an administrator's config has: the browsers keep their URL.
-  const cfg = config(backendsFor([a!, b!, c!]), { listen: { port: await freePort() }, state: { file: stateFile }, affinity: { sessionIdle: '30s' } });
+  // closedPort: below the ephemeral range, so no parallel listen(0) takes it between the two starts.
+  const cfg = config(backendsFor([a!, b!, c!]), { listen: { port: await closedPort() }, state: { file: stateFile }, affinity: { sessionIdle: '30s' } });
   const lb1 = await start(t, cfg);
   const pinned = await pinClients(t, lb1.url, 1);
   const onA = pinned.get('servoy-a')![0]!;

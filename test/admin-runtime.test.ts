@@ -91,7 +91,7 @@ t.test('runtime add and remove: new sessions may use an added backend, pinned on
   t.equal((await api(lb, 'POST', '/api/backends/servoy-d/drain')).json.backend.state, 'draining');
   const stillDraining = await api(lb, 'DELETE', '/api/backends/servoy-d');
   t.equal(stillDraining.json.error?.code, 'NOT_DRAINED', 'draining is not drained');
-  await waitState(lb, 'servoy-d', 'drained', 8000);
+  await waitState(lb, 'servoy-d', 'drained', 15_000);
   const removed = await api(lb, 'DELETE', '/api/backends/servoy-d');
   t.equal(removed.status, 200, removed.text);
   t.same(removed.json, { removed: 'servoy-d' });

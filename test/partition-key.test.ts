@@ -523,6 +523,6 @@ t.test('escape checking agrees with decodeURIComponent', async (t) => {
       if (mismatches < 5) t.fail(`${JSON.stringify(raw)}: path ${JSON.stringify(gotPath)} want ${JSON.stringify(wantPath)}, query ${JSON.stringify(gotQuery)} want ${JSON.stringify(wantQuery)}`);
     }
   }
-  t.equal(mismatches, 0, `10000 random escape sequences (${decoded} decodable)`);
-  t.ok(decoded > 1000 && decoded < 9000, 'both outcomes are well represented');
+  t.equal(mismatches, 0, `${rounds} random escape sequences (${decoded} decodable)`);
+  t.ok(decoded > rounds / 10 && decoded < rounds * 0.9, 'both outcomes are well represented');
 });

@@ -103,8 +103,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.metricsRegistry = new BalancerMetrics(
       () => this.backends(),
       workers > 1
-        ? { latency: 'merged', workers: () => ({ alive: (this.traffic as WorkerFleet).alive, restarts: (this.traffic as WorkerFleet).restarts }) }
-        : {},
+        ? { latency: 'merged', workers: () => this.traffic as WorkerFleet, inFlight: () => this.inFlight }
+        : { inFlight: () => this.inFlight },
     );
     this.traffic =
       Fleet !== undefined

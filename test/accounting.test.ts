@@ -64,13 +64,48 @@ t.test('sweep cost follows what expires: a large table of fresh sessions is skip
   t.equal(acc.activeSessions('b'), 50_000);
 });
 
-t.test('start and stop the sweep timer', async (t) => {
-  const acc = new SessionAccounting(1000);
+t.test('start and stop the sweep timer: one unref\'d timer however often started, it sweeps, stop clears it', async (t) => {
+  // The timer is unref'd, so process.getActiveResourcesInfo() never lists it: record the
+  // intervals created and cleared instead.
+  const created: { handle: NodeJS.Timeout; ms: number | undefined; tick: () => void }[] = [];
+  const cleared: unknown[] = [];
+  const realSet = globalThis.setInterval;
+  const realClear = globalThis.clearInterval;
+  globalThis.setInterval = ((fn: () => void, ms?: number) => {
+    const handle = realSet(fn, ms);
+    created.push({ handle, ms, tick: fn });
+    return handle;
+  }) as typeof setInterval;
+  globalThis.clearInterval = ((handle?: NodeJS.Timeout) => {
+    if (handle !== undefined) cleared.push(handle);
+    realClear(handle);
+  }) as typeof clearInterval;
+  t.teardown(() => {
+    globalThis.setInterval = realSet;
+    globalThis.clearInterval = realClear;
+  });
+
+  let now = 0;
+  const acc = new SessionAccounting(1000, 100, () => now);
   acc.start();
   acc.start();
+  t.equal(created.length, 1, 'started twice: one timer');
+  const timer = created[0]!;
+  t.equal(timer.ms, 1000, 'once a second');
+  t.notOk(timer.handle.hasRef(), 'it does not keep the process alive');
+  acc.touch('c1', 'a');
+  now = 5000;
+  timer.tick();
+  t.equal(acc.activeSessions('a'), 0, 'its tick sweeps expired sessions');
   acc.setIdle(2000);
+  t.equal(created.length, 1, 'setIdle keeps the timer');
   acc.stop();
-  t.pass('no timer left behind');
+  t.same(cleared, [timer.handle], 'stop clears that timer');
+  acc.stop();
+  acc.start();
+  t.equal(created.length, 2, 'a stopped accounting starts a new timer');
+  acc.stop();
+  t.equal(cleared.at(-1), created[1]!.handle, 'and stop clears it too');
 });
 
 t.test('a session never confirmed by its cookie idles out after a minute, not sessionIdle', async (t) => {

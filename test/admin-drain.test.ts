@@ -65,7 +65,7 @@ t.test('drain lifecycle: existing sessions keep going, no new ones, a WebSocket 
 
   await ws.close();
   const closedAt = Date.now();
-  await waitState(lb, 'servoy-a', 'drained', 8000);
+  await waitState(lb, 'servoy-a', 'drained', 20_000);
   const idle = (await logTime(lb, /"backend":"servoy-a".*"to":"drained"/)) - closedAt;
   t.ok(idle >= 1500, `drained only after sessionIdle (2 s) without requests: ${idle} ms after the close`);
   const drained = await row(lb, 'servoy-a');
@@ -77,7 +77,7 @@ t.test('drain lifecycle: existing sessions keep going, no new ones, a WebSocket 
   const back = await aClients[1]!.get('/api/whoami');
   t.equal(back.json().server, 'servoy-a', 'a drained backend still serves a returning session');
   t.equal(back.json().session, sessions[1]);
-  await waitState(lb, 'servoy-a', 'draining', 3000);
+  await waitState(lb, 'servoy-a', 'draining', 15_000);
 
   const undrain = await api(lb, 'POST', '/api/backends/servoy-a/undrain');
   t.equal(undrain.status, 200);

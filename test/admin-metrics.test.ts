@@ -71,5 +71,5 @@ t.test('GET /metrics has servoylb_ series for each backend after traffic, in ste
   t.notMatch(text, /^(?!#)(?!servoylb_)\S/m, 'every series is servoylb_');
 
   await ws.close();
-  await waitFor(async () => sample((await api(lb, 'GET', '/metrics', { token: TOKEN })).text, 'servoylb_backend_websockets', { backend: 'servoy-c' }) === 0, 3000, 'websocket gauge back to 0');
+  await waitFor(async () => sample((await api(lb, 'GET', '/metrics', { token: TOKEN })).text, 'servoylb_backend_websockets', { backend: 'servoy-c' }) === 0, 15_000, 'websocket gauge back to 0');
 });

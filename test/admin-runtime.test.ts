@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { Agent } from 'undici';
 import { api, browser, config, pinClients, row, ROUTES, start, waitState } from './helpers/admin-env.js';
 import { BrowserClient } from './helpers/browser.js';
-import { waitFor } from './helpers/lb.js';
-import { backendsFor, freePort, startSims, type BalancerProcess } from './helpers/processes.js';
+import { closedPort, waitFor } from './helpers/lb.js';
+import { backendsFor, startSims, type BalancerProcess } from './helpers/processes.js';
 
 // ---- helpers only this file uses ---------------------------------------------------------
 
@@ -91,7 +91,7 @@ t.test('runtime add and remove: new sessions may use an added backend, pinned on
   t.equal((await api(lb, 'POST', '/api/backends/servoy-d/drain')).json.backend.state, 'draining');
   const stillDraining = await api(lb, 'DELETE', '/api/backends/servoy-d');
   t.equal(stillDraining.json.error?.code, 'NOT_DRAINED', 'draining is not drained');
-  await waitState(lb, 'servoy-d', 'drained', 8000);
+  await waitState(lb, 'servoy-d', 'drained', 15_000);
   const removed = await api(lb, 'DELETE', '/api/backends/servoy-d');
   t.equal(removed.status, 200, removed.text);
   t.same(removed.json, { removed: 'servoy-d' });
@@ -143,7 +143,8 @@ t.test('admin states and run-time pool changes survive a restart with the same c
   const stateFile = join(dir, 'servoy-lb.state.json');
   // sessionIdle long: a drained verdict can only come from a real absence of sessions.
   // The same listen port both times, as an administrator's config has: the browsers keep their URL.
-  const cfg = config(backendsFor([a!, b!, c!]), { listen: { port: await freePort() }, state: { file: stateFile }, affinity: { sessionIdle: '30s' } });
+  // closedPort: below the ephemeral range, so no parallel listen(0) takes it between the two starts.
+  const cfg = config(backendsFor([a!, b!, c!]), { listen: { port: await closedPort() }, state: { file: stateFile }, affinity: { sessionIdle: '30s' } });
   const lb1 = await start(t, cfg);
   const pinned = await pinClients(t, lb1.url, 1);
   const onA = pinned.get('servoy-a')![0]!;
@@ -176,7 +177,9 @@ t.test('admin states and run-time pool changes survive a restart with the same c
 
   // The restarted balancer has not seen servoy-a's sessions yet: it must not call it drained
   // before it could have (sessionIdle), or `drain --wait` + remove would drop live users.
-  await waitFor(() => Date.now() - restartedAt > 2200, 3000, 'two drain-monitor rounds', 100);
+  // The time window is the scenario (two drain-monitor rounds). Safe on a busy machine: a
+  // longer wait only gives the monitor more rounds to get it wrong; sessionIdle is 30 s.
+  await waitFor(() => Date.now() - restartedAt > 2200, 10_000, 'two drain-monitor rounds', 100);
   t.equal((await row(lb2, 'servoy-a')).state, 'draining', 'not drained right after a restart');
 
   const res = await onA.get('/api/whoami');

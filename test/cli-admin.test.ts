@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startFakeAdmin, statusRow } from './helpers/admin-fake.js';
 import { runAdminCli } from './helpers/admin-cli.js';
-import { closedPort } from './helpers/lb.js';
+import { closedPort, waitFor } from './helpers/lb.js';
 import type { CliRun } from './helpers/processes.js';
 
 // The admin commands against a real admin API (a fake balancer behind it). A few cases run
@@ -203,7 +203,11 @@ t.test('drain --wait shows progress until drained', async (t) => {
 t.test('drain --wait stops when someone else undrains', async (t) => {
   const { url, control } = await startFakeAdmin(t, { token: TOKEN });
   const waiting = cli(['drain', 'servoy-a', '--wait', '--admin', url, '--token', TOKEN]);
-  await new Promise((r) => setTimeout(r, 200));
+  // The CLI is waiting once it drained and then read the status (a poll after the drain).
+  await waitFor(() => {
+    const drained = control.calls.findIndex((c) => c[0] === 'setAdminState' && c[2] === 'drain');
+    return drained !== -1 && control.calls.slice(drained + 1).some((c) => c[0] === 'backends');
+  }, 30_000, 'the CLI to drain and poll', 10);
   await control.setAdminState('servoy-a', 'undrain');
   const res = await waiting;
   t.equal(res.code, 2);

@@ -17,10 +17,10 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { BrowserClient, type BrowserResponse } from './helpers/browser.js';
 import { lbConfig, startBalancer } from './helpers/lb.js';
 import { repoRoot, startSims, type BalancerProcess, type CliRun } from './helpers/processes.js';
 import { runAdminCli } from './helpers/admin-cli.js';
+import { serverOf, tenantClient } from './helpers/partition.js';
 import { api as adminApi, partitionRows as partitions } from './helpers/admin-env.js';
 
 /** The admin API call of test/helpers/admin-env.ts, with the body as 4th argument. */
@@ -31,25 +31,9 @@ const BIN = join(repoRoot, 'bin', 'servoy-lb');
 
 // ---- helpers only this file uses (shared ones: test/helpers/admin-env.ts) ------------
 
-function client(t: Test, url: string, tenant: string): BrowserClient {
-  const c = new BrowserClient(url, { headers: { 'X-Tenant': tenant } });
-  t.teardown(() => c.close());
-  return c;
-}
-
-function serverOf(res: BrowserResponse): string | undefined {
-  try {
-    const body = res.json<{ server?: string }>();
-    if (typeof body.server === 'string') return body.server;
-  } catch {
-    // not JSON
-  }
-  return undefined;
-}
-
 /** The server a tenant's first request went to (a fresh browser). */
 async function visit(t: Test, lb: BalancerProcess, tenant: string): Promise<string> {
-  const res = await client(t, lb.url, tenant).get('/api/whoami');
+  const res = await tenantClient(t, lb.url, tenant).get('/api/whoami');
   if (res.status !== 200) throw new Error(`${tenant}: ${res.status} ${res.body.slice(0, 200)}`);
   return serverOf(res)!;
 }
@@ -94,14 +78,14 @@ t.test('partition administration on a running balancer', async (t) => {
     const old = await visit(t, lb, 'move-now');
     const target = other(old);
     // Two browsers with sessions on the old server.
-    const browsers = [client(t, lb.url, 'move-now'), client(t, lb.url, 'move-now')];
+    const browsers = [tenantClient(t, lb.url, 'move-now'), tenantClient(t, lb.url, 'move-now')];
     for (const b of browsers) t.equal(serverOf(await b.get('/api/whoami')), old, `a browser on ${old}`);
 
     const moved = await api(lb, 'PUT', '/api/partitions/move-now', { backend: target });
     t.equal(moved.status, 200, `PUT answered 200 (${moved.text.slice(0, 200)})`);
     t.match(moved.json?.partition, { key: 'move-now', backend: target, pinned: false, previous: null }, 'the answer shows the new assignment');
 
-    browsers.push(client(t, lb.url, 'move-now'));
+    browsers.push(tenantClient(t, lb.url, 'move-now'));
     for (const [i, b] of browsers.entries()) {
       for (let r = 0; r < 3; r++) t.equal(serverOf(await b.get('/api/whoami')), target, `browser ${i} request ${r}: ${target}`);
     }
@@ -114,7 +98,7 @@ t.test('partition administration on a running balancer', async (t) => {
   await t.test('move with drain: a live session finishes on the old server, new clients go to the new one', async (t) => {
     const oldServer = await visit(t, lb, 'move-drain');
     const target = other(oldServer);
-    const live = client(t, lb.url, 'move-drain');
+    const live = tenantClient(t, lb.url, 'move-drain');
     const first = await live.get('/api/whoami');
     t.equal(serverOf(first), oldServer, `a live browser on ${oldServer}`);
     t.ok(live.cookie('SERVOYLB'), 'it holds the balancer\'s affinity cookie');
@@ -136,7 +120,7 @@ t.test('partition administration on a running balancer', async (t) => {
     await ws.close();
 
     for (let i = 0; i < 3; i++) {
-      const fresh = client(t, lb.url, 'move-drain');
+      const fresh = tenantClient(t, lb.url, 'move-drain');
       for (let r = 0; r < 2; r++) t.equal(serverOf(await fresh.get('/api/whoami')), target, `new browser ${i} request ${r}: ${target}`);
     }
     t.equal(serverOf(await live.get('/api/whoami')), oldServer, 'the live browser is still on the old server');
@@ -167,7 +151,7 @@ t.test('partition administration on a running balancer', async (t) => {
     await writeFile(lb.configFile, JSON.stringify(config, null, 2));
     t.equal((await api(lb, 'POST', '/api/reload')).status, 200, 'reload with beta pinned');
     for (let i = 0; i < 3; i++) t.equal(await visit(t, lb, 'beta'), pinTo, `beta goes to its pin ${pinTo}, not to its assignment ${assigned}`);
-    const browser = client(t, lb.url, 'beta');
+    const browser = tenantClient(t, lb.url, 'beta');
     for (let r = 0; r < 3; r++) t.equal(serverOf(await browser.get('/api/whoami')), pinTo, `a browser of beta, request ${r}: ${pinTo}`);
     const rows = await partitions(lb);
     t.match(rows.get('beta'), { backend: pinTo, pinned: true }, 'beta is listed once, as pinned');

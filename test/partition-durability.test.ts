@@ -13,7 +13,8 @@
 import t, { type Test } from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
-import { BrowserClient, type BrowserResponse } from './helpers/browser.js';
+import { BrowserClient } from './helpers/browser.js';
+import { serverOf, sharedAgent } from './helpers/partition.js';
 import { lbConfig, startBalancer } from './helpers/lb.js';
 import { startSims, type BalancerProcess } from './helpers/processes.js';
 import { api as adminApi, partitionRows as partitions } from './helpers/admin-env.js';
@@ -35,22 +36,6 @@ async function partitionConfig(sims: Parameters<typeof lbConfig>[0]): Promise<Re
     timeouts: { shutdownGrace: '2s' },
     log: { access: false },
   });
-}
-
-function serverOf(res: BrowserResponse): string | undefined {
-  try {
-    const body = res.json<{ server?: string }>();
-    if (typeof body.server === 'string') return body.server;
-  } catch {
-    // not JSON
-  }
-  return undefined;
-}
-
-function sharedAgent(t: Test): Agent {
-  const agent = new Agent({ keepAliveTimeout: 2000 });
-  t.teardown(() => agent.close());
-  return agent;
 }
 
 /** One fresh browser's first request for `tenant`: `200 <server>` or what went wrong. */

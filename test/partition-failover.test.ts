@@ -15,7 +15,8 @@ import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { BrowserClient, UpgradeRefused, type BrowserResponse } from './helpers/browser.js';
+import { UpgradeRefused, type BrowserClient, type BrowserResponse } from './helpers/browser.js';
+import { client, serverOf, sessionLost } from './helpers/partition.js';
 import { lbConfig, startBalancer, waitFor } from './helpers/lb.js';
 import { startSims, type BalancerProcess } from './helpers/processes.js';
 import { api as adminApi, partitionRows as partitions } from './helpers/admin-env.js';
@@ -31,27 +32,6 @@ const MAINTENANCE_PAGE = '<!doctype html><html><body><h1>Acme Servoy is being se
 async function backendState(lb: BalancerProcess, id: string): Promise<string | undefined> {
   const res = await api(lb, 'GET', '/api/backends');
   return (res.json?.backends as any[] | undefined)?.find((b) => b.id === id)?.state;
-}
-
-function client(t: Test, url: string, opts: ConstructorParameters<typeof BrowserClient>[1] = {}): BrowserClient {
-  const c = new BrowserClient(url, opts);
-  t.teardown(() => c.close());
-  return c;
-}
-
-function serverOf(res: BrowserResponse): string | undefined {
-  try {
-    const body = res.json<{ server?: string }>();
-    if (typeof body.server === 'string') return body.server;
-  } catch {
-    // not JSON
-  }
-  const header = res.headers['x-servoy-server'];
-  return typeof header === 'string' ? header : undefined;
-}
-
-function sessionLost(res: BrowserResponse): boolean {
-  return res.headers['x-session-lost'] !== undefined;
 }
 
 // ---- tests -------------------------------------------------------------------------------

@@ -323,7 +323,8 @@ t.test('linear on huge inputs', async (t) => {
   t.equal(reader({ from: 'cookie', name: 'tenant' })(request({ cookieHeader: `${'tenant tenant '.repeat(mb / 14)}; tenant=acme` })), 'acme', 'many false candidates');
   t.equal(reader({ from: 'cookie', name: 'aa' })(request({ cookieHeader: 'a'.repeat(mb) })), undefined, 'overlapping candidates');
   t.equal(reader({ from: 'host' })(request({ host: `${'a'.repeat(mb)}:80` })), undefined, 'huge Host');
-  t.ok(Date.now() - started < 5000, `done in ${Date.now() - started} ms`);
+  // Generous (a busy machine): linear takes milliseconds here, quadratic minutes.
+  t.ok(Date.now() - started < 30_000, `done in ${Date.now() - started} ms`);
 });
 
 t.test('fuzz: nothing throws, every key obeys the rules', async (t) => {
@@ -395,7 +396,7 @@ t.test('fuzz: nothing throws, every key obeys the rules', async (t) => {
   };
   const isKey = (key: string | undefined): boolean =>
     key === undefined || (key.length >= 1 && key.length <= MAX && normalizePartitionKey(key) === key);
-  const ITERATIONS = 10_000;
+  const ITERATIONS = process.env.FUZZ_LONG === '1' ? 100_000 : 10_000; // FUZZ_LONG=1: `npm run test:fuzz`
   for (const [from, list] of Object.entries(specs)) {
     const readers = list.map(reader);
     let bad = 0;
@@ -484,7 +485,9 @@ t.test('escape checking agrees with decodeURIComponent', async (t) => {
   const readQuery = reader({ from: 'query', name: 'k' });
   let mismatches = 0;
   let decoded = 0;
-  for (let i = 0; i < 10_000; i++) {
+  // FUZZ_LONG=1 (`npm run test:fuzz`): ten times as many, kept out of `npm test`.
+  const rounds = process.env.FUZZ_LONG === '1' ? 100_000 : 10_000;
+  for (let i = 0; i < rounds; i++) {
     let raw = '';
     for (let n = 1 + rand(5); n > 0; n--) {
       const roll = rand(20);
@@ -520,6 +523,6 @@ t.test('escape checking agrees with decodeURIComponent', async (t) => {
       if (mismatches < 5) t.fail(`${JSON.stringify(raw)}: path ${JSON.stringify(gotPath)} want ${JSON.stringify(wantPath)}, query ${JSON.stringify(gotQuery)} want ${JSON.stringify(wantQuery)}`);
     }
   }
-  t.equal(mismatches, 0, `10000 random escape sequences (${decoded} decodable)`);
-  t.ok(decoded > 1000 && decoded < 9000, 'both outcomes are well represented');
+  t.equal(mismatches, 0, `${rounds} random escape sequences (${decoded} decodable)`);
+  t.ok(decoded > rounds / 10 && decoded < rounds * 0.9, 'both outcomes are well represented');
 });

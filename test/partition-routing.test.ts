@@ -13,7 +13,8 @@
  */
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
-import { BrowserClient, UpgradeRefused, type BrowserResponse } from './helpers/browser.js';
+import { UpgradeRefused, type BrowserClient } from './helpers/browser.js';
+import { client, serverOf, sessionLost, sharedAgent } from './helpers/partition.js';
 import { lbConfig, startBalancer } from './helpers/lb.js';
 import { startSims, type BalancerProcess } from './helpers/processes.js';
 import { api as adminApi, partitionRows as partitions } from './helpers/admin-env.js';
@@ -34,41 +35,6 @@ async function partitionConfig(sims: Parameters<typeof lbConfig>[0], partitionKe
     healthCheck: { path: '/', interval: '1s', timeout: '1s', rise: 1, fall: 3 },
     log: { access: false },
   });
-}
-
-/** One admin API call; JSON answers parsed. */
-/** Every partition row (one page is plenty here). */
-function client(t: Test, url: string, opts: ConstructorParameters<typeof BrowserClient>[1] = {}): BrowserClient {
-  const c = new BrowserClient(url, opts);
-  t.teardown(() => c.close());
-  return c;
-}
-
-function sharedAgent(t: Test): Agent {
-  const agent = new Agent({ keepAliveTimeout: 2000 });
-  t.teardown(() => agent.close());
-  return agent;
-}
-
-/** The server that answered, from the simulator's JSON body (falls back to X-Servoy-Server). */
-function serverOf(res: BrowserResponse): string | undefined {
-  try {
-    const body = res.json<{ server?: string }>();
-    if (typeof body.server === 'string') return body.server;
-  } catch {
-    // not JSON
-  }
-  const header = res.headers['x-servoy-server'];
-  return typeof header === 'string' ? header : undefined;
-}
-
-function sessionLost(res: BrowserResponse): boolean {
-  if (res.headers['x-session-lost'] !== undefined) return true;
-  try {
-    return res.json<{ error?: string }>().error === 'session lost';
-  } catch {
-    return false;
-  }
 }
 
 /** Groups `key -> server` by server. */

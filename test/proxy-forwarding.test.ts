@@ -287,6 +287,8 @@ t.test('a client aborting a download is a client abort, not a backend error', as
   let sent = -1;
   await waitFor(async () => {
     const before = sim!.stats().bytesDownloaded;
+    // A window of no progress. Safe on a busy machine: a backend still sending is retried;
+    // a stall mistaken for a stop still has to pass "not the whole file" below.
     await new Promise((r) => setTimeout(r, 300));
     sent = sim!.stats().bytesDownloaded;
     return sent === before;

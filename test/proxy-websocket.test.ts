@@ -84,7 +84,9 @@ t.test('an open WebSocket is not closed as CLIENT-OUT-OF-SYNC and an abrupt clie
   const server = b.cookie('JSESSIONID')!.split('.')[1]!;
   const ws = await b.openWebSocket(WS_PATH);
   t.equal((await ws.next(15_000)).server, server);
-  await new Promise((r) => setTimeout(r, 300));
+  // A round trip after the open: the server has had the connection and would have closed it.
+  ws.send('still there?');
+  t.equal((await ws.next(15_000)).echo, 'still there?', 'the tunnel carries a message both ways');
   t.equal(ws.ws.readyState, ws.ws.OPEN, 'still open');
   const dropped = Date.now();
   ws.ws.terminate(); // no close frame: the TCP connection just goes
@@ -129,10 +131,10 @@ t.test('the backend dropping its WebSockets closes the client side', async (t) =
   await ws.next(15_000);
   const started = Date.now();
   simOf(server).dropWebSockets();
-  const closed = await within(ws.closed, 10_000);
-  t.ok(closed !== undefined, 'the client saw the close');
+  // Promptly: not after websocketIdle (2 h); 15 s is room for a busy machine.
+  const closed = await within(ws.closed, 15_000);
+  t.ok(closed !== undefined, `the client saw the close (${Date.now() - started} ms)`);
   t.equal(closed?.code, 1006, 'abnormal closure, as after a network drop');
-  t.ok(Date.now() - started < 5000, `promptly (${Date.now() - started} ms)`);
   // A browser reconnects: same server, session still there.
   const again = await b.openWebSocket(WS_PATH);
   const hello = await again.next(15_000);
@@ -151,6 +153,8 @@ t.test('an idle tunnel is closed after timeouts.websocketIdle; traffic keeps it 
 
   // Traffic every 300 ms for 3 s: longer than the idle timeout, never idle for it.
   for (let i = 0; i < 10; i++) {
+    // The gap is the scenario (traffic more often than websocketIdle): a busy machine may
+    // stretch 300 ms, far from the 2 s that would close the tunnel.
     await new Promise((r) => setTimeout(r, 300));
     ws.send(`tick ${i}`);
     t.equal((await ws.next(15_000)).echo, `tick ${i}`);
@@ -161,7 +165,8 @@ t.test('an idle tunnel is closed after timeouts.websocketIdle; traffic keeps it 
   const closed = await within(ws.closed, 15_000);
   const after = Date.now() - idleFrom;
   t.ok(closed !== undefined, 'idle tunnel closed');
-  t.ok(after >= 1900 && after < 10_000, `closed after ${after} ms of silence (websocketIdle 2s)`);
+  // Not before websocketIdle (2 s); no upper bound but the 15 s above (a busy machine).
+  t.ok(after >= 1900, `closed after ${after} ms of silence (websocketIdle 2s)`);
   await waitFor(() => simOf(server).websockets === 0, 10_000, 'server side closed too');
   t.equal(totalWebSockets(sims), 0);
 });

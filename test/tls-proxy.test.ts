@@ -81,7 +81,7 @@ async function openWs(t: TestLike, url: string, ca: Buffer, cookie: string): Pro
     new Promise<any>((resolve, reject) => {
       const queued = queue.shift();
       if (queued !== undefined) return resolve(queued);
-      const timer = setTimeout(() => reject(new Error('no WebSocket message within 5 s')), 5000);
+      const timer = setTimeout(() => reject(new Error('no WebSocket message within 15 s')), 15_000); // room for a busy machine
       waiters.push((m) => {
         clearTimeout(timer);
         resolve(m);

@@ -167,7 +167,7 @@ t.test('WorkerPartitions: pins, the cache, and the assignment round trip', async
 });
 
 t.test('BalancerMetrics merged latency: worker deltas add up to one histogram', async (t) => {
-  const metrics = new BalancerMetrics(() => [], { latency: 'merged', workers: () => ({ alive: 2, restarts: 1 }) });
+  const metrics = new BalancerMetrics(() => [], { latency: 'merged', workers: () => ({ alive: 2, restarts: 1, changes: 5, behind: 1 }), inFlight: () => 3 });
   const buckets = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
   buckets[0] = 2;
   buckets[LATENCY_BUCKETS.length] = 1;
@@ -185,6 +185,9 @@ t.test('BalancerMetrics merged latency: worker deltas add up to one histogram', 
   t.match(text, 'servoylb_request_duration_seconds_bucket{le="0.01",backend="b",outcome="timeout"} 1');
   t.match(text, 'servoylb_workers 2');
   t.match(text, 'servoylb_worker_restarts_total 1');
+  t.match(text, 'servoylb_worker_changes_total 5');
+  t.match(text, 'servoylb_workers_behind 1');
+  t.match(text, 'servoylb_requests_in_flight 3');
   metrics.forgetBackend('a');
   t.notMatch(await metrics.text(), 'backend="a"', 'a removed backend disappears');
 });

@@ -59,8 +59,31 @@ async function fresh(url: string, path: string, cookies: Map<string, string> = n
 async function accessLines(lb: BalancerProcess, prefix: string, count: number): Promise<{ worker: number; path: string; backend: string; route: string }[]> {
   const read = () =>
     jsonLogs(lb.logs()).filter((l) => l.log === 'access' && typeof l.path === 'string' && l.path.startsWith(prefix)) as unknown as { worker: number; path: string; backend: string; route: string }[];
-  await waitFor(() => read().length >= count, 5000, `${count} access-log lines for ${prefix}`, 50);
+  // Generous: access-log lines are batched (flushed every 250 ms) by two workers on a busy machine.
+  await waitFor(() => read().length >= count, 15_000, `${count} access-log lines for ${prefix}`, 50);
   return read();
+}
+
+/**
+ * workersApplied waits until every worker has applied every change the primary pushed
+ * (servoylb_workers_behind 0) and, with `after`, until more than `after` changes were
+ * pushed; resolves with the number of changes. Call it after the change is made in the
+ * primary (an admin call answered, a state seen in status): the primary pushes a change
+ * before it handles its next request, so a later scrape counts it.
+ */
+async function workersApplied(lb: BalancerProcess, after = -1): Promise<number> {
+  let changes = -1;
+  await waitFor(
+    async () => {
+      const text = (await api(lb, 'GET', '/metrics')).text;
+      changes = Number(/^servoylb_worker_changes_total (\d+)$/m.exec(text)?.[1] ?? -1);
+      return changes > after && /^servoylb_workers_behind 0$/m.test(text);
+    },
+    15_000,
+    `every worker to apply the primary's changes (more than ${after})`,
+    20,
+  );
+  return changes;
 }
 
 /** The pids of the balancer's worker processes (its children). */
@@ -189,8 +212,7 @@ t.test('two workers: sessions stick whichever worker accepts; drain, health and 
     const res = await api(lb, 'POST', `/api/backends/${drained}/drain`);
     t.equal(res.status, 200);
     t.equal((await row(lb, drained)).state, 'draining');
-    // The pool change reaches the workers within a tick of IPC: allow a moment.
-    await new Promise((r) => setTimeout(r, 200));
+    await workersApplied(lb);
     const servers: string[] = [];
     for (let i = 0; i < 24; i++) servers.push((await fresh(lb.url, `/api/whoami?drain=${i}`)).server!);
     t.notOk(servers.includes(drained), `no new session went to ${drained}: ${servers.join(' ')}`);
@@ -204,7 +226,7 @@ t.test('two workers: sessions stick whichever worker accepts; drain, health and 
     const pinned = await fresh(lb.url, '/api/whoami?hc=pin');
     down.setHealthy(false);
     await waitFor(async () => (await row(lb, down.route)).state === 'down', 10_000, `${down.route} down`, 100);
-    await new Promise((r) => setTimeout(r, 200));
+    await workersApplied(lb);
     const servers: string[] = [];
     for (let i = 0; i < 16; i++) servers.push((await fresh(lb.url, `/api/whoami?hc=${i}`)).server!);
     t.notOk(servers.includes(down.route), `nothing new went to ${down.route}`);
@@ -226,7 +248,7 @@ t.test('two workers: sessions stick whichever worker accepts; drain, health and 
     await writeFile(lb.configFile, JSON.stringify(config));
     lb.proc.kill('SIGHUP');
     await lb.waitForLog(/config reloaded/, 10_000);
-    await new Promise((r) => setTimeout(r, 200));
+    await workersApplied(lb);
     for (let i = 0; i < 4; i++) {
       const res = await fresh(lb.url, `/api/whoami?reload=${i}`);
       t.ok(res.cookies.has('WORKERLB'), `request ${i}: the new cookie name`);
@@ -265,12 +287,15 @@ t.test('a session id learned by one worker routes the client through the other',
   const sims = await startSims(t, ROUTES);
   // Routes that match no session-id suffix: only the learned table can place a JSESSIONID.
   const lb = await startWorkers(t, sims.map((s) => ({ id: s.route, url: s.url, route: `other-${s.route}` })));
+  // Every backend up first, so the only changes pushed below are the learned session ids.
+  await waitFor(async () => (await api(lb, 'GET', '/api/backends')).json.backends.every((b: { state: string }) => b.state === 'up'), 15_000, 'every backend up', 50);
   for (let c = 0; c < 4; c++) {
+    const before = await workersApplied(lb);
     const first = await fresh(lb.url, `/api/whoami?learn=${c}-0`);
     const jsession = first.cookies.get('JSESSIONID')!;
     t.ok(jsession, 'the server set a session id');
-    // The learning worker tells the primary, which tells the other worker: give it a moment.
-    await new Promise((r) => setTimeout(r, 100));
+    // The learning worker tells the primary, which passes it on as a change: wait until the other worker applied it.
+    await workersApplied(lb, before);
     for (let r = 1; r <= 4; r++) {
       const res = await fresh(lb.url, `/api/whoami?learn=${c}-${r}`, new Map([['JSESSIONID', jsession]]));
       t.equal(res.server, first.server, `client ${c} request ${r}: reached ${first.server} without the balancer cookie`);
@@ -316,7 +341,7 @@ t.test('partition mode: concurrent first requests for a new key agree, and the a
   const moved = tenants[0]!;
   const target = ROUTES.find((r) => r !== [...home.get(moved)!][0])!;
   t.equal((await api(again, 'PUT', `/api/partitions/${moved}`, { body: { backend: target } })).status, 200);
-  await new Promise((r) => setTimeout(r, 200));
+  await workersApplied(again);
   for (let i = 0; i < 4; i++) t.equal((await fresh(again.url, `/api/whoami?moved=${i}`, new Map(), { 'x-tenant': moved })).server, target, `${moved} moved (${i})`);
   t.equal(await again.stop('SIGTERM'), 0);
 });
@@ -335,8 +360,10 @@ t.test('what workers see reaches the primary: refused connections, maintenance 5
     const res = await fresh(lb.url, `/api/whoami?refused=${i}`);
     t.equal(res.status, 200, `new session ${i} served`);
   }
-  await waitFor(async () => (await row(lb, gone.id)).state === 'down', 5000, `${gone.id} ejected`, 100);
-  t.ok(await lb.waitForLog(/ejected after \d+ consecutive proxy errors/, 5000), 'ejected by outlier detection in the primary');
+  await waitFor(async () => (await row(lb, gone.id)).state === 'down', 15_000, `${gone.id} ejected`, 100);
+  const ejected = JSON.parse(await lb.waitForLog(/ejected after \d+ consecutive proxy errors/, 10_000)) as Record<string, unknown>;
+  t.equal(ejected.backend, gone.id, `${gone.id} ejected by outlier detection`);
+  t.notOk('worker' in ejected, 'in the primary (a worker line would carry "worker")');
 
   sims[0]!.setMaintenance(true);
   for (let i = 0; i < 12 && (await row(lb, 'servoy-a')).state !== 'maintenance'; i++) {
@@ -344,11 +371,12 @@ t.test('what workers see reaches the primary: refused connections, maintenance 5
     t.equal(res.status, 200, `new session ${i} served (not the maintenance page)`);
     t.not(res.server, 'servoy-a');
   }
-  await waitFor(async () => (await row(lb, 'servoy-a')).state === 'maintenance', 5000, 'servoy-a in maintenance', 100);
+  await waitFor(async () => (await row(lb, 'servoy-a')).state === 'maintenance', 15_000, 'servoy-a in maintenance', 100);
   t.pass('a maintenance 503 seen by a worker puts the backend in maintenance');
 
   t.equal((await api(lb, 'DELETE', `/api/backends/${gone.id}?force=1`)).status, 200);
-  await new Promise((r) => setTimeout(r, 600));
+  // Every worker dropped it: no report after this one can bring it back.
+  await workersApplied(lb);
   t.equal(await row(lb, gone.id), undefined, 'gone from status');
   t.notMatch((await api(lb, 'GET', '/metrics')).text, gone.id, 'and from the metrics');
   t.equal(await lb.stop('SIGTERM'), 0);

@@ -38,8 +38,10 @@ export const UNCLASSIFIED_ERRORS = 'all';
 export interface BalancerMetricsOptions {
   /** 'observed' (default): observeRequest() per request; 'merged': addLatency() with workers' bucket deltas. */
   readonly latency?: 'observed' | 'merged';
-  /** With `--workers`: live worker processes and restarts so far. */
-  readonly workers?: () => { alive: number; restarts: number };
+  /** With `--workers`: live worker processes, restarts so far, and workers not yet up to date with the primary. */
+  readonly workers?: () => { alive: number; restarts: number; changes: number; behind: number };
+  /** HTTP requests being served now (with `--workers`: as last reported by the workers). */
+  readonly inFlight?: () => number;
 }
 
 const DURATION_NAME = 'servoylb_request_duration_seconds';
@@ -103,10 +105,16 @@ export class BalancerMetrics {
     } else {
       this.#duration = new Histogram({ name: DURATION_NAME, help: DURATION_HELP, labelNames: ['backend', 'outcome'], buckets: LATENCY_BUCKETS, registers });
     }
+    const inFlight = options.inFlight;
+    if (inFlight !== undefined) {
+      new Gauge({ name: 'servoylb_requests_in_flight', help: 'HTTP requests being served now.', registers, collect(this: Gauge) { this.set(inFlight()); } });
+    }
     const workers = options.workers;
     if (workers !== undefined) {
       new Gauge({ name: 'servoylb_workers', help: 'Worker processes serving client traffic now.', registers, collect(this: Gauge) { this.set(workers().alive); } });
       new Counter({ name: 'servoylb_worker_restarts_total', help: 'Worker processes that died and were replaced.', registers, collect(this: Counter) { this.reset(); this.inc(workers().restarts); } });
+      new Counter({ name: 'servoylb_worker_changes_total', help: 'Pool, settings, session and partition changes pushed to the worker processes.', registers, collect(this: Counter) { this.reset(); this.inc(workers().changes); } });
+      new Gauge({ name: 'servoylb_workers_behind', help: 'Worker processes that have not yet applied the latest pool, settings, session or partition change.', registers, collect(this: Gauge) { this.set(workers().behind); } });
     }
   }
 

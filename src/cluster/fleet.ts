@@ -11,6 +11,8 @@
  *   back the sessions the others hold (bounded load sees the whole cluster);
  * - a session id one worker learns is passed on to the others (and kept here, to seed a
  *   replacement worker); a new partition is assigned here, first request wins;
+ * - every change a worker routes by is numbered, and the worker says when it has applied it:
+ *   `behind` counts the workers that have not yet (what tests wait on after a change);
  * - a worker that dies is replaced, after a back-off that grows while workers keep dying
  *   young (100 ms doubling to 10 s; reset once one has lived 30 s);
  * - close() asks every worker to finish in-flight work within the grace period, and kills
@@ -26,7 +28,7 @@ import { LearnedSessions } from '../sessions/learned-sessions.js';
 import { StartupError } from '../startup-error.js';
 import type { TrafficPlane, TrafficSettings } from '../traffic-plane.js';
 import { memberInputs } from './pool-mirror.js';
-import { REPORT_INTERVAL_MS, type AssignAnswer, type ToPrimary, type ToWorker } from './protocol.js';
+import { REPORT_INTERVAL_MS, type AssignAnswer, type Change, type ToPrimary, type ToWorker } from './protocol.js';
 import { ClusterTotals } from './totals.js';
 
 /** The compiled worker entry (dist/src/cluster/worker-main.js). */
@@ -75,6 +77,10 @@ export class WorkerFleet implements TrafficPlane {
   /** Workers that have their init message: the ones broadcasts go to. */
   readonly #initialized = new Set<Worker>();
   #poolPushScheduled = false;
+  /** Changes pushed to the workers so far (protocol.ts Change). */
+  #changes = 0;
+  /** Per initialized worker: the last change sent to it, and the last one it applied. */
+  readonly #sync = new Map<Worker, { sent: number; applied: number }>();
   #totalsTimer: NodeJS.Timeout | undefined;
   #running = false;
   #closing = false;
@@ -96,6 +102,18 @@ export class WorkerFleet implements TrafficPlane {
     return this.#slots.filter((s) => s.listening).length;
   }
 
+  /** changes is the number of changes pushed to the workers so far (pool, settings, learned ids, partitions). */
+  get changes(): number {
+    return this.#changes;
+  }
+
+  /** behind is the number of workers that have not yet applied every change sent to them. */
+  get behind(): number {
+    let n = 0;
+    for (const s of this.#sync.values()) if (s.applied < s.sent) n++;
+    return n;
+  }
+
   get inFlight(): number {
     return this.totals.inFlight;
   }
@@ -114,7 +132,7 @@ export class WorkerFleet implements TrafficPlane {
 
   reconfigure(settings: TrafficSettings): void {
     this.#settings = settings;
-    this.#broadcast({ type: 'reconfigure', settings, logLevel: settings.config.log.level });
+    this.#broadcastChange({ type: 'reconfigure', settings, logLevel: settings.config.log.level, change: ++this.#changes });
   }
 
   forgetBackend(id: string): void {
@@ -122,7 +140,7 @@ export class WorkerFleet implements TrafficPlane {
   }
 
   partitionChanged(key: string, lookup: PartitionLookup | undefined): void {
-    this.#broadcast({ type: 'partition', key, lookup, partitionCounts: this.options.host.partitionCounts() });
+    this.#broadcastChange({ type: 'partition', key, lookup, partitionCounts: this.options.host.partitionCounts(), change: ++this.#changes });
   }
 
   async close(graceMs: number): Promise<void> {
@@ -160,8 +178,10 @@ export class WorkerFleet implements TrafficPlane {
             learned: this.#learned.entries(),
             partitionCounts: host.partitionCounts(),
             logLevel: logger.level,
+            change: this.#changes,
           });
           this.#initialized.add(worker);
+          this.#sync.set(worker, { sent: this.#changes, applied: -1 });
         } else if (message.type === 'listening') {
           slot.listening = true;
           resolve({ url: message.url, redirectUrl: message.redirectUrl });
@@ -179,6 +199,7 @@ export class WorkerFleet implements TrafficPlane {
           worker.once('exit', (code, signal) => {
             this.#exits.delete(worker);
             this.#initialized.delete(worker);
+            this.#sync.delete(worker);
             this.totals.retire(worker.id);
             const wasListening = slot.listening;
             slot.worker = undefined;
@@ -225,7 +246,12 @@ export class WorkerFleet implements TrafficPlane {
       case 'learned': {
         if (message.backend === undefined) this.#learned.forget(message.sessionId);
         else this.#learned.learn(message.sessionId, message.backend);
-        for (const other of this.#initialized) if (other !== worker) this.#send(other, message);
+        this.#broadcastChange({ ...message, change: ++this.#changes }, worker);
+        break;
+      }
+      case 'applied': {
+        const sync = this.#sync.get(worker);
+        if (sync !== undefined) sync.applied = Math.max(sync.applied, message.change);
         break;
       }
       case 'maintenance':
@@ -251,7 +277,7 @@ export class WorkerFleet implements TrafficPlane {
     this.#poolPushScheduled = true;
     queueMicrotask(() => {
       this.#poolPushScheduled = false;
-      this.#broadcast({ type: 'pool', members: memberInputs(this.options.pool.members()) });
+      this.#broadcastChange({ type: 'pool', members: memberInputs(this.options.pool.members()), change: ++this.#changes });
     });
   }
 
@@ -260,8 +286,14 @@ export class WorkerFleet implements TrafficPlane {
     for (const worker of this.#initialized) this.#send(worker, { type: 'totals', sessionsElsewhere: this.totals.sessionsElsewhere(worker.id), partitionCounts });
   }
 
-  #broadcast(message: ToWorker): void {
-    for (const worker of this.#initialized) this.#send(worker, message);
+  /** Sends a numbered change to every initialized worker but `except`, and notes it as sent. */
+  #broadcastChange(message: Extract<ToWorker, Change>, except?: Worker): void {
+    for (const worker of this.#initialized) {
+      if (worker === except) continue;
+      const sync = this.#sync.get(worker);
+      if (sync !== undefined) sync.sent = message.change;
+      this.#send(worker, message);
+    }
   }
 
   #send(worker: Worker, message: ToWorker | ToPrimary): void {

@@ -68,7 +68,9 @@ export type ToPrimary =
   | WorkerReport
   | { readonly type: 'learned'; readonly sessionId: string; readonly backend: string | undefined }
   | { readonly type: 'maintenance'; readonly backend: string }
-  | { readonly type: 'assign'; readonly id: number; readonly key: string; readonly backend: string; readonly replacing: string | undefined };
+  | { readonly type: 'assign'; readonly id: number; readonly key: string; readonly backend: string; readonly replacing: string | undefined }
+  /** The worker has applied every change up to and including this one (see Change). */
+  | { readonly type: 'applied'; readonly change: number };
 
 /** WorkerInit is everything a worker needs to start serving exactly as every other one. */
 export interface WorkerInit {
@@ -81,20 +83,32 @@ export interface WorkerInit {
   readonly partitionCounts: Record<string, number>;
   /** The log level in force (a --log-level override, or log.level). */
   readonly logLevel: string;
+  /** The number of the last change the init already contains. */
+  readonly change: number;
+}
+
+/**
+ * Change numbers the messages that change what a worker routes by (pool, settings, a
+ * learned session id, a partition): the worker answers `applied` once it has applied one,
+ * so the primary knows which workers are behind (the `servoylb_workers_behind` metric, and
+ * what tests wait on instead of sleeping).
+ */
+export interface Change {
+  readonly change: number;
 }
 
 /** ToWorker is every message the primary sends. */
 export type ToWorker =
   | WorkerInit
-  | { readonly type: 'pool'; readonly members: MemberInput[] }
-  | { readonly type: 'reconfigure'; readonly settings: TrafficSettings; readonly logLevel: string }
+  | ({ readonly type: 'pool'; readonly members: MemberInput[] } & Change)
+  | ({ readonly type: 'reconfigure'; readonly settings: TrafficSettings; readonly logLevel: string } & Change)
   | {
       readonly type: 'totals';
       /** Active sessions per backend held by the other workers. */
       readonly sessionsElsewhere: Record<string, number>;
       readonly partitionCounts: Record<string, number>;
     }
-  | { readonly type: 'learned'; readonly sessionId: string; readonly backend: string | undefined }
-  | { readonly type: 'partition'; readonly key: string; readonly lookup: PartitionLookup | undefined; readonly partitionCounts: Record<string, number> }
+  | ({ readonly type: 'learned'; readonly sessionId: string; readonly backend: string | undefined } & Change)
+  | ({ readonly type: 'partition'; readonly key: string; readonly lookup: PartitionLookup | undefined; readonly partitionCounts: Record<string, number> } & Change)
   | ({ readonly type: 'assigned'; readonly id: number; readonly error?: string } & AssignAnswer)
   | { readonly type: 'shutdown'; readonly graceMs: number };

@@ -53,6 +53,7 @@ async function serve(init: WorkerInit): Promise<void> {
   const { learned, accounting } = traffic.sessions;
   for (const [sessionId, backend] of init.learned) learned.learn(sessionId, backend);
   if (partitions !== undefined) accounting.trackPartitionChanges();
+  send({ type: 'applied', change: init.change });
 
   let stopping: Promise<void> | undefined;
   let listening: Promise<unknown> = Promise.resolve();
@@ -100,6 +101,8 @@ async function serve(init: WorkerInit): Promise<void> {
         void stop(message.graceMs);
         break;
     }
+    // Every change is applied synchronously above: say so (the primary's `behind`).
+    if ('change' in message) send({ type: 'applied', change: message.change });
   });
 
   let reportTimer: NodeJS.Timeout | undefined;

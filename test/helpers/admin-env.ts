@@ -124,7 +124,7 @@ export const logged = (lb: BalancerProcess, re: RegExp): boolean => lb.logs().so
 
 /** Passes once a matching log line arrives (bounded): stdout may lag behind an API answer. */
 export async function seeLog(t: Test, lb: BalancerProcess, re: RegExp, what: string): Promise<void> {
-  const line = await lb.waitForLog(re, 5000).catch(() => undefined);
+  const line = await lb.waitForLog(re, 15_000).catch(() => undefined);
   t.ok(line !== undefined, what);
 }
 
@@ -133,7 +133,7 @@ export async function seeLog(t: Test, lb: BalancerProcess, re: RegExp, what: str
  * (bounded): durations measured on the balancer's clock do not include test-side lag.
  */
 export async function logTime(lb: BalancerProcess, re: RegExp): Promise<number> {
-  return (JSON.parse(await lb.waitForLog(re, 5000)) as { time: number }).time;
+  return (JSON.parse(await lb.waitForLog(re, 15_000)) as { time: number }).time;
 }
 
 /** spawnBalancer, and when the test fails, its state changes and warnings on stderr (for diagnosis). */

@@ -168,7 +168,7 @@ export class BrowserClient {
     const socket: BrowserSocket = {
       ws,
       closed,
-      next(timeoutMs = 5000) {
+      next(timeoutMs = 15_000) { // room for a busy machine; only a failing test waits it out
         if (queue.length) return Promise.resolve(queue.shift());
         if (closeInfo) return Promise.reject(Object.assign(new Error(`websocket closed ${closeInfo.code} ${closeInfo.reason}`), closeInfo));
         return new Promise((resolve, reject) => {

@@ -45,7 +45,7 @@ export interface SpawnOptions {
   args?: string[];
   /** extra environment variables */
   env?: Record<string, string>;
-  /** how long to wait for the listening line; default 15 s */
+  /** how long to wait for the listening line; default 60 s (a busy machine: only a failing start waits that long) */
   timeoutMs?: number;
   /** script to run instead of bin/servoy-lb (tests of this helper) */
   bin?: string;
@@ -122,7 +122,7 @@ export async function spawnBalancer(t: TestLike, config: object, opts: SpawnOpti
     });
   };
 
-  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   const url = await new Promise<string>((resolve, reject) => {
     const listener = (line: string) => {
       const u = listeningUrl(line);
@@ -136,7 +136,8 @@ export async function spawnBalancer(t: TestLike, config: object, opts: SpawnOpti
     proc.once('exit', onExit);
   });
 
-  const adminLine = await waitForLog((line) => line.includes('"adminUrl"'), 5000).catch(() => undefined);
+  // Logged right after the listening line, but logs are batched (flushed every 250 ms).
+  const adminLine = await waitForLog((line) => line.includes('"adminUrl"'), 30_000).catch(() => undefined);
   const adminUrl = adminLine === undefined ? undefined : (JSON.parse(adminLine) as { adminUrl?: string }).adminUrl;
   return { url, adminUrl, proc, configFile, logs: () => [...lines], waitForLog, stop };
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * What `npm test` runs after the build: the suite in two tap runs, one coverage.
+ *
+ * 1. The unit files (UNITS: no sockets, no child processes) with --bail: a broken unit
+ *    fails the run within seconds, before any balancer is started.
+ * 2. Every other test file. tap wipes .tap/coverage at the start of a run unless it is
+ *    given a --save list, so this run gets one (.tap/integration.list, written here): the
+ *    coverage of run 1 is kept, and the report and the thresholds of .taprc at the end of
+ *    run 2 are over both runs together.
+ *
+ * A new test file is an integration file until it is added to UNITS. Extra arguments go
+ * to both tap runs (e.g. `npm test -- --reporter=terse`).
+ *
+ *   node scripts/test.mjs            both runs (npm test, after npm run build)
+ *   node scripts/test.mjs --units    run 1 only, without coverage (npm run test:units)
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Test files that need neither sockets nor child processes: the fast-feedback run. */
+export const UNITS = [
+  'accounting',
+  'affinity-cookie',
+  'backend-records',
+  'config-json-schema',
+  'config-load',
+  'drain-monitor',
+  'duration',
+  'health-expect-status',
+  'import-apache',
+  'key-movement',
+  'learned-sessions',
+  'partition-directory',
+  'partition-key',
+  'partition-retry',
+  'pool',
+  'request-cookies',
+  'router',
+  'router-partition',
+  'workers-units',
+].map((name) => `test/${name}.test.ts`);
+
+const args = process.argv.slice(2);
+const unitsOnly = args.includes('--units');
+const passThrough = args.filter((a) => a !== '--units');
+
+/** Runs the tap CLI of this project; returns its exit status. */
+function tap(tapArgs) {
+  const bin = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'tap.cmd' : 'tap');
+  const res = spawnSync(bin, tapArgs, { cwd: root, stdio: 'inherit' });
+  if (res.error) throw res.error;
+  return res.status ?? 1;
+}
+
+const all = readdirSync(join(root, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => `test/${f}`);
+const missing = UNITS.filter((f) => !all.includes(f));
+if (missing.length > 0) {
+  console.error(`scripts/test.mjs: UNITS names files that do not exist: ${missing.join(', ')}`);
+  process.exit(1);
+}
+
+const started = Date.now();
+const unitStatus = tap(unitsOnly ? ['--bail', '--disable-coverage', ...passThrough, ...UNITS] : ['--bail', '--allow-incomplete-coverage', '--coverage-report=none', ...passThrough, ...UNITS]);
+console.log(`# unit files: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+if (unitStatus !== 0 || unitsOnly) process.exit(unitStatus);
+
+const integration = all.filter((f) => !UNITS.includes(f));
+const list = join(root, '.tap', 'integration.list');
+mkdirSync(dirname(list), { recursive: true });
+writeFileSync(list, `${integration.join('\n')}\n`);
+const status = tap([`--save=${list}`, ...passThrough]);
+console.log(`# unit and integration files: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+process.exit(status);

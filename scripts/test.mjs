@@ -25,12 +25,15 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Test files that need neither sockets nor child processes: the fast-feedback run. */
 export const UNITS = [
   'accounting',
+  'admin-dashboard-sessions',
   'affinity-cookie',
   'backend-records',
   'config-json-schema',
   'config-load',
   'drain-monitor',
   'duration',
+  'handshake-answer',
+  'hash-pins',
   'health-expect-status',
   'import-apache',
   'key-movement',
@@ -38,6 +41,7 @@ export const UNITS = [
   'partition-directory',
   'partition-key',
   'partition-retry',
+  'path-normalise',
   'pool',
   'request-cookies',
   'router',

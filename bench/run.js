@@ -16,6 +16,7 @@ const steps = [
   ...(quick ? [] : [['Memory per idle WebSocket (10,000)', 'websockets.js', ['--count', '10000']]]),
   ['Routing decisions and key movement', 'routing.js', []],
   ['Partition key extraction', 'partition-key.js', []],
+  ['Path rules per request', 'path-rules.js', []],
   ['Partition store at 100,000 partitions', 'partition-store.js', []],
   ['CPU-bound scaling: start --workers 1 against 2', 'workers.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '6', '--rounds', '3']],
 ];

@@ -187,7 +187,7 @@ export interface CliRun {
 }
 
 /**
- * runCli runs `node bin/servoy-lb ...args` to completion (killed after timeoutMs, 30 s by
+ * runCli runs `node bin/servoy-lb ...args` to completion (killed after timeoutMs, 120 s by
  * default); a teardown kills it if the test ends first.
  */
 export function runCli(t: TestLike, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
@@ -196,7 +196,8 @@ export function runCli(t: TestLike, args: string[], opts: { cwd?: string; timeou
   let stderr = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+  // 120 s by default: a busy 2-core machine can take many seconds to start node; only a hung command waits this long.
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
   const done = new Promise<CliRun>((resolve) => proc.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); }));
   t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); return done.then(() => undefined); });
   return done;

@@ -74,12 +74,12 @@ t.test('servoy-lb import-apache', { skip }, async (t) => {
     {
       desc: 'no BalancerMember',
       args: ['import-apache', join(dir, 'no-pool.conf')],
-      stderr: `servoy-lb: ${join(dir, 'no-pool.conf')} has no BalancerMember of an http:// or ws:// server, so there is no pool to convert\n`,
+      stderr: `servoy-lb: ${join(dir, 'no-pool.conf')} has no BalancerMember of an http:// or ws:// server and no mod_jk workers.properties (give it as another FILE, or name it with JkWorkersFile), so there is no pool to convert\n`,
     },
     {
       desc: 'no BalancerMember, but an Include',
       args: ['import-apache', join(dir, 'includes.conf')],
-      stderr: `servoy-lb: ${join(dir, 'includes.conf')} has no BalancerMember of an http:// or ws:// server, so there is no pool to convert (it includes conf.d/servoy.conf: run import-apache on the file with the <Proxy "balancer://..."> section)\n`,
+      stderr: `servoy-lb: ${join(dir, 'includes.conf')} has no BalancerMember of an http:// or ws:// server and no mod_jk workers.properties (give it as another FILE, or name it with JkWorkersFile), so there is no pool to convert; line 2: Include conf.d/servoy.conf: no such file (httpd would refuse to start); not followed\n`,
     },
   ];
   for (const f of failures) {
@@ -99,6 +99,6 @@ t.test('servoy-lb import-apache', { skip }, async (t) => {
   t.test('listed in the help', async (t) => {
     const r = await run(['--help']);
     t.equal(r.code, 0);
-    t.match(r.stdout, /import-apache <FILE>\s+convert an Apache mod_proxy_balancer config into\s+lb\.config\.json/);
+    t.match(r.stdout, /import-apache <FILE\.\.\.>\s+convert an Apache mod_proxy_balancer or mod_jk config\s+into lb\.config\.json/);
   });
 });

@@ -59,20 +59,23 @@ const cases: Case[] = [
     absent: ['admin', 'healthCheck'],
   },
   {
-    desc: 'example servoy-routeid.conf: route cookie, Define, RewriteRule [P] to the ws balancer, +D left out',
+    desc: 'example servoy-routeid.conf: route cookie, Define, RewriteRule [P] to the ws balancer, +D imported and drained',
     input: example('servoy-routeid.conf'),
     want: {
       listen: { port: 8000 },
-      backends: [{ id: '1', url: 'http://servoy1.internal:8080', weight: 1 }],
-      affinity: { cookie: { name: 'ROUTEID', secure: true, sameSite: 'Lax' } },
+      backends: [
+        { id: '1', url: 'http://servoy1.internal:8080', weight: 1 },
+        { id: '2', url: 'http://servoy2.internal:8080', weight: 1 },
+      ],
+      affinity: { cookie: { name: 'ROUTEID', secure: true, sameSite: 'Lax' }, failoverDelay: '60s' },
       timeouts: { response: '5m' },
     },
     warnings: [
       "line 14: the route cookie ROUTEID=.%{BALANCER_WORKER_ROUTE}e becomes servoy-lb's own signed affinity cookie, also named ROUTEID (affinity.cookie.name)",
-      'line 18: http://servoy2.internal:8080 is left out (status +D, disabled)',
-      'servoy-lb backends add 2 http://servoy2.internal:8080 --weight 1',
+      'line 18: http://servoy2.internal:8080 has status +D, disabled: imported',
+      'run `servoy-lb drain 2` right after start',
       'line 19: ProxySet lbmethod=bybusyness has no equivalent',
-      'line 19: ProxySet nofailover=On: servoy-lb places a session whose server is down',
+      'line 19: ProxySet nofailover=On: servoy-lb holds the sessions of a server that is down for affinity.failoverDelay (set to 60s',
     ],
   },
   {
@@ -222,10 +225,10 @@ ProxyPass / balancer://servoy/
         { id: 'app1', url: 'http://app1:8080', weight: 1 },
         { id: 'app2', url: 'http://app2:8080', weight: 1 },
       ],
+      paths: [{ prefix: '/servoy-service/', affinity: 'none' }],
     },
     warnings: [
       'line 3: balancer://reports (2 members) is not converted: servoy-lb fronts one pool of servers, here balancer://servoy (ProxyPass / points to it)',
-      'line 12: balancer://servoy-rest has the same servers as balancer://servoy: merged into one pool',
       'line 16: balancer://empty has no BalancerMember; ignored',
     ],
   },
@@ -271,7 +274,7 @@ RewriteRule ^/(.*)$ balancer://app/$1 [P]
     warnings: [],
   },
   {
-    desc: 'status flags: +D/+S/+N left out, +I and +E warned and kept, -D clears',
+    desc: 'status flags: +S left out, +D/+N imported with the drain command, +I and +E warned and kept, -D clears',
     input: `
 Listen 80
 <Proxy balancer://app>
@@ -289,6 +292,8 @@ ProxyPass / balancer://app/
     want: {
       backends: [
         { id: 'a', url: 'http://10.0.0.1:8080', weight: 1, route: 'a' },
+        { id: 'b', url: 'http://10.0.0.2:8080', weight: 1, route: 'b' },
+        { id: 'd', url: 'http://10.0.0.4:8080', weight: 5, route: 'd' },
         { id: 'e', url: 'http://10.0.0.5:8080', weight: 1, route: 'e' },
         { id: 'f', url: 'http://10.0.0.6:8080', weight: 1, route: 'f' },
         { id: 'g', url: 'http://10.0.0.7:8080', weight: 1, route: 'g' },
@@ -296,10 +301,10 @@ ProxyPass / balancer://app/
     },
     warnings: [
       'line 4: status=+I (ignore errors) has no equivalent',
-      'line 5: http://10.0.0.2:8080 is left out (status +D, disabled): lb.config.json holds no admin state and servoy-lb would give it new sessions at start; when it should take sessions: servoy-lb backends add b http://10.0.0.2:8080 --weight 1',
+      "line 5: http://10.0.0.2:8080 has status +D, disabled: imported, as Apache still sends it its users' sticky sessions, but lb.config.json holds no drain state: run `servoy-lb drain b` right after start",
       'line 6: http://10.0.0.3:8080 is left out (status +S, stopped)',
-      'line 7: http://10.0.0.4:8080 is left out (status +N, draining)',
-      'servoy-lb backends add d http://10.0.0.4:8080 --weight 5',
+      'line 7: http://10.0.0.4:8080 has status +N, draining: imported',
+      'run `servoy-lb drain d` right after start',
       'line 8: status=+E (in error) is not carried over: servoy-lb starts every backend as up and lets its health checks decide',
       'line 10: status=+Z: unknown flag Z; ignored',
     ],

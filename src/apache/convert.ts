@@ -8,15 +8,20 @@
  *   session's server itself. Balancers of other servers are not converted (one warning).
  * - Each server becomes a backend: id = route (else a name from the host, else servoy-N),
  *   url = its http(s) origin (ws -> http, wss -> https), weight = loadfactor, route = route.
- * - Members Apache gives no new sessions (status +D, +S, +H, +N, +R) are left out with a
- *   warning naming the `servoy-lb backends add` command: lb.config.json holds no admin
- *   state, and a server added to the pool at start would take new sessions at once.
+ * - Members Apache gives nothing (status +S, +H, +R) are left out with a warning naming the
+ *   `servoy-lb backends add` command: lb.config.json holds no admin state, and a server
+ *   added to the pool at start would take new sessions at once. Disabled and draining ones
+ *   (+D, +N) still serve their users' sticky sessions: imported, with the `servoy-lb drain`
+ *   command to run after start. `nofailover=On` -> affinity.failoverDelay.
+ * - A non-sticky balancer on the same servers under a sub-path -> an `affinity: "none"`
+ *   path rule (proxy-paths.ts).
  * - Everything servoy-lb cannot express gets one warning with its line; nothing is
  *   dropped silently. Directives that have nothing to do with proxying are ignored.
  *
  * Pure: text in, config object and warnings out.
  */
-import { parseApache, type ImportWarning } from './parse.js';
+import { type ApacheNode, parseApache, type ImportWarning } from './parse.js';
+import { statelessPrefixes } from './proxy-paths.js';
 import { type ApacheSetup, type BalancerFact, type MemberFact, type RouteFact, type SslFact, type VhostFact, extractSetup } from './extract.js';
 import {
   type ApacheUrl,
@@ -58,15 +63,23 @@ export interface ApacheImport {
 /** importApache converts Apache config text; throws NoBalancerMemberError when there is no pool. */
 export function importApache(text: string): ApacheImport {
   const parsed = parseApache(text);
-  const setup = extractSetup(parsed.nodes);
+  return importNodes(parsed.nodes, parsed.warnings);
+}
+
+/** importNodes converts an already parsed config (e.g. with its Include files expanded). */
+export function importNodes(nodes: readonly ApacheNode[], parseWarnings: readonly ImportWarning[], setup = extractSetup(nodes)): ApacheImport {
   if (setup.memberCount === 0) throw new NoBalancerMemberError(setup.includes);
-  const warnings = [...parsed.warnings, ...setup.warnings];
+  const warnings = [...parseWarnings, ...setup.warnings];
   const config = convertSetup(setup, warnings);
-  const sorted = warnings
+  return { config, warnings: sortWarnings(warnings) };
+}
+
+/** sortWarnings orders warnings by line (file by file), those without a line first; stable. */
+export function sortWarnings(warnings: readonly ImportWarning[]): ImportWarning[] {
+  return warnings
     .map((w, i) => ({ w, i }))
     .sort((a, b) => (a.w.line ?? 0) - (b.w.line ?? 0) || a.i - b.i)
     .map(({ w }) => w);
-  return { config, warnings: sorted };
 }
 
 /**
@@ -116,6 +129,8 @@ interface Timed {
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const LEAVE_OUT = ['D', 'S', 'H', 'N', 'R'];
+/** Disabled and draining members still serve their sticky sessions in Apache: imported, then drained. */
+const DRAIN = ['D', 'N'];
 const WS_SCHEMES = new Set(['ws', 'wss']);
 const HTTP_SCHEMES = new Set(['http', 'https', 'ajp']);
 
@@ -195,6 +210,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
   }
 
   const merged: BalancerFact[] = [];
+  const stateless = new Map<BalancerFact, string[]>();
   for (const b of withMembers) {
     if (b === primary) continue;
     const matching = b.members.filter((m) => servers.has(serverKey(m) ?? ''));
@@ -206,6 +222,11 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
       continue;
     }
     merged.push(b);
+    const prefixes = statelessPrefixes(b, setup);
+    if (prefixes !== undefined) {
+      stateless.set(b, prefixes);
+      continue;
+    }
     if (!b.members.every((m) => WS_SCHEMES.has(m.url.scheme))) {
       warn(b.line, `${b.name} has the same servers as ${primary.name}: merged into one pool`);
     }
@@ -296,7 +317,9 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
 
   // --- Balancer settings: stickiness and friends ------------------------------------------
   let sticky: { cookie: string; param?: string; line: number; value: string } | undefined;
+  let failoverDelay: string | undefined;
   for (const b of [primary, ...merged]) {
+    if (stateless.has(b)) continue;
     for (const s of b.settings) {
       const { param, line } = s;
       const value = param.value ?? '';
@@ -325,7 +348,10 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
           warn(line, `${where} on a balancer is how long Apache waits for a free worker; servoy-lb does not queue requests: ignored (backend timeouts are timeouts.connect and timeouts.response)`);
           break;
         case 'nofailover':
-          if (isOn(value)) warn(line, `${where}: servoy-lb places a session whose server is down or disabled on another server (the Servoy session is lost either way); ignored`);
+          if (isOn(value)) {
+            failoverDelay = '60s';
+            warn(line, `${where}: servoy-lb holds the sessions of a server that is down for affinity.failoverDelay (set to 60s, Servoy's reconnect window), then places them on another server`);
+          }
           break;
         case 'maxattempts':
           warn(line, `${where}: servoy-lb retries only a new session whose connection was refused, on the next eligible backend; ignored`);
@@ -399,6 +425,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
     warn(primary.line, `${primary.name} has no stickysession: Apache spread requests without affinity; servoy-lb pins every session to one server (what Servoy needs)`);
   }
   if (Object.keys(cookie).length > 0) affinity.cookie = cookie;
+  if (failoverDelay !== undefined) affinity.failoverDelay = failoverDelay;
 
   // --- Identity: status, ids, routes, weights ---------------------------------------------
   for (const server of serverList) {
@@ -440,7 +467,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
     }
   }
 
-  let included = serverList.filter((s) => s.out.length === 0);
+  let included = serverList.filter((s) => s.out.every((f) => DRAIN.includes(f)));
   if (included.length === 0) {
     included = serverList;
     for (const s of serverList) {
@@ -457,7 +484,7 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
   const weightOf = new Map(included.map((s, i) => [s, weights.values[i]!]));
   if (included !== serverList) {
     for (const s of serverList) {
-      if (s.out.length === 0) continue;
+      if (included.includes(s)) continue;
       const weight = s.loadfactor * weights.factor;
       const reason = s.out.includes('H') || s.out.includes('R') ? 'servoy-lb has no standby servers' : 'lb.config.json holds no admin state and servoy-lb would give it new sessions at start';
       warn(
@@ -467,6 +494,11 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
     }
   }
 
+  for (const s of included) {
+    if (s.out.length > 0 && s.out.every((f) => DRAIN.includes(f))) {
+      warn(s.main.line, `${s.main.url.raw} has status ${describeFlags(s.out)}: imported, as Apache still sends it its users' sticky sessions, but lb.config.json holds no drain state: run \`servoy-lb drain ${s.id}\` right after start`);
+    }
+  }
   const backends = included.map((s) => {
     const backend: Record<string, unknown> = { id: s.id, url: s.url, weight: weightOf.get(s)! };
     if (s.route !== undefined) backend.route = s.route;
@@ -560,6 +592,8 @@ function convertSetup(setup: ApacheSetup, warnings: ImportWarning[]): Record<str
   if (Object.keys(admin).length > 0) config.admin = admin;
   config.backends = backends;
   if (Object.keys(affinity).length > 0) config.affinity = affinity;
+  const paths = [...new Set([...stateless.values()].flat())].map((prefix) => ({ prefix, affinity: 'none' }));
+  if (paths.length > 0) config.paths = paths;
   if (Object.keys(healthCheck).length > 0) config.healthCheck = healthCheck;
   if (Object.keys(outlier).length > 0) config.outlier = outlier;
   if (Object.keys(timeouts).length > 0) config.timeouts = timeouts;
@@ -756,7 +790,7 @@ function envNote(value: string, line: number, what: string, warn: (line: number,
  * preferred), else the main server's Listen; SSLCertificateFile / KeyFile -> listen.tls;
  * a plain virtual host that only redirects to https -> listen.tls.redirectPort.
  */
-function convertListen(
+export function convertListen(
   setup: ApacheSetup,
   toPool: readonly RouteFact[],
   warn: (line: number | undefined, message: string) => void,

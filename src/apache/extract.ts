@@ -400,6 +400,11 @@ export function extractSetup(nodes: readonly ApacheNode[]): ApacheSetup {
       case 'header':
         header(d);
         return;
+      case 'logformat':
+      case 'customlog':
+      case 'transferlog':
+        warn(d.line, `${d.name} ${args.join(' ')}: Apache's access log is not converted (servoy-lb writes its own log); ignored`);
+        return;
       case 'requestheader': {
         const name = args.find((a, i) => i > 0 && !/^(early|always|onsuccess)$/i.test(a) && !/^(set|add|append|merge|unset|edit\*?|setifempty)$/i.test(a)) ?? '';
         if (/^x-forwarded-(for|proto|host)$/i.test(name)) warn(d.line, `RequestHeader ${args.join(' ')}: servoy-lb sets X-Forwarded-For, -Proto and -Host itself; ignored`);
@@ -462,6 +467,7 @@ export function extractSetup(nodes: readonly ApacheNode[]): ApacheSetup {
       }
     }
     if (mentionsBalancer) warn(d.line, `Header ${d.args.join(' ')} uses balancer variables servoy-lb does not have; ignored`);
+    else warn(d.line, `Header ${d.args.join(' ')}: servoy-lb does not change response headers; set it on the Servoy servers (Tomcat) if it is needed; ignored`);
   };
 
   const visitAll = (nodes: readonly ApacheNode[], ctx: Context): void => {

@@ -1,15 +1,14 @@
 /**
- * `servoy-lb import-apache FILE`: turn an Apache mod_proxy_balancer (+ mod_proxy_wstunnel)
- * config into an lb.config.json on stdout. Everything that does not carry over is one
+ * `servoy-lb import-apache FILE...`: turn an Apache mod_proxy_balancer (+ mod_proxy_wstunnel)
+ * config, or a mod_jk setup, into an lb.config.json on stdout. Everything that does not carry over is one
  * `import-apache: line N: <message>` line on stderr, so the administrator sees each
  * difference once; the JSON on stdout is always a valid config (checked here before it is
- * printed). Exit 0 with output; 1 with one sentence when the file cannot be read or holds
- * no BalancerMember.
+ * printed). Exit 0 with output; 1 with one sentence when a file cannot be read or there
+ * is no pool.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { NoBalancerMemberError, formatWarning, importApache, placeholderEnv } from '../apache/convert.js';
+import { placeholderEnv } from '../apache/convert.js';
+import { ImportInputError, importFiles } from '../apache/import-files.js';
 import { ConfigError, parseConfigText } from '../config/load.js';
 import { CliError } from './cli-error.js';
 
@@ -17,35 +16,38 @@ import { CliError } from './cli-error.js';
 export function registerImportApache(program: Command): void {
   program
     .command('import-apache')
-    .summary('convert an Apache mod_proxy_balancer config into lb.config.json')
+    .summary('convert an Apache mod_proxy_balancer or mod_jk config into lb.config.json')
     .description(
-      'Read an Apache httpd config (httpd.conf, a virtual host file) with a mod_proxy_balancer pool and print the ' +
-        'equivalent lb.config.json on stdout. The pool is the balancer ProxyPass "/" points to; its ws:// twin ' +
-        '(mod_proxy_wstunnel) is merged into it. Every setting that does not carry over is reported on stderr as ' +
-        '"import-apache: line N: <message>". Members with status +D, +S, +H, +N or +R are left out (the warning ' +
-        'gives the `servoy-lb backends add` command for each). Include directives are not followed.',
+      'Read an Apache httpd config (httpd.conf, a virtual host file) with a mod_proxy_balancer pool, or a mod_jk setup ' +
+        '(workers.properties and the httpd config with its JkMount lines, in any order), and print the equivalent ' +
+        'lb.config.json on stdout. Include and IncludeOptional are followed; JkWorkersFile is read when no ' +
+        'workers.properties is given. Every setting that does not carry over is reported on stderr as ' +
+        '"import-apache: line N: <message>" (with the file name when several files are read). Disabled members ' +
+        '(+D, +N, activation=D) are imported and the warning gives the `servoy-lb drain` command; stopped and standby ' +
+        'ones (+S, +H, +R, activation=S) are left out with the `servoy-lb backends add` command.',
     )
-    .argument('<FILE>', 'Apache config file')
-    .addHelpText('after', '\nExamples:\n  servoy-lb import-apache /etc/httpd/conf.d/servoy.conf > lb.config.json\n  servoy-lb import-apache servoy.conf 2> import-warnings.txt')
-    .action(async (file: string) => {
-      process.exitCode = await runImportApache(file);
+    .argument('<FILE...>', 'Apache config file(s) and/or mod_jk workers.properties')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  servoy-lb import-apache /etc/httpd/conf.d/servoy.conf > lb.config.json\n  servoy-lb import-apache /etc/httpd/conf/httpd.conf /etc/httpd/conf/workers.properties > lb.config.json\n  servoy-lb import-apache servoy.conf 2> import-warnings.txt',
+    )
+    .action(async (files: string[]) => {
+      process.exitCode = await runImportApache(files);
     });
 }
 
-/** runImportApache converts one file, writes config and warnings, and returns the exit code. */
-export async function runImportApache(file: string): Promise<0 | 1> {
-  const text = await readApacheFile(file);
+/** runImportApache converts the files, writes config and warnings, and returns the exit code. */
+export async function runImportApache(files: string | readonly string[]): Promise<0 | 1> {
   let result;
   try {
-    result = importApache(text);
+    result = importFiles(typeof files === 'string' ? [files] : files);
   } catch (err) {
-    if (!(err instanceof NoBalancerMemberError)) throw err;
-    const hint = err.includes.length > 0 ? ` (it includes ${err.includes.join(', ')}: run import-apache on the file with the <Proxy "balancer://..."> section)` : '';
-    throw new CliError(`${file} has no BalancerMember of an http:// or ws:// server, so there is no pool to convert${hint}`);
+    if (err instanceof ImportInputError) throw new CliError(err.message);
+    throw err;
   }
   const json = `${JSON.stringify(result.config, null, 2)}\n`;
   const problems = selfCheck(json);
-  process.stderr.write(result.warnings.map((w) => `${formatWarning(w)}\n`).join(''));
+  process.stderr.write(result.lines.map((line) => `${line}\n`).join(''));
   process.stdout.write(json);
   if (problems.length > 0) {
     // A bug of the converter, not of the input: say so rather than hand over a broken file.
@@ -53,18 +55,6 @@ export async function runImportApache(file: string): Promise<0 | 1> {
     return 1;
   }
   return 0;
-}
-
-async function readApacheFile(file: string): Promise<string> {
-  try {
-    return await readFile(resolve(file), 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new CliError(`${file} does not exist`);
-    if (code === 'EISDIR') throw new CliError(`${file} is a directory, not an Apache config file`);
-    if (code === 'EACCES' || code === 'EPERM') throw new CliError(`${file} is not readable (permission denied)`);
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
-  }
 }
 
 /**

@@ -18,7 +18,7 @@ export function registerValidate(program: Command): void {
     .description(
       'Check a config file without starting the balancer: JSON syntax, ${ENV} references, unknown keys, ' +
         'types and limits, and the rules between keys (unique backend ids and routes, partition pins, ' +
-        'partitionKey settings, admin token on a non-loopback admin.host), and that the TLS certificate and key files (listen.tls, admin.tls) are readable and match.\n' +
+        'partitionKey settings, admin token on a non-loopback admin.host), and that the admin TLS files (admin.tls) are readable and match.\n' +
         'Prints "config OK" and exits 0, or prints one "<json-path>: <reason>" line per problem and exits 1.',
     )
     .option('-c, --config <FILE>', 'config file to check', DEFAULT_CONFIG)
@@ -32,7 +32,7 @@ export function registerValidate(program: Command): void {
 export async function runValidate(file: string, env: NodeJS.ProcessEnv = process.env): Promise<0 | 1> {
   let problems: string[];
   try {
-    // The files the config names are read as start reads them (TLS pairs), so a bad certificate fails here too.
+    // admin.tls is read as start reads it, so a bad certificate fails here too.
     problems = await checkTlsFiles((await loadConfig(file, env)).config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -8,11 +8,13 @@
  * mirror of the pool.
  */
 import t from 'tap';
+import { execFile, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { request } from 'undici';
 import type { ServoySim } from '../examples/servoy-sim.js';
 import { api, config, start, waitState } from './helpers/admin-env.js';
 import { waitFor } from './helpers/lb.js';
-import { backendsFor, startSims, type BalancerProcess } from './helpers/processes.js';
+import { backendsFor, repoRoot, startSims, type BalancerProcess } from './helpers/processes.js';
 
 const HEALTH_PATH = '/__servoy-lb/health';
 const ROUTES2 = ['servoy-a', 'servoy-b'];
@@ -31,6 +33,18 @@ async function get(url: string, method = 'GET'): Promise<{ status: number; heade
 
 /** Requests the simulators answered (health checks are counted apart). */
 const served = (sims: ServoySim[]): number => sims.reduce((n, s) => n + s.stats().requests, 0);
+
+const CHECK_SCRIPT = join(repoRoot, 'examples', 'keepalived', 'check-servoy-lb.sh');
+const noCurl = spawnSync('curl', ['--version'], { stdio: 'ignore', timeout: 10_000 }).status === 0 ? false : 'curl not found: cannot run the keepalived check script';
+
+/** Runs examples/keepalived/check-servoy-lb.sh against the admin API; resolves with its exit code. */
+function keepalivedCheck(adminUrl: string): Promise<number> {
+  return new Promise((resolve) => {
+    execFile('sh', [CHECK_SCRIPT], { env: { ...process.env, SERVOY_LB_ADMIN: adminUrl, CHECK_TIMEOUT: '10' }, timeout: 30_000 }, (err) =>
+      resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : -1),
+    );
+  });
+}
 
 async function healthz(lb: BalancerProcess): Promise<{ status: number; json: any }> {
   return api(lb, 'GET', '/healthz');
@@ -63,8 +77,12 @@ t.test('/healthz: 200 with counts while a backend serves; 503 naming why when al
     state: { kind: 'file', ok: true },
   });
 
+  if (noCurl === false) t.not(await keepalivedCheck(lb.adminUrl!), 0, 'the keepalived check script fails on 503');
+
   for (const id of ROUTES2) t.equal((await api(lb, 'POST', `/api/backends/${id}/enable`)).status, 200);
   t.equal((await healthz(lb)).status, 200, 'enabled again: 200');
+  if (noCurl === false) t.equal(await keepalivedCheck(lb.adminUrl!), 0, 'the keepalived check script passes on 200');
+  else t.comment(noCurl);
 
   for (const sim of sims) sim.setHealthy(false);
   for (const id of ROUTES2) await waitState(lb, id, 'down', 15_000);

@@ -10,26 +10,13 @@
 import t from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { request } from 'undici';
 import type { ServoySim } from '../examples/servoy-sim.js';
-import { api, config, start, waitState } from './helpers/admin-env.js';
+import { api, call as get, config, start, waitState } from './helpers/admin-env.js';
 import { waitFor } from './helpers/lb.js';
 import { backendsFor, repoRoot, startSims, type BalancerProcess } from './helpers/processes.js';
 
 const HEALTH_PATH = '/__servoy-lb/health';
 const ROUTES2 = ['servoy-a', 'servoy-b'];
-
-async function get(url: string, method = 'GET'): Promise<{ status: number; headers: Record<string, unknown>; text: string; json: any }> {
-  const res = await request(url, { method: method as 'GET', reset: true });
-  const text = await res.body.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, text, json };
-}
 
 /** Requests the simulators answered (health checks are counted apart). */
 const served = (sims: ServoySim[]): number => sims.reduce((n, s) => n + s.stats().requests, 0);

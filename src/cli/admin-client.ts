@@ -61,9 +61,10 @@ export async function resolveTarget(options: AdminOptions, env: NodeJS.ProcessEn
   if (given !== undefined) {
     const url = normalizeUrl(given, options.admin !== undefined ? '--admin' : 'SERVOY_LB_ADMIN');
     // An explicit -c still supplies the token (and the certificate) when none was given otherwise.
-    if ((token === undefined || ca === undefined) && options.config !== undefined) {
+    const https = url.startsWith('https:');
+    if ((token === undefined || (ca === undefined && https)) && options.config !== undefined) {
       const admin = await readAdminConfig(options.config, env, token !== undefined);
-      return { url, token: token ?? admin.token, ca: ca ?? (url.startsWith('https:') ? await configCa(admin) : undefined) };
+      return { url, token: token ?? admin.token, ca: ca ?? (https ? await configCa(admin) : undefined) };
     }
     return { url, token, ca };
   }
@@ -83,7 +84,7 @@ async function readCa(file: string, from: string): Promise<Buffer> {
 
 /** configCa is admin.tls.cert of the config file: the certificate the admin API presents (self-signed, or its chain). */
 async function configCa(admin: AdminConfig): Promise<Buffer | undefined> {
-  return admin.tls === undefined ? undefined : readCa(admin.tls.cert, 'admin.tls.cert');
+  return admin.tls === undefined ? undefined : readCa(admin.tls.cert, 'admin.tls.cert of the config file (or name the certificate with --ca FILE)');
 }
 
 /** AdminApiError is an answer of the API that refused a call; commands may add hints by code. */
@@ -176,6 +177,12 @@ function unreachable(target: AdminTarget, err: NodeJS.ErrnoException): CliError 
       2,
     );
   }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return new CliError(`the admin API at ${target.url} presented a certificate that is not valid now (${code}): renew admin.tls.cert and restart the balancer`, 2);
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return new CliError(`the admin API's certificate does not name the host of ${target.url} (${code}): connect by a name or address its subjectAltName lists`, 2);
+  }
   if (/SSL|TLS/.test(code) || code === 'EPROTO') {
     return new CliError(`cannot talk TLS with the admin API at ${target.url} (${code}): is it served over ${target.url.startsWith('https:') ? 'plain HTTP? use http://' : 'HTTPS? use https://'}`, 2);
   }
@@ -193,9 +200,6 @@ const TLS_TRUST_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
   'UNABLE_TO_GET_ISSUER_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -43,6 +43,7 @@ export const UNITS = [
   'partition-retry',
   'path-normalise',
   'pool',
+  'readiness',
   'request-cookies',
   'router',
   'router-partition',

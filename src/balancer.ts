@@ -9,8 +9,6 @@
  * files) and releases them in close().
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
@@ -21,11 +19,13 @@ import type { AssignAnswer } from './cluster/protocol.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { settingsDiff } from './config/reload-diff.js';
 import { backendSchema, type BackendConfig, type Config } from './config/schema.js';
+import { readTlsPair, type TlsPair } from './config/tls-files.js';
 import { ActiveHealthChecker } from './health/active-checker.js';
 import { OutlierDetector } from './health/outlier-detector.js';
 import type { HealthSink } from './health/health-sink.js';
 import { DrainMonitor } from './pool/drain-monitor.js';
 import { Pool } from './pool/pool.js';
+import { FILE_STATE_HEALTH, type StateHealth } from './pool/readiness.js';
 import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
@@ -77,6 +77,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   readonly #holdTimers = new Map<string, NodeJS.Timeout>();
   #settleTimer: NodeJS.Timeout | undefined;
   #admin: AdminServer | undefined;
+  /** admin.tls, read and checked at start (a change needs a restart, like every admin.* key). */
+  #adminTls: TlsPair | undefined;
   #closed = false;
 
   private constructor(
@@ -151,6 +153,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     // The cluster code is loaded only with --workers: one process runs exactly as it always did.
     const Fleet = (options.workers ?? 1) > 1 ? (await import('./cluster/fleet.js')).WorkerFleet : undefined;
     const balancer = new Balancer(settings, state, store, logger, options, partitions, Fleet);
+    balancer.#adminTls = config.admin.tls && options.admin !== false ? await readTls(config.admin.tls, 'admin.tls') : undefined;
     await balancer.#listen();
     return balancer;
   }
@@ -162,13 +165,14 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.redirectUrl = bound.redirectUrl;
     if (this.redirectUrl !== undefined) this.logger.info({ redirectUrl: this.redirectUrl, to: Number(new URL(this.url).port) }, 'HTTP-to-HTTPS redirect listening');
     if (this.options.admin !== false) {
-      this.#admin = new AdminServer(this, { host: config.admin.host, port: config.admin.port, token: config.admin.token, logger: this.logger });
+      const { host, port, token, allow } = config.admin;
+      this.#admin = new AdminServer(this, { host, port, token, allow, tls: this.#adminTls, logger: this.logger });
       // The admin server words its own listen errors ("the admin API cannot listen on ...").
       const admin = await this.#admin.listen().catch(async (err: Error) => {
         await this.traffic.close(0);
         throw new StartupError(err.message);
       });
-      this.adminUrl = `http://${displayHost(admin.host)}:${admin.port}`;
+      this.adminUrl = `${this.#adminTls === undefined ? 'http' : 'https'}://${displayHost(admin.host)}:${admin.port}`;
     }
     this.#drainMonitor.start();
     this.#checker.setTargets(this.pool.configs());
@@ -333,6 +337,11 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   }
 
   // ---- AdminControl --------------------------------------------------------------------
+
+  /** stateHealth is the shared state store's health for /healthz; the file store has no failure mode while running. */
+  stateHealth(): StateHealth {
+    return FILE_STATE_HEALTH;
+  }
 
   backends(): BackendStatus[] {
     const totals = this.traffic.totals;
@@ -596,23 +605,10 @@ function readPages(config: Config): ErrorPages {
   }
 }
 
-async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = async (file: string, what: string): Promise<Buffer> => {
-    try {
-      return await readFile(file);
-    } catch (err) {
-      throw new StartupError(`listen.tls.${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-  };
-  const pair = { cert: await read(tls.cert, 'cert'), key: await read(tls.key, 'key') };
-  // Try the pair now, so a bad or mismatched file is one clear sentence at start (or a
-  // refused reload), not an error half-way through applying it.
+async function readTls(tls: { cert: string; key: string }, where = 'listen.tls'): Promise<TlsPair> {
   try {
-    createSecureContext({ ...pair, minVersion: 'TLSv1.2' });
+    return await readTlsPair(tls, where);
   } catch (err) {
-    const reason = (err as Error).message;
-    const which = /key|mismatch/i.test(reason) ? 'key' : 'cert';
-    throw new StartupError(`listen.tls.${which}: the certificate and key cannot be used (${reason})`);
+    throw new StartupError((err as Error).message);
   }
-  return pair;
 }

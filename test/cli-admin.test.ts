@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startFakeAdmin, statusRow } from './helpers/admin-fake.js';
 import { runAdminCli } from './helpers/admin-cli.js';
+import { resolveTarget } from '../src/cli/admin-client.js';
 import { closedPort, waitFor } from './helpers/lb.js';
 import type { CliRun } from './helpers/processes.js';
 
@@ -25,7 +26,7 @@ interface Run {
 
 /** childEnv: no admin variables from the caller, and no coverage hook (it triples start-up time). */
 function childEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...process.env, SERVOY_LB_ADMIN: undefined, SERVOY_LB_TOKEN: undefined, SERVOY_LB_SECRET: undefined, NODE_OPTIONS: undefined, ...env };
+  const out: NodeJS.ProcessEnv = { ...process.env, SERVOY_LB_ADMIN: undefined, SERVOY_LB_TOKEN: undefined, SERVOY_LB_CA: undefined, SERVOY_LB_SECRET: undefined, NODE_OPTIONS: undefined, ...env };
   for (const [key, value] of Object.entries(out)) if (value === undefined) delete out[key];
   return out;
 }
@@ -164,6 +165,29 @@ t.test('finding the admin API', async (t) => {
   const noRequest = await cli(['route', '--admin', url, '--token', TOKEN]);
   t.equal(noRequest.code, 1, 'route with nothing to explain is bad usage');
   t.match(noRequest.stderr, /^servoy-lb: say which request to explain: --client ADDR/);
+});
+
+t.test('finding an https admin API: admin.tls of the config file gives the scheme and the certificate to trust', async (t) => {
+  const dir = t.testdir({
+    'admin-cert.pem': 'CERT',
+    'other-ca.pem': 'OTHER',
+    'lb.config.json': JSON.stringify({ backends: [{ id: 'a', url: 'http://127.0.0.1:9' }], admin: { port: 9443, token: TOKEN, tls: { cert: 'admin-cert.pem', key: 'admin-key.pem' } } }),
+    // A variable the operator's shell lacks fails the full load: the admin section alone is read (relative paths still from the file).
+    'partial.json': JSON.stringify({ backends: [{ id: 'a', url: 'http://127.0.0.1:9' }], affinity: { cookie: { secret: '${NOT_SET_IN_THIS_SHELL}' } }, admin: { port: 9443, tls: { cert: 'admin-cert.pem', key: 'k.pem' } } }),
+  });
+  const fromFile = await resolveTarget({ config: join(dir, 'lb.config.json') }, {});
+  t.equal(fromFile.url, 'https://127.0.0.1:9443');
+  t.equal(fromFile.token, TOKEN);
+  t.equal(fromFile.ca?.toString(), 'CERT', 'admin.tls.cert is the certificate to trust');
+  const partial = await resolveTarget({ config: join(dir, 'partial.json') }, {});
+  t.equal(partial.url, 'https://127.0.0.1:9443');
+  t.equal(partial.ca?.toString(), 'CERT', 'also when only the admin section could be read');
+  t.equal((await resolveTarget({ config: join(dir, 'lb.config.json'), ca: join(dir, 'other-ca.pem') }, {})).ca?.toString(), 'OTHER', '--ca wins');
+  t.equal((await resolveTarget({ config: join(dir, 'lb.config.json') }, { SERVOY_LB_CA: join(dir, 'other-ca.pem') })).ca?.toString(), 'OTHER', 'then SERVOY_LB_CA');
+  const given = await resolveTarget({ admin: 'https://lb.example:9443', config: join(dir, 'lb.config.json') }, {});
+  t.equal(given.ca?.toString(), 'CERT', '--admin https://... with -c: the config file still names the certificate');
+  t.equal((await resolveTarget({ admin: 'https://lb.example:9443', token: TOKEN }, {})).ca, undefined, 'otherwise the system CAs');
+  await t.rejects(resolveTarget({ admin: 'https://lb.example:9443', ca: join(dir, 'missing.pem') }, {}), { message: /^--ca: cannot read .*missing\.pem \(ENOENT\)$/, exitCode: 1 });
 });
 
 t.test('state commands', async (t) => {

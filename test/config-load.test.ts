@@ -267,7 +267,14 @@ t.test('cross-field checks', async (t) => {
     { desc: 'admin port equals listen port', config: withMinimal({ listen: { port: 9000 }, admin: { port: 9000 } }), want: ['admin.port: same port as listen.port (9000)'] },
     { desc: 'redirect port equals listen port', config: withMinimal({ listen: { port: 443, tls: { cert: 'c', key: 'k', redirectPort: 443 } } }), want: ['listen.tls.redirectPort: same port as listen.port (443)'] },
     { desc: 'redirect port equals admin port', config: withMinimal({ listen: { port: 443, tls: { cert: 'c', key: 'k', redirectPort: 8081 } } }), want: ['listen.tls.redirectPort: same port as admin.port (8081)'] },
-    { desc: 'redirectPort without tls', config: withMinimal({ listen: { redirectPort: 80 } }), want: ['listen.redirectPort: unknown key (expected one of "host", "port", "tls")'] },
+    { desc: 'redirectPort without tls', config: withMinimal({ listen: { redirectPort: 80 } }), want: ['listen.redirectPort: unknown key (expected one of "host", "port", "tls", "healthPath")'] },
+    { desc: 'healthPath without a leading slash', config: withMinimal({ listen: { healthPath: 'health' } }), want: ['listen.healthPath: must start with "/", such as "/__servoy-lb/health"'] },
+    {
+      desc: 'admin.allow',
+      config: withMinimal({ admin: { allow: ['127.0.0.1', '10.0.0.0/33', 'admin.local'] } }),
+      want: ['admin.allow[1]: "10.0.0.0/33" is not an IP address or CIDR such as "10.0.0.0/8"', 'admin.allow[2]: "admin.local" is not an IP address or CIDR such as "10.0.0.0/8"'],
+    },
+    { desc: 'empty admin.allow', config: withMinimal({ admin: { allow: [] } }), want: ['admin.allow: list at least one address or CIDR (leave admin.allow out to let every peer connect)'] },
     { desc: 'SameSite None with secure false', config: withMinimal({ affinity: { cookie: { sameSite: 'None', secure: false } } }), want: ['affinity.cookie.secure: must not be false with sameSite "None" (browsers drop such a cookie)'] },
     {
       desc: 'affinity cookie named like the session cookie',
@@ -375,11 +382,13 @@ t.test('relative file paths are resolved against the config directory', async (t
   const config = parse(
     withMinimal({
       listen: { tls: { cert: 'tls/cert.pem', key: '/abs/key.pem' } },
+      admin: { tls: { cert: 'admin/cert.pem', key: '/abs/admin-key.pem' } },
       state: { file: '../state/lb.state.json' },
       errorPages: { 503: './pages/maintenance.html', 502: '/srv/502.html' },
     }),
   );
   t.same(config.listen.tls, { cert: join(BASE, 'tls/cert.pem'), key: '/abs/key.pem' });
+  t.same(config.admin.tls, { cert: join(BASE, 'admin/cert.pem'), key: '/abs/admin-key.pem' });
   t.same(config.state, { file: resolve(BASE, '../state/lb.state.json') });
   t.same(config.errorPages, { 503: join(BASE, 'pages/maintenance.html'), 502: '/srv/502.html' });
   t.same(parse(withMinimal({ state: { redis: 'redis://127.0.0.1:6379/0' } })).state, { redis: 'redis://127.0.0.1:6379/0' }, 'redis is no path');

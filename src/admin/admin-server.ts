@@ -5,6 +5,8 @@
  * same API can run against the real Balancer or a test double.
  *
  * Security, in order of the checks each request passes:
+ * - with admin.allow only peers in that list are answered at all (403, then the connection
+ *   is closed), /healthz included: a keepalived check runs from an allowed address;
  * - without a token the server only binds to loopback (the constructor refuses anything
  *   else) and only answers requests whose Host is a loopback name, so a web page cannot
  *   reach it through DNS rebinding;
@@ -18,6 +20,7 @@
  * Bodies are limited to 64 KiB; errors never carry a stack trace.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -27,6 +30,8 @@ import { backendSchema } from '../config/schema.js';
 import { friendlyErrorMap, issuesToProblems } from '../config/zod-problems.js';
 import { AdminError, type AdminControl, type AdminErrorCode } from './control.js';
 import { DashboardSessions } from './dashboard-sessions.js';
+import { TrustedProxies } from '../proxy/trusted-proxies.js';
+import { readiness } from '../pool/readiness.js';
 
 /** The largest request body the admin API reads (the biggest real one is a few hundred bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -42,6 +47,10 @@ export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
   readonly token?: string;
+  /** admin.allow: the peer addresses or CIDRs that may use the API; undefined: every peer that can connect. */
+  readonly allow?: readonly string[] | undefined;
+  /** admin.tls: serve HTTPS (TLS 1.2+) with this certificate and key. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
   readonly logger: AdminLogger;
 }
 
@@ -81,6 +90,8 @@ export class AdminServer {
   readonly #sessions = new DashboardSessions();
   readonly #routes: readonly Route[];
   readonly #server: Server;
+  /** admin.allow as a CIDR list (the same matcher as trustedProxies); undefined when not set. */
+  readonly #allow: TrustedProxies | undefined;
 
   constructor(control: AdminControl, options: AdminServerOptions) {
     if (options.token === undefined && !isLoopback(options.host)) {
@@ -91,7 +102,9 @@ export class AdminServer {
     this.#options = options;
     this.#tokenDigest = options.token === undefined ? undefined : sha256(options.token);
     this.#routes = this.#buildRoutes();
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#allow = options.allow === undefined ? undefined : new TrustedProxies(options.allow);
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.#handle(req, res);
+    this.#server = options.tls === undefined ? createServer(handler) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handler);
     this.#server.headersTimeout = 10_000;
     this.#server.requestTimeout = 60_000;
     this.#server.keepAliveTimeout = 5_000;
@@ -131,6 +144,10 @@ export class AdminServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      if (this.#allow !== undefined && !this.#allow.trusts(req.socket.remoteAddress)) {
+        res.setHeader('connection', 'close');
+        throw new AdminError('FORBIDDEN', `the admin API does not answer ${req.socket.remoteAddress ?? 'this address'}: it is not in admin.allow`);
+      }
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
       const segments = pathSegments(url.pathname);
       const matches = segments === undefined ? [] : this.#routes.flatMap((route) => matchRoute(route, segments));
@@ -221,7 +238,10 @@ export class AdminServer {
     });
 
     return [
-      route('GET', '/healthz', () => ({ status: 200, json: { status: 'ok' } }), false),
+      route('GET', '/healthz', () => {
+        const report = readiness(control.backends().map((b) => b.state), control.stateHealth());
+        return { status: report.ok ? 200 : 503, json: report };
+      }, false),
       route('GET', '/', () => dashboardPage(), false),
       route('GET', '/dashboard.js', () => ({ status: 200, text: DASHBOARD_JS, contentType: 'text/javascript; charset=utf-8' }), false),
       route('POST', '/login', (call) => this.#login(call), false),

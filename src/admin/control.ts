@@ -6,6 +6,7 @@
  */
 import type { AdminState } from '../pool/pool.js';
 import type { BackendState } from '../pool/snapshot.js';
+import type { StateHealth } from '../pool/readiness.js';
 import type { RouteStep } from '../routing/types.js';
 import type { PathExplanation } from '../routing/path-rules.js';
 
@@ -177,4 +178,6 @@ export interface AdminControl {
   movePartition(key: string, backend: string, drain: boolean): Promise<PartitionStatus>;
   /** Prometheus text exposition of the balancer's metrics. */
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** Health of the shared state store, reported by /healthz (never a reason for 503). */
+  stateHealth(): StateHealth;
 }

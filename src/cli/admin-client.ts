@@ -6,10 +6,16 @@
  * The API is found, first match wins, from `--admin URL` / `SERVOY_LB_ADMIN`, else from
  * the config file's admin.host and admin.port (`-c FILE`, default ./lb.config.json); the
  * token from `--token T` / `SERVOY_LB_TOKEN`, else admin.token of that file.
+ *
+ * An https admin API (admin.tls) is verified like any TLS server, never silently trusted:
+ * against `--ca FILE` / `SERVOY_LB_CA` (a CA or the self-signed certificate itself), else,
+ * when the API was found from the config file, against admin.tls.cert of that file, else
+ * against the system's CAs.
  */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
@@ -23,12 +29,15 @@ export interface AdminOptions {
   config?: string;
   admin?: string;
   token?: string;
+  ca?: string;
 }
 
 /** AdminTarget is a resolved admin API: base URL (no trailing slash) and token, if any. */
 export interface AdminTarget {
   readonly url: string;
   readonly token: string | undefined;
+  /** PEM certificates that an https admin API must chain to; undefined: the system's CAs. */
+  readonly ca?: Buffer | undefined;
 }
 
 /** How long one admin call may take (a reload re-reads the config; nothing takes longer). */
@@ -39,21 +48,43 @@ export function addAdminOptions(command: Command): Command {
   return command
     .option('-c, --config <FILE>', `config file naming the admin API (admin.host, admin.port, admin.token) (default: ${DEFAULT_CONFIG})`)
     .option('--admin <URL>', 'admin API URL such as http://127.0.0.1:8081 (or env SERVOY_LB_ADMIN); overrides the config file')
-    .option('--token <TOKEN>', 'admin token (or env SERVOY_LB_TOKEN, which stays out of the process list); overrides admin.token');
+    .option('--token <TOKEN>', 'admin token (or env SERVOY_LB_TOKEN, which stays out of the process list); overrides admin.token')
+    .option('--ca <FILE>', 'PEM file of the CA (or the self-signed certificate) an https admin API must present (or env SERVOY_LB_CA); default: admin.tls.cert of the config file, else the system CAs');
 }
 
 /** resolveTarget finds the admin API and token from options, environment, then config file. */
 export async function resolveTarget(options: AdminOptions, env: NodeJS.ProcessEnv = process.env): Promise<AdminTarget> {
   const given = options.admin ?? nonEmpty(env.SERVOY_LB_ADMIN);
   const token = options.token ?? nonEmpty(env.SERVOY_LB_TOKEN);
+  const caFile = options.ca ?? nonEmpty(env.SERVOY_LB_CA);
+  const ca = caFile === undefined ? undefined : await readCa(caFile, options.ca !== undefined ? '--ca' : 'SERVOY_LB_CA');
   if (given !== undefined) {
     const url = normalizeUrl(given, options.admin !== undefined ? '--admin' : 'SERVOY_LB_ADMIN');
-    // An explicit -c still supplies the token when none was given otherwise.
-    if (token === undefined && options.config !== undefined) return { url, token: (await readAdminConfig(options.config, env, false)).token };
-    return { url, token };
+    // An explicit -c still supplies the token (and the certificate) when none was given otherwise.
+    const https = url.startsWith('https:');
+    if ((token === undefined || (ca === undefined && https)) && options.config !== undefined) {
+      const admin = await readAdminConfig(options.config, env, token !== undefined);
+      return { url, token: token ?? admin.token, ca: ca ?? (https ? await configCa(admin) : undefined) };
+    }
+    return { url, token, ca };
   }
   const admin = await readAdminConfig(options.config ?? DEFAULT_CONFIG, env, token !== undefined);
-  return { url: `http://${hostForUrl(admin.host)}:${admin.port}`, token: token ?? admin.token };
+  const scheme = admin.tls === undefined ? 'http' : 'https';
+  return { url: `${scheme}://${hostForUrl(admin.host)}:${admin.port}`, token: token ?? admin.token, ca: ca ?? (await configCa(admin)) };
+}
+
+/** readCa reads a --ca / SERVOY_LB_CA file; an unreadable one is a usage error (exit 1), never "trust anything". */
+async function readCa(file: string, from: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new CliError(`${from}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
+  }
+}
+
+/** configCa is admin.tls.cert of the config file: the certificate the admin API presents (self-signed, or its chain). */
+async function configCa(admin: AdminConfig): Promise<Buffer | undefined> {
+  return admin.tls === undefined ? undefined : readCa(admin.tls.cert, 'admin.tls.cert of the config file (or name the certificate with --ca FILE)');
 }
 
 /** AdminApiError is an answer of the API that refused a call; commands may add hints by code. */
@@ -71,6 +102,18 @@ export class AdminApiError extends CliError {
 }
 
 const dispatcher = new Agent({ connect: { timeout: 5_000 } });
+/** One connection pool per target with its own CAs (a target lives for one command). */
+const caDispatchers = new WeakMap<AdminTarget, Agent>();
+
+function dispatcherFor(target: AdminTarget): Agent {
+  if (target.ca === undefined) return dispatcher;
+  let agent = caDispatchers.get(target);
+  if (agent === undefined) {
+    agent = new Agent({ connect: { timeout: 5_000, ca: target.ca } });
+    caDispatchers.set(target, agent);
+  }
+  return agent;
+}
 
 /**
  * adminRequest makes one call and returns the parsed JSON answer. A refusal becomes an
@@ -90,7 +133,7 @@ export async function adminRequest<T>(target: AdminTarget, method: 'GET' | 'POST
       headersTimeout: ADMIN_TIMEOUT_MS,
       bodyTimeout: ADMIN_TIMEOUT_MS,
       reset: true,
-      dispatcher,
+      dispatcher: dispatcherFor(target),
     });
     status = res.statusCode;
     text = await res.body.text();
@@ -128,9 +171,36 @@ function unreachable(target: AdminTarget, err: NodeJS.ErrnoException): CliError 
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new CliError(`the balancer's admin API at ${target.url} did not answer within ${ADMIN_TIMEOUT_MS / 1000} s`, 2);
   }
+  if (TLS_TRUST_CODES.has(code)) {
+    return new CliError(
+      `the admin API at ${target.url} presented a certificate this command does not trust (${code}): name its CA or self-signed certificate with --ca FILE or SERVOY_LB_CA`,
+      2,
+    );
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return new CliError(`the admin API at ${target.url} presented a certificate that is not valid now (${code}): renew admin.tls.cert and restart the balancer`, 2);
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return new CliError(`the admin API's certificate does not name the host of ${target.url} (${code}): connect by a name or address its subjectAltName lists`, 2);
+  }
+  if (/SSL|TLS/.test(code) || code === 'EPROTO') {
+    return new CliError(`cannot talk TLS with the admin API at ${target.url} (${code}): is it served over ${target.url.startsWith('https:') ? 'plain HTTP? use http://' : 'HTTPS? use https://'}`, 2);
+  }
+  if (code === 'UND_ERR_SOCKET' && target.url.startsWith('http:')) {
+    return new CliError(`the admin API at ${target.url} closed the connection (is it served over HTTPS, admin.tls? use https://)`, 2);
+  }
   const why = code === 'ECONNREFUSED' || code === '' ? '' : ` (${code})`;
   return new CliError(`cannot reach the balancer's admin API at ${target.url}${why} (is it running?)`, 2);
 }
+
+/** Certificate verification failures: the answer is --ca, never turning verification off. */
+const TLS_TRUST_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+]);
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
@@ -156,7 +226,7 @@ function hostForUrl(host: string): string {
   return isIP(plain) === 6 ? `[${plain}]` : plain;
 }
 
-type AdminConfig = { host: string; port: number; token?: string | undefined };
+type AdminConfig = { host: string; port: number; token?: string | undefined; tls?: { cert: string; key: string } | undefined };
 
 /**
  * readAdminConfig reads admin.* of a config file with loadConfig. The operator's shell
@@ -192,5 +262,9 @@ async function readAdminSection(file: string, env: NodeJS.ProcessEnv, tokenKnown
   const value = substituted.value as Record<string, unknown>;
   if (failed.length > 0) delete value.token;
   const parsed = configSchema.shape.admin.safeParse(value);
-  return parsed.success ? parsed.data : undefined;
+  if (!parsed.success) return undefined;
+  // As loadConfig does: the certificate file is relative to the config file.
+  const tls = parsed.data.tls;
+  const cert = tls === undefined || isAbsolute(tls.cert) ? tls?.cert : resolve(dirname(resolve(file)), tls.cert);
+  return { ...parsed.data, tls: tls === undefined ? undefined : { ...tls, cert: cert! } };
 }

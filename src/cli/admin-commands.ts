@@ -16,7 +16,7 @@ import { CliError } from './cli-error.js';
 export const EXIT_INTERRUPTED = 130;
 
 const ENV_HINT =
-  '\nThe admin API is found from --admin/--token, SERVOY_LB_ADMIN/SERVOY_LB_TOKEN, or the config file (-c, default ./lb.config.json).\n' +
+  '\nThe admin API is found from --admin/--token, SERVOY_LB_ADMIN/SERVOY_LB_TOKEN, or the config file (-c, default ./lb.config.json);\nan https one is verified against --ca FILE / SERVOY_LB_CA, else admin.tls.cert of the config file.\n' +
   'Exit codes: 0 done, 1 bad usage or config, 2 balancer unreachable or refused.';
 
 /** registerAdminCommands adds every admin-API command to the program. */

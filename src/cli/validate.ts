@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { checkTlsFiles } from '../config/tls-files.js';
 
 /** DEFAULT_CONFIG is the file every command reads when -c is not given (SPEC "Command line"). */
 export const DEFAULT_CONFIG = './lb.config.json';
@@ -17,7 +18,7 @@ export function registerValidate(program: Command): void {
     .description(
       'Check a config file without starting the balancer: JSON syntax, ${ENV} references, unknown keys, ' +
         'types and limits, and the rules between keys (unique backend ids and routes, partition pins, ' +
-        'partitionKey settings, admin token on a non-loopback admin.host).\n' +
+        'partitionKey settings, admin token on a non-loopback admin.host), and that the admin TLS files (admin.tls) are readable and match.\n' +
         'Prints "config OK" and exits 0, or prints one "<json-path>: <reason>" line per problem and exits 1.',
     )
     .option('-c, --config <FILE>', 'config file to check', DEFAULT_CONFIG)
@@ -29,11 +30,16 @@ export function registerValidate(program: Command): void {
 
 /** runValidate checks one file, writes the verdict and returns the exit code. */
 export async function runValidate(file: string, env: NodeJS.ProcessEnv = process.env): Promise<0 | 1> {
+  let problems: string[];
   try {
-    await loadConfig(file, env);
+    // admin.tls is read as start reads it, so a bad certificate fails here too.
+    problems = await checkTlsFiles((await loadConfig(file, env)).config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(err.problems.map((line) => `${line}\n`).join(''));
+    problems = err.problems;
+  }
+  if (problems.length > 0) {
+    process.stderr.write(problems.map((line) => `${line}\n`).join(''));
     return 1;
   }
   process.stdout.write('config OK\n');

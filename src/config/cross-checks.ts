@@ -14,6 +14,7 @@ export function crossCheck(config: Config): string[] {
     ...checkAffinity(config),
     ...checkListeners(config),
     ...checkTrustedProxies(config.trustedProxies),
+    ...checkAddressList(['admin', 'allow'], config.admin.allow ?? []),
     ...checkPaths(config.paths),
     ...checkExpectStatus(config.healthCheck.expectStatus),
   ];
@@ -135,9 +136,14 @@ function isAddressOrCidr(entry: string): boolean {
 }
 
 function checkTrustedProxies(entries: readonly string[]): string[] {
+  return checkAddressList(['trustedProxies'], entries);
+}
+
+/** checkAddressList: every entry of a list at `path` is an address or CIDR (trustedProxies, admin.allow). */
+function checkAddressList(path: readonly (string | number)[], entries: readonly string[]): string[] {
   const out: string[] = [];
   entries.forEach((entry, i) => {
-    if (!isAddressOrCidr(entry)) out.push(problem(['trustedProxies', i], `${JSON.stringify(entry)} is not an IP address or CIDR such as "10.0.0.0/8"`));
+    if (!isAddressOrCidr(entry)) out.push(problem([...path, i], `${JSON.stringify(entry)} is not an IP address or CIDR such as "10.0.0.0/8"`));
   });
   return out;
 }

@@ -96,11 +96,12 @@ function readFailure(file: string, err: NodeJS.ErrnoException): string {
 /** finish fills derived values: routes default to ids, file paths become absolute. */
 function finish(config: Config, baseDir: string): Config {
   const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
-  const { listen, state, errorPages } = config;
+  const { listen, admin, state, errorPages } = config;
   return {
     ...config,
     backends: config.backends.map((backend) => ({ ...backend, route: backend.route ?? backend.id })),
     listen: listen.tls ? { ...listen, tls: { ...listen.tls, cert: absolute(listen.tls.cert), key: absolute(listen.tls.key) } } : listen,
+    admin: admin.tls ? { ...admin, tls: { cert: absolute(admin.tls.cert), key: absolute(admin.tls.key) } } : admin,
     state: 'file' in state ? { file: absolute(state.file) } : state,
     errorPages: Object.fromEntries(Object.entries(errorPages).map(([status, path]) => [status, absolute(path)])),
   };

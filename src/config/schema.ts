@@ -126,6 +126,11 @@ export const configSchema = z
           })
           .optional()
           .meta({ description: 'Serve HTTPS instead of HTTP.' }),
+        healthPath: z
+          .string()
+          .startsWith('/', 'must start with "/", such as "/__servoy-lb/health"')
+          .optional()
+          .meta({ description: 'Path the balancer answers itself on this port with its health (as the admin API\'s /healthz: 200 or 503), never forwarded; for a cloud load balancer that cannot reach the admin port. GET and HEAD only.', examples: ['/__servoy-lb/health'] }),
       })
       .prefault({})
       .meta({ description: 'Where clients connect.' }),
@@ -134,6 +139,18 @@ export const configSchema = z
         host: host.default('127.0.0.1').meta({ description: 'Address of the admin API and dashboard.' }),
         port: port.default(8081).meta({ description: 'Port of the admin API and dashboard.' }),
         token: z.string().min(1).optional().meta({ description: 'Bearer token for the admin API; required unless host is loopback. Use "${SERVOY_LB_TOKEN}".' }),
+        allow: z
+          .array(z.string().min(1))
+          .min(1, 'list at least one address or CIDR (leave admin.allow out to let every peer connect)')
+          .optional()
+          .meta({ description: 'Only these peer addresses or CIDRs may use the admin API and dashboard (including /healthz); everyone else gets 403.', examples: [['127.0.0.1', '10.0.0.0/24']] }),
+        tls: z
+          .strictObject({
+            cert: z.string().min(1).meta({ description: 'PEM certificate (chain) file, relative to this file.' }),
+            key: z.string().min(1).meta({ description: 'PEM private key file, relative to this file.' }),
+          })
+          .optional()
+          .meta({ description: 'Serve the admin API and dashboard over HTTPS (TLS 1.2+). The token is still required off loopback.' }),
       })
       .prefault({})
       .meta({ description: 'The admin API used by the servoy-lb commands and the dashboard.' }),

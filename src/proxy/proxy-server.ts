@@ -32,6 +32,7 @@ import { BackendInFlight } from './backend-in-flight.js';
 import { ClientErrors } from './client-errors.js';
 import { isSessionless, Placement } from './placement.js';
 import { WebSocketUpgrade } from './websocket-upgrade.js';
+import { answerHealthPath, isHealthPath } from './health-path.js';
 
 /**
  * ProxyObserver hears what happened to forwarded requests, so outlier detection, Servoy
@@ -175,6 +176,11 @@ export class ProxyServer implements ExchangeHost {
     if (this.#connections.refuses(req.socket)) {
       // Over limits.maxConnections: answered at once, nothing forwarded (see ConnectionLimit).
       answerSelf(req, res, this.#deps.pages[503]);
+      return;
+    }
+    if (isHealthPath(req.url, this.settings.healthPath)) {
+      // listen.healthPath: answered by the balancer itself, before path rules and routing.
+      answerHealthPath(req, res, this.#deps.pool.snapshot, this.settings.stateHealth, this.#closing);
       return;
     }
     const startedAt = performance.now();

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { choiceCookieName } from '../routing/backend-choice.js';
 import { compilePartitionKey, type PartitionKeyReader } from '../routing/partition-key.js';
 import { PathRules } from '../routing/path-rules.js';
+import { FILE_STATE_HEALTH, type StateHealth } from '../pool/readiness.js';
 
 /** ProxySettings is an immutable, flattened slice of Config for the proxy. */
 export interface ProxySettings {
@@ -30,6 +31,10 @@ export interface ProxySettings {
   readonly paths: PathRules | undefined;
   /** Name of the backend-choice cookie of `allow` rules (src/routing/backend-choice.ts). */
   readonly choiceCookieName: string;
+  /** listen.healthPath: the path the balancer answers itself with its health (src/proxy/health-path.ts). */
+  readonly healthPath: string | undefined;
+  /** The shared-state health reported on healthPath (the file store is always ok while running). */
+  readonly stateHealth: StateHealth;
 }
 
 /** proxySettings derives the request-path settings from a validated config. */
@@ -51,6 +56,8 @@ export function proxySettings(config: Config): ProxySettings {
     partitionKeyRequired: partitionMode && spec!.required,
     paths: PathRules.compile(config.paths),
     choiceCookieName: choiceCookieName(config.affinity.cookie.name),
+    healthPath: config.listen.healthPath,
+    stateHealth: FILE_STATE_HEALTH,
   });
 }
 

@@ -10,7 +10,7 @@ import { CliError } from '../../src/cli/cli-error.js';
 import type { CliRun } from './processes.js';
 
 /** The variables the admin commands read; `env` sets or clears them for one run. */
-const ADMIN_ENV = ['SERVOY_LB_ADMIN', 'SERVOY_LB_TOKEN'];
+const ADMIN_ENV = ['SERVOY_LB_ADMIN', 'SERVOY_LB_TOKEN', 'SERVOY_LB_CA'];
 
 /**
  * runAdminCli runs `servoy-lb ...args` (admin commands only) in this process. With `env`,

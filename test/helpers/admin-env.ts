@@ -43,7 +43,12 @@ export async function api(lb: BalancerProcess, method: string, path: string, opt
     headers['content-type'] = 'application/json';
     body = JSON.stringify(opts.body);
   }
-  const res = await request(`${lb.adminUrl!}${path}`, { method: method as 'GET', headers, body, reset: true });
+  return call(`${lb.adminUrl!}${path}`, method, headers, body);
+}
+
+/** One HTTP call to any URL (its own connection), answered as an ApiAnswer: e.g. listen.healthPath on the traffic port. */
+export async function call(url: string, method = 'GET', headers: Record<string, string> = {}, body?: string): Promise<ApiAnswer> {
+  const res = await request(url, { method: method as 'GET', headers, body, reset: true });
   const text = await res.body.text();
   let json: any;
   try {

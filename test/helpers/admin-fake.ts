@@ -139,6 +139,9 @@ export function createFakeControl(): FakeControl {
       calls.push(['movePartition', key, backend, drain]);
       throw new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")');
     },
+    stateHealth() {
+      return { kind: 'file', ok: true };
+    },
     async metrics() {
       calls.push(['metrics']);
       return { contentType: fake.metricsSource.contentType, body: await fake.metricsSource.text() };

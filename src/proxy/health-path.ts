@@ -1,0 +1,38 @@
+/**
+ * listen.healthPath: the balancer's own health answer on the traffic port, for a cloud
+ * load balancer that cannot reach the admin port. It is answered here and never
+ * forwarded, before path rules and routing; the body is the admin API's /healthz body
+ * (src/pool/readiness.ts), judged on this process's pool (a worker's mirror of the
+ * primary's). While the balancer shuts down it answers 503, so the upstream stops sending.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PoolSnapshot } from '../pool/snapshot.js';
+import { readiness, type StateHealth } from '../pool/readiness.js';
+
+/** isHealthPath is true when the request's path (query ignored) is exactly healthPath. */
+export function isHealthPath(url: string | undefined, healthPath: string | undefined): boolean {
+  if (healthPath === undefined || url === undefined) return false;
+  const query = url.indexOf('?');
+  return (query < 0 ? url : url.slice(0, query)) === healthPath;
+}
+
+/** answerHealthPath writes the health answer: GET and HEAD only (others 405), never cached. */
+export function answerHealthPath(req: IncomingMessage, res: ServerResponse, snapshot: PoolSnapshot, state: StateHealth, closing: boolean): void {
+  const common = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-type': 'application/json; charset=utf-8' };
+  let status: number;
+  let body: object;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    status = 405;
+    body = { ok: false, reason: `${req.method ?? 'this method'} is not allowed on the health path (use GET or HEAD)` };
+    res.setHeader('allow', 'GET, HEAD');
+  } else {
+    const report = readiness(snapshot.backends.map((b) => b.state), state);
+    body = closing ? { ...report, ok: false, reason: 'the balancer is shutting down' } : report;
+    status = (body as { ok: boolean }).ok ? 200 : 503;
+  }
+  const text = `${JSON.stringify(body)}\n`;
+  // A request body (there should be none) is not read: close instead of keeping the connection.
+  if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.shouldKeepAlive = false;
+  res.writeHead(status, { ...common, 'content-length': Buffer.byteLength(text) });
+  res.end(req.method === 'HEAD' ? undefined : text);
+}

@@ -92,6 +92,10 @@ export async function runUntilSignalled(config: Config, logger: Logger, options:
     balancer.reload().catch(() => undefined);
   };
   process.on('SIGHUP', onHangup);
+  // SIGUSR1 = logrotate's postrotate: reopen log.file. (A listener also keeps Node from
+  // starting its inspector on SIGUSR1, which it does by default.)
+  const onUser1 = (): void => balancer.reopenLog();
+  process.on('SIGUSR1', onUser1);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
@@ -119,4 +123,5 @@ export async function runUntilSignalled(config: Config, logger: Logger, options:
     process.on('SIGINT', stop);
   });
   process.off('SIGHUP', onHangup);
+  process.off('SIGUSR1', onUser1);
 }

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { logFileProblem } from '../log-file.js';
 
 /** DEFAULT_CONFIG is the file every command reads when -c is not given (SPEC "Command line"). */
 export const DEFAULT_CONFIG = './lb.config.json';
@@ -29,11 +30,18 @@ export function registerValidate(program: Command): void {
 
 /** runValidate checks one file, writes the verdict and returns the exit code. */
 export async function runValidate(file: string, env: NodeJS.ProcessEnv = process.env): Promise<0 | 1> {
+  let logFile: string | undefined;
   try {
-    await loadConfig(file, env);
+    logFile = (await loadConfig(file, env)).config.log.file;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(err.problems.map((line) => `${line}\n`).join(''));
+    return 1;
+  }
+  // The one file the balancer writes besides the state file: a typo in its directory is found here.
+  const problem = logFile === undefined ? undefined : logFileProblem(logFile);
+  if (problem !== undefined) {
+    process.stderr.write(`${problem}\n`);
     return 1;
   }
   process.stdout.write('config OK\n');

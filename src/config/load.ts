@@ -96,12 +96,13 @@ function readFailure(file: string, err: NodeJS.ErrnoException): string {
 /** finish fills derived values: routes default to ids, file paths become absolute. */
 function finish(config: Config, baseDir: string): Config {
   const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
-  const { listen, state, errorPages } = config;
+  const { listen, state, errorPages, log } = config;
   return {
     ...config,
     backends: config.backends.map((backend) => ({ ...backend, route: backend.route ?? backend.id })),
     listen: listen.tls ? { ...listen, tls: { ...listen.tls, cert: absolute(listen.tls.cert), key: absolute(listen.tls.key) } } : listen,
     state: 'file' in state ? { file: absolute(state.file) } : state,
     errorPages: Object.fromEntries(Object.entries(errorPages).map(([status, path]) => [status, absolute(path)])),
+    log: log.file === undefined ? log : { ...log, file: absolute(log.file) },
   };
 }

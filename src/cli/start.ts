@@ -26,7 +26,7 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--log-level <level>', 'log level (overrides log.level)').choices(LEVELS))
     .addHelpText(
       'after',
-      '\nSends JSON logs to stdout (pretty on a terminal). SIGTERM or SIGINT stops accepting, lets\nin-flight requests finish (timeouts.shutdownGrace), then exits 0.\n\nWith --workers N, N worker processes share the port and route identically; this process\nruns health checks, the state file, the admin API and metrics once for all of them, and\nreplaces a worker that dies.\n\nExamples:\n  servoy-lb start -c /etc/servoy-lb/lb.config.json\n  servoy-lb start --workers auto',
+      '\nSends JSON logs to stdout (pretty on a terminal). SIGTERM or SIGINT stops accepting, lets\nin-flight requests finish (timeouts.shutdownGrace), then exits 0. SIGHUP reloads the config;\nSIGUSR1 reopens log.file (the access log, after logrotate moved it).\n\nWith --workers N, N worker processes share the port and route identically; this process\nruns health checks, the state file, the admin API and metrics once for all of them, and\nreplaces a worker that dies.\n\nExamples:\n  servoy-lb start -c /etc/servoy-lb/lb.config.json\n  servoy-lb start --workers auto',
     )
     .action(async (opts: { config: string; workers: string; logLevel?: (typeof LEVELS)[number] }) => {
       const workers = parseWorkers(opts.workers);

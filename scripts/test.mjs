@@ -24,6 +24,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Test files that need neither sockets nor child processes: the fast-feedback run. */
 export const UNITS = [
+  'access-log-units',
   'accounting',
   'admin-dashboard-sessions',
   'affinity-cookie',

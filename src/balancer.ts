@@ -39,6 +39,7 @@ import { PartitionDirectory } from './state/partition-directory.js';
 import { PartitionStore, PartitionStoreError } from './state/partition-store.js';
 import { normalizePartitionKey } from './routing/partition-key.js';
 import { StartupError } from './startup-error.js';
+import { checkLogFile } from './log-file.js';
 import { displayHost, LocalTraffic, type TrafficPlane, type TrafficSettings } from './traffic-plane.js';
 
 export { StartupError } from './startup-error.js';
@@ -146,6 +147,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         throw new StartupError(`cannot write state file ${stateFile}: ${err.message}`);
       });
     }
+    if (config.log.file !== undefined) checkLogFile(config.log.file);
     const pages = readPages(config);
     const tls = config.listen.tls ? await readTls(config.listen.tls) : undefined;
     const partitions = config.affinity.mode === 'partition' ? openPartitions(stateFile, config, logger) : undefined;
@@ -200,6 +202,11 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   /** inFlight is the number of HTTP requests being served right now (this process, or all workers as last reported). */
   get inFlight(): number {
     return this.traffic.inFlight;
+  }
+
+  /** reopenLog reopens the access log's file (SIGUSR1: logrotate moved it), in every worker. */
+  reopenLog(): void {
+    this.traffic.reopenLog();
   }
 
   /** close stops accepting and lets in-flight work finish for up to graceMs. */

@@ -23,6 +23,8 @@ import { SessionAccounting, type SessionTotals } from './sessions/accounting.js'
 import { LearnedSessions } from './sessions/learned-sessions.js';
 import { SessionContext, type ClusterLoad, type PartitionView } from './sessions/session-context.js';
 import { StartupError } from './startup-error.js';
+import { AccessLog } from './proxy/access-log.js';
+import { AccessFile, stdoutSink } from './log-file.js';
 
 /** TrafficSettings are what the traffic plane is (re)configured with; the same in every worker. */
 export interface TrafficSettings {
@@ -52,6 +54,8 @@ export interface TrafficPlane {
   readonly inFlight: number;
   /** Stops accepting, lets in-flight work finish for up to graceMs, then cuts the rest. */
   close(graceMs: number): Promise<void>;
+  /** Reopens log.file (SIGUSR1, after logrotate moved it); no-op when the access log is on stdout. */
+  reopenLog(): void;
 }
 
 /** LocalTrafficDeps are the collaborators of a LocalTraffic besides its settings. */
@@ -77,6 +81,9 @@ export class LocalTraffic implements TrafficPlane {
   readonly proxy: ProxyServer;
   readonly sessions: SessionContext;
   readonly #upstreams: Upstreams;
+  readonly #access: AccessLog;
+  /** The access log's file (log.file), undefined while it goes to stdout. */
+  #accessFile: AccessFile | undefined;
   #redirect: RedirectServer | undefined;
   #settings: TrafficSettings;
 
@@ -90,6 +97,9 @@ export class LocalTraffic implements TrafficPlane {
     const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle, onChange: deps.onLearn });
     this.sessions = new SessionContext(new AffinityCookieCodec(settings.secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config), deps.partitions, deps.cluster);
     this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
+    this.#accessFile = config.log.file === undefined ? undefined : new AccessFile(config.log.file, deps.logger);
+    const worker = (deps.logger.bindings() as { worker?: number }).worker;
+    this.#access = new AccessLog({ format: config.log.format, sink: this.#accessFile ?? stdoutSink(deps.logger), worker });
     this.proxy = new ProxyServer(
       {
         pool: deps.pool,
@@ -98,6 +108,7 @@ export class LocalTraffic implements TrafficPlane {
         trusted: new TrustedProxies(config.trustedProxies),
         pages: settings.pages,
         logger: deps.logger,
+        access: this.#access,
         settings: proxySettings(config),
         observer: deps.observer,
         assignPartition: deps.assignPartition,
@@ -155,7 +166,17 @@ export class LocalTraffic implements TrafficPlane {
       (this.proxy.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...next.tls, minVersion: 'TLSv1.2' });
     }
     if (JSON.stringify(running.config.timeouts) !== JSON.stringify(config.timeouts)) this.#upstreams.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
+    this.#access.format = config.log.format;
+    if (config.log.file !== this.#accessFile?.path) {
+      this.#accessFile?.close();
+      this.#accessFile = config.log.file === undefined ? undefined : new AccessFile(config.log.file, this.deps.logger);
+      this.#access.sink = this.#accessFile ?? stdoutSink(this.deps.logger);
+    }
     this.#settings = next;
+  }
+
+  reopenLog(): void {
+    this.#accessFile?.reopen();
   }
 
   forgetBackend(id: string): void {
@@ -171,6 +192,7 @@ export class LocalTraffic implements TrafficPlane {
     await Promise.all([this.proxy.close(graceMs), this.#redirect?.close(graceMs)]);
     this.sessions.accounting.stop();
     await this.#upstreams.close();
+    this.#accessFile?.close();
   }
 }
 

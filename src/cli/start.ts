@@ -26,7 +26,7 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--log-level <level>', 'log level (overrides log.level)').choices(LEVELS))
     .addHelpText(
       'after',
-      '\nSends JSON logs to stdout (pretty on a terminal). SIGTERM or SIGINT stops accepting, lets\nin-flight requests finish (timeouts.shutdownGrace), then exits 0.\n\nWith --workers N, N worker processes share the port and route identically; this process\nruns health checks, the state file, the admin API and metrics once for all of them, and\nreplaces a worker that dies.\n\nExamples:\n  servoy-lb start -c /etc/servoy-lb/lb.config.json\n  servoy-lb start --workers auto',
+      '\nSends JSON logs to stdout (pretty on a terminal). SIGTERM or SIGINT stops accepting, lets\nin-flight requests finish (timeouts.shutdownGrace), then exits 0. SIGHUP reloads the config;\nSIGUSR1 reopens log.file (the access log, after logrotate moved it).\n\nWith --workers N, N worker processes share the port and route identically; this process\nruns health checks, the state file, the admin API and metrics once for all of them, and\nreplaces a worker that dies.\n\nExamples:\n  servoy-lb start -c /etc/servoy-lb/lb.config.json\n  servoy-lb start --workers auto',
     )
     .action(async (opts: { config: string; workers: string; logLevel?: (typeof LEVELS)[number] }) => {
       const workers = parseWorkers(opts.workers);
@@ -92,6 +92,10 @@ export async function runUntilSignalled(config: Config, logger: Logger, options:
     balancer.reload().catch(() => undefined);
   };
   process.on('SIGHUP', onHangup);
+  // SIGUSR1 = logrotate's postrotate: reopen log.file. (A listener also keeps Node from
+  // starting its inspector on SIGUSR1, which it does by default.)
+  const onUser1 = (): void => balancer.reopenLog();
+  process.on('SIGUSR1', onUser1);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
@@ -119,4 +123,5 @@ export async function runUntilSignalled(config: Config, logger: Logger, options:
     process.on('SIGINT', stop);
   });
   process.off('SIGHUP', onHangup);
+  process.off('SIGUSR1', onUser1);
 }

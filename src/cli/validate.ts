@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { checkTlsFiles } from '../config/tls-files.js';
+import { logFileProblem } from '../log-file.js';
 
 /** DEFAULT_CONFIG is the file every command reads when -c is not given (SPEC "Command line"). */
 export const DEFAULT_CONFIG = './lb.config.json';
@@ -31,15 +32,24 @@ export function registerValidate(program: Command): void {
 /** runValidate checks one file, writes the verdict and returns the exit code. */
 export async function runValidate(file: string, env: NodeJS.ProcessEnv = process.env): Promise<0 | 1> {
   let problems: string[];
+  let logFile: string | undefined;
   try {
+    const { config } = await loadConfig(file, env);
+    logFile = config.log.file;
     // admin.tls is read as start reads it, so a bad certificate fails here too.
-    problems = await checkTlsFiles((await loadConfig(file, env)).config);
+    problems = await checkTlsFiles(config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems = err.problems;
   }
   if (problems.length > 0) {
     process.stderr.write(problems.map((line) => `${line}\n`).join(''));
+    return 1;
+  }
+  // The one file the balancer writes besides the state file: a typo in its directory is found here.
+  const problem = logFile === undefined ? undefined : logFileProblem(logFile);
+  if (problem !== undefined) {
+    process.stderr.write(`${problem}\n`);
     return 1;
   }
   process.stdout.write('config OK\n');

@@ -143,6 +143,11 @@ export class WorkerFleet implements TrafficPlane {
     this.#broadcastChange({ type: 'partition', key, lookup, partitionCounts: this.options.host.partitionCounts(), change: ++this.#changes });
   }
 
+  reopenLog(): void {
+    // Each worker appends to log.file through its own descriptor: each reopens its own.
+    for (const worker of this.#initialized) this.#send(worker, { type: 'reopen-log' });
+  }
+
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
     clearInterval(this.#totalsTimer);

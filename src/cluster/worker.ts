@@ -20,6 +20,10 @@ import { WorkerPartitions } from './worker-partitions.js';
 export function runWorker(): void {
   // The primary reloads on SIGHUP and tells the workers; a hang-up must not stop them.
   process.on('SIGHUP', () => undefined);
+  // Likewise SIGUSR1 (reopen log.file): the primary tells the workers (reopen-log); one
+  // sent to a worker itself (`kill -USR1 $(pidof ...)` reaches every process) is taken
+  // below once it serves, and until then must neither kill it nor start Node's inspector.
+  process.on('SIGUSR1', () => undefined);
   const onInit = (message: ToWorker): void => {
     if (message.type !== 'init') return;
     process.off('message', onInit);
@@ -50,6 +54,7 @@ async function serve(init: WorkerInit): Promise<void> {
     cluster: { sessionsElsewhere: (backendId) => elsewhere[backendId] ?? 0 },
     onLearn: (sessionId, backend) => send({ type: 'learned', sessionId, backend }),
   });
+  process.on('SIGUSR1', () => traffic.reopenLog());
   const { learned, accounting } = traffic.sessions;
   for (const [sessionId, backend] of init.learned) learned.learn(sessionId, backend);
   if (partitions !== undefined) accounting.trackPartitionChanges();
@@ -99,6 +104,9 @@ async function serve(init: WorkerInit): Promise<void> {
         break;
       case 'shutdown':
         void stop(message.graceMs);
+        break;
+      case 'reopen-log':
+        traffic.reopenLog();
         break;
     }
     // Every change is applied synchronously above: say so (the primary's `behind`).

@@ -96,7 +96,7 @@ function readFailure(file: string, err: NodeJS.ErrnoException): string {
 /** finish fills derived values: routes default to ids, file paths become absolute. */
 function finish(config: Config, baseDir: string): Config {
   const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
-  const { listen, admin, state, errorPages } = config;
+  const { listen, admin, state, errorPages, log } = config;
   return {
     ...config,
     backends: config.backends.map((backend) => ({ ...backend, route: backend.route ?? backend.id })),
@@ -104,5 +104,6 @@ function finish(config: Config, baseDir: string): Config {
     admin: admin.tls ? { ...admin, tls: { cert: absolute(admin.tls.cert), key: absolute(admin.tls.key) } } : admin,
     state: 'file' in state ? { file: absolute(state.file) } : state,
     errorPages: Object.fromEntries(Object.entries(errorPages).map(([status, path]) => [status, absolute(path)])),
+    log: log.file === undefined ? log : { ...log, file: absolute(log.file) },
   };
 }

@@ -233,6 +233,15 @@ export const configSchema = z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
         access: z.boolean().default(true).meta({ description: 'Log one line per request.' }),
+        format: z
+          .enum(['json', 'combined'])
+          .default('json')
+          .meta({ description: 'Access-log format: "json" (one JSON object per line) or "combined" (Apache\'s combined log format, for GoAccess and AWStats).' }),
+        file: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({ description: 'Write the access log to this file (appended, relative to this file; its directory must exist) instead of stdout. SIGUSR1 reopens it (logrotate).' }),
       })
       .prefault({}),
     metrics: z.strictObject({ enabled: z.boolean().default(true).meta({ description: 'Serve Prometheus metrics on the admin API at /metrics.' }) }).prefault({}),

@@ -22,7 +22,8 @@ import type { SessionContext } from '../sessions/session-context.js';
 import { answerSelf, type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage, rawErrorResponse, sendPage } from './error-pages.js';
 import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
 import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
-import { upstreamHeaders } from './request-headers.js';
+import { requestIdOf, upstreamHeaders } from './request-headers.js';
+import { bytesInOf, type AccessLog } from './access-log.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 import type { Upstreams } from './upstreams.js';
 import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
@@ -55,6 +56,8 @@ export interface ProxyDeps {
   trusted: TrustedProxies;
   pages: ErrorPages;
   readonly logger: Logger;
+  /** Where access-log lines go (stdout or log.file, in log.format). */
+  readonly access: AccessLog;
   readonly settings: ProxySettings;
   readonly observer?: ProxyObserver;
   /** Partition mode: makes a new assignment durable before the request is forwarded. */
@@ -83,7 +86,6 @@ export class ProxyServer implements ExchangeHost {
   readonly server: Server;
   settings: ProxySettings;
   readonly #deps: ProxyDeps;
-  readonly #access: Logger;
   /** In-flight HTTP exchanges and open tunnels, for graceful shutdown. */
   #inFlight = 0;
   readonly #tunnels = new Set<Duplex>();
@@ -101,7 +103,6 @@ export class ProxyServer implements ExchangeHost {
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
     this.settings = deps.settings;
-    this.#access = deps.logger.child({ log: 'access' });
     const options = {
       maxHeaderSize: listen.maxHeaderBytes,
       // Idle keep-alive connections close after clientIdle; a whole request may take as long
@@ -131,7 +132,7 @@ export class ProxyServer implements ExchangeHost {
       deps,
       placement: this.#placement,
       connections: this.#connections,
-      access: this.#access,
+      access: deps.access,
       missingKeyPage: this.#missingKeyPage,
       trackTunnel: (socket) => {
         this.#tunnels.add(socket);
@@ -348,15 +349,24 @@ export class ProxyServer implements ExchangeHost {
       this.#deps.observer?.requestFinished(backendId, outcome, (performance.now() - exchange.startedAt) / 1000);
     }
     if (this.settings.accessLog) {
-      this.#access.info({
-        method: exchange.req.method,
-        path: exchange.req.url,
+      const { req } = exchange;
+      this.#deps.access.write({
+        client: exchange.facts.clientAddress,
+        method: req.method!,
+        host: req.headers.host,
+        path: req.url!,
+        httpVersion: req.httpVersion,
         status: exchange.status,
         backend: backendId,
         route: exchange.reason ?? exchange.pathVerdict,
         ms: Math.round((performance.now() - exchange.startedAt) * 100) / 100,
-        bytes: exchange.bytesOut,
+        bytesIn: bytesInOf(req.socket),
+        bytesOut: exchange.bytesOut,
+        userAgent: req.headers['user-agent'],
+        referer: req.headers.referer,
+        requestId: requestIdOf(exchange.upstreamHeaders),
         outcome,
+        websocket: false,
       });
     }
     this.#requestDone();

@@ -11,7 +11,12 @@
  * dropped from anyone else. `X-Real-IP` is always set, to the address the balancer routes
  * on (the peer, or behind trusted proxies the client they name), unless a trusted proxy
  * sent one: a backend reading it (as behind nginx) gets the truth, never a client's claim.
+ *
+ * `X-Request-Id` is kept from a trusted proxy (when it is a short token), else replaced by
+ * a generated one (src/proxy/request-id.ts); it is always the last header of the list, so
+ * the access log finds it without a search (requestIdOf).
  */
+import { acceptableRequestId, nextRequestId } from './request-id.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -61,7 +66,8 @@ export interface ForwardFacts {
 
 /**
  * upstreamHeaders returns a flat [name, value, ...] list for undici. With keepUpgrade
- * (WebSocket handshakes) Connection: Upgrade and Upgrade are kept.
+ * (WebSocket handshakes) Connection: Upgrade and Upgrade are kept. The last pair is
+ * always X-Request-Id (see requestIdOf).
  */
 export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, keepUpgrade = false): string[] {
   const out: string[] = [];
@@ -71,6 +77,7 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
   let forwardedHost: string | undefined;
   let host: string | undefined;
   let realIp: string | undefined;
+  let requestId: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -87,6 +94,10 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
         else if (lower === 'x-forwarded-host') forwardedHost ??= value;
         else out.push(name, value);
       }
+      continue;
+    }
+    if (lower === 'x-request-id') {
+      if (facts.trusted && requestId === undefined && acceptableRequestId(value)) requestId = value;
       continue;
     }
     if (lower === 'x-real-ip') {
@@ -106,7 +117,13 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
   out.push('x-forwarded-proto', forwardedProto ?? facts.proto);
   if (forwardedHost !== undefined || host !== undefined) out.push('x-forwarded-host', (forwardedHost ?? host)!);
   out.push('x-real-ip', realIp ?? facts.clientAddress ?? facts.peerAddress);
+  out.push('x-request-id', requestId ?? nextRequestId());
   return out;
+}
+
+/** requestIdOf is the X-Request-Id of a list built by upstreamHeaders (always its last value). */
+export function requestIdOf(headers: readonly string[]): string {
+  return headers[headers.length - 1]!;
 }
 
 /** Lower-cases only when needed: most clients already send lower-case or canonical names. */

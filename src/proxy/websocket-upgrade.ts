@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import { bytesInOf, type AccessLog, type AccessEntry } from './access-log.js';
 import type { BackendView } from '../pool/snapshot.js';
 import { judgePath } from '../routing/path-rules.js';
 import type { Decision, RequestFacts } from '../routing/types.js';
@@ -19,7 +19,7 @@ import { NO_RESOURCES } from './http-exchange.js';
 import { isSessionless, type Placement } from './placement.js';
 import type { ProxyDeps } from './proxy-server.js';
 import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
-import { upstreamHeaders } from './request-headers.js';
+import { requestIdOf, upstreamHeaders } from './request-headers.js';
 import { refusedUpgrade } from './request-checks.js';
 import { openTunnel, type HandshakeFailure } from './websocket-tunnel.js';
 
@@ -43,7 +43,7 @@ export interface UpgradeHost {
   readonly deps: Pick<ProxyDeps, 'pages' | 'trusted' | 'sessions' | 'observer' | 'logger'>;
   readonly placement: Placement;
   readonly connections: ConnectionLimit;
-  readonly access: Logger;
+  readonly access: AccessLog;
   readonly missingKeyPage: ErrorPage;
   /** trackTunnel counts an open tunnel, for graceful shutdown. */
   trackTunnel(socket: Duplex): void;
@@ -82,7 +82,7 @@ export class WebSocketUpgrade {
       const verdict = judgePath(rules, url, facts.clientAddress);
       if (verdict.kind === 'bad-path' || verdict.kind === 'denied') {
         const status = verdict.kind === 'bad-path' ? 400 : 403;
-        if (settings.accessLog) host.access.info({ method: req.method, path: url, status, route: verdict.kind === 'bad-path' ? 'bad-path' : 'path-denied', ms: Math.round((performance.now() - startedAt) * 100) / 100, websocket: true });
+        if (settings.accessLog) host.access.write(handshakeEntry(req, facts.clientAddress, startedAt, status, undefined, verdict.kind === 'bad-path' ? 'bad-path' : 'path-denied', undefined));
         closeAfter(socket, rawErrorResponse(host.deps.pages[status]));
         return;
       }
@@ -103,11 +103,12 @@ export class WebSocketUpgrade {
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';
     // The tunnel keeps only what it needs (not the request object) for as long as it is open.
-    this.#tunnel(socket, requestHead, head, { path: url, startedAt, choiceCookie }, facts, decision ?? host.placement.route(facts), undefined);
+    const entry = settings.accessLog ? handshakeEntry(req, facts.clientAddress, startedAt, 0, undefined, undefined, requestIdOf(headers)) : undefined;
+    this.#tunnel(socket, requestHead, head, { startedAt, choiceCookie, entry }, facts, decision ?? host.placement.route(facts), undefined);
   }
 
-  /** `log` is what the tunnel keeps of the handshake request: its path and start (access log), and a backend-choice cookie to set. */
-  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { path: string; startedAt: number; choiceCookie?: string | undefined }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
+  /** `log` is what the tunnel keeps of the handshake request: its start and access-log entry (filled in at the answer), and a backend-choice cookie to set. */
+  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { startedAt: number; choiceCookie?: string | undefined; entry: AccessEntry | undefined }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
     const host = this.#host;
     const { deps, placement } = host;
     if (decision.kind === 'unavailable') {
@@ -165,8 +166,8 @@ export class WebSocketUpgrade {
         }
         if (decision.setCookie) extra.push('set-cookie', sessions.setCookieHeader(clientId, backend.id));
         if (log.choiceCookie !== undefined) extra.push('set-cookie', log.choiceCookie);
-        if (host.settings.accessLog) {
-          host.access.info({ method: 'GET', path: log.path, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - log.startedAt) * 100) / 100, websocket: true });
+        if (host.settings.accessLog && log.entry !== undefined) {
+          host.access.write({ ...log.entry, status, backend: backend.id, route: decision.reason, ms: Math.round((performance.now() - log.startedAt) * 100) / 100 });
         }
       },
       onBadResponse: (why) => {
@@ -198,4 +199,26 @@ export class WebSocketUpgrade {
       maxHeaderBytes: backendHeadLimit(settings),
     };
   }
+}
+
+/** handshakeEntry is the access-log entry of a WebSocket handshake (bytes in: the handshake's head). */
+function handshakeEntry(req: IncomingMessage, client: string, startedAt: number, status: number, backend: string | undefined, route: string | undefined, requestId: string | undefined): AccessEntry {
+  return {
+    client,
+    method: req.method!,
+    host: req.headers.host,
+    path: req.url!,
+    httpVersion: req.httpVersion,
+    status,
+    backend,
+    route,
+    ms: Math.round((performance.now() - startedAt) * 100) / 100,
+    bytesIn: bytesInOf(req.socket),
+    bytesOut: 0,
+    userAgent: req.headers['user-agent'],
+    referer: req.headers.referer,
+    requestId,
+    outcome: undefined,
+    websocket: true,
+  };
 }

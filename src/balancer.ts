@@ -9,8 +9,6 @@
  * files) and releases them in close().
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
@@ -26,7 +24,6 @@ import { OutlierDetector } from './health/outlier-detector.js';
 import type { HealthSink } from './health/health-sink.js';
 import { DrainMonitor } from './pool/drain-monitor.js';
 import { Pool } from './pool/pool.js';
-import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
 import { AffinityCookieCodec } from './routing/affinity-cookie.js';
@@ -39,6 +36,7 @@ import { PartitionDirectory } from './state/partition-directory.js';
 import { PartitionStore, PartitionStoreError } from './state/partition-store.js';
 import { normalizePartitionKey } from './routing/partition-key.js';
 import { StartupError } from './startup-error.js';
+import { checkStartFiles, readPages, readTls } from './start-checks.js';
 import { displayHost, LocalTraffic, type TrafficPlane, type TrafficSettings } from './traffic-plane.js';
 
 export { StartupError } from './startup-error.js';
@@ -129,8 +127,9 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
 
   /** start validates what the config points at (files, state), then listens. */
   static async start(config: Config, logger: Logger, options: BalancerOptions = {}): Promise<Balancer> {
-    if (!('file' in config.state)) throw new StartupError('state.redis is not supported in this version yet; use state.file');
-    const stateFile = config.state.file;
+    const checked = await checkStartFiles(config);
+    if (!checked.ok) throw new StartupError(checked.problems.join('\n'));
+    const { stateFile, pages, tls } = checked.files;
     const store = new FileStateStore(stateFile);
     const state = await store.load().catch((err: Error) => {
       throw new StartupError(err.message);
@@ -144,8 +143,6 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         throw new StartupError(`cannot write state file ${stateFile}: ${err.message}`);
       });
     }
-    const pages = readPages(config);
-    const tls = config.listen.tls ? await readTls(config.listen.tls) : undefined;
     const partitions = config.affinity.mode === 'partition' ? openPartitions(stateFile, config, logger) : undefined;
     const settings: TrafficSettings = { config, secrets: secretsOf(config, state)!, pages, tls };
     // The cluster code is loaded only with --workers: one process runs exactly as it always did.
@@ -500,14 +497,10 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     if (next.affinity.mode !== this.#config.affinity.mode) {
       throw new AdminError('INVALID_CONFIG', `affinity.mode changed from "${this.#config.affinity.mode}" to "${next.affinity.mode}": that needs a restart; the running config is kept`);
     }
-    let pages: ErrorPages;
-    let tls: { cert: Buffer; key: Buffer } | undefined;
-    try {
-      pages = readPages(next);
-      tls = next.listen.tls ? await readTls(next.listen.tls) : undefined;
-    } catch (err) {
-      throw new AdminError('INVALID_CONFIG', `${(err as Error).message}; the running config is kept`);
-    }
+    const pages = readPages(next);
+    if (typeof pages === 'string') throw new AdminError('INVALID_CONFIG', `${pages}; the running config is kept`);
+    const tls = next.listen.tls ? await readTls(next.listen.tls) : undefined;
+    if (typeof tls === 'string') throw new AdminError('INVALID_CONFIG', `${tls}; the running config is kept`);
     const running = this.#config;
     const diff = settingsDiff(running, next);
     // Backends: the new file's list, merged with run-time changes as at start.
@@ -586,33 +579,4 @@ function openPartitions(stateFile: string, config: Config, logger: Logger): Part
 function secretsOf(config: Config, state: StateData): string[] | undefined {
   const configured = config.affinity.cookie.secret ?? state.cookieSecret;
   return typeof configured === 'string' ? [configured] : configured;
-}
-
-function readPages(config: Config): ErrorPages {
-  try {
-    return loadErrorPages(config.errorPages);
-  } catch (err) {
-    throw new StartupError((err as Error).message);
-  }
-}
-
-async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = async (file: string, what: string): Promise<Buffer> => {
-    try {
-      return await readFile(file);
-    } catch (err) {
-      throw new StartupError(`listen.tls.${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-  };
-  const pair = { cert: await read(tls.cert, 'cert'), key: await read(tls.key, 'key') };
-  // Try the pair now, so a bad or mismatched file is one clear sentence at start (or a
-  // refused reload), not an error half-way through applying it.
-  try {
-    createSecureContext({ ...pair, minVersion: 'TLSv1.2' });
-  } catch (err) {
-    const reason = (err as Error).message;
-    const which = /key|mismatch/i.test(reason) ? 'key' : 'cert';
-    throw new StartupError(`listen.tls.${which}: the certificate and key cannot be used (${reason})`);
-  }
-  return pair;
 }

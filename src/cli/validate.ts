@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { checkStartFiles } from '../start-checks.js';
 
 /** DEFAULT_CONFIG is the file every command reads when -c is not given (SPEC "Command line"). */
 export const DEFAULT_CONFIG = './lb.config.json';
@@ -17,7 +18,8 @@ export function registerValidate(program: Command): void {
     .description(
       'Check a config file without starting the balancer: JSON syntax, ${ENV} references, unknown keys, ' +
         'types and limits, and the rules between keys (unique backend ids and routes, partition pins, ' +
-        'partitionKey settings, admin token on a non-loopback admin.host).\n' +
+        'partitionKey settings, admin token on a non-loopback admin.host), and what start checks before it listens ' +
+        '(state.file directory writable, state.redis not yet supported, error pages readable, TLS cert and key readable and matching).\n' +
         'Prints "config OK" and exits 0, or prints one "<json-path>: <reason>" line per problem and exits 1.',
     )
     .option('-c, --config <FILE>', 'config file to check', DEFAULT_CONFIG)
@@ -29,11 +31,16 @@ export function registerValidate(program: Command): void {
 
 /** runValidate checks one file, writes the verdict and returns the exit code. */
 export async function runValidate(file: string, env: NodeJS.ProcessEnv = process.env): Promise<0 | 1> {
+  let problems: string[];
   try {
-    await loadConfig(file, env);
+    const checked = await checkStartFiles((await loadConfig(file, env)).config);
+    problems = checked.ok ? [] : checked.problems;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(err.problems.map((line) => `${line}\n`).join(''));
+    problems = err.problems;
+  }
+  if (problems.length > 0) {
+    process.stderr.write(problems.map((line) => `${line}\n`).join(''));
     return 1;
   }
   process.stdout.write('config OK\n');

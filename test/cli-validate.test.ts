@@ -61,7 +61,7 @@ t.test('servoy-lb validate', { skip: built ? false : 'not built: run `npx tsc -p
       args: ['-c', join(dir, 'bad.json')],
       code: 1,
       stdout: '',
-      stderr: ['listen.port: expected a number, got string', 'backends[1].wieght: unknown key (did you mean "weight"?)'],
+      stderr: ['listen.port: expected a number, got string (write 8080 without quotes)', 'backends[1].wieght: unknown key (did you mean "weight"?)'],
     },
     {
       desc: 'cross-field problems, one line each',

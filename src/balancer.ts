@@ -375,7 +375,30 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#records.added = this.#records.added.filter((b) => b.id !== id);
     if (this.#config.backends.some((b) => b.id === id)) this.#records.removed.push(id);
     delete this.#records.admin[id];
+    if (this.#records.weights !== undefined) delete this.#records.weights[id];
     await this.#persist();
+  }
+
+  /**
+   * setWeight changes a backend's share of new sessions at run time (`backends set ID
+   * --weight N`, PATCH /api/backends/ID). It is persisted: on a config-file backend as a
+   * weight record that lasts until the file says the same weight (backend-records.ts), on
+   * a run-time backend in its recorded addition.
+   */
+  async setWeight(id: string, weight: number): Promise<BackendStatus> {
+    const member = this.pool.member(id);
+    if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
+    if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw new AdminError('INVALID_BODY', `weight: expected a whole number from 1 to 1000, got ${JSON.stringify(weight)}`);
+    this.pool.update({ ...member.config, weight }, `weight set to ${weight} by an administrator`);
+    const added = this.#records.added.findIndex((b) => b.id === id);
+    if (added >= 0) this.#records.added[added] = { ...this.#records.added[added]!, weight };
+    else {
+      const weights = (this.#records.weights ??= {});
+      if (this.#config.backends.find((b) => b.id === id)?.weight === weight) delete weights[id];
+      else weights[id] = weight;
+    }
+    await this.#persist();
+    return this.#status(id);
   }
 
   async setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus> {

@@ -1,6 +1,6 @@
 /**
  * The commands that operate a running balancer through its admin API: status, drain,
- * undrain, disable, enable, backends add/remove, route, reload, partitions. Each is a thin
+ * undrain, disable, enable, backends add/set/remove, route, reload, partitions. Each is a thin
  * call (admin-client.ts) plus output meant for a person at a terminal: aligned tables,
  * one-sentence results, and a hint at the next step where there is an obvious one.
  */
@@ -237,9 +237,9 @@ function positiveInt(max: number): (value: string) => number {
 function registerBackends(program: Command): void {
   const backends = program
     .command('backends')
-    .summary('add or remove backends at run time')
+    .summary('add, remove or reweight backends at run time')
     .description('Change the pool of the running balancer without a restart. Changes are kept in the state store (they survive restarts); put them in the config file too to keep it the reference.')
-    .addHelpText('after', examples('servoy-lb backends add servoy-c http://10.0.0.13:8080 --weight 2', 'servoy-lb backends remove servoy-c'));
+    .addHelpText('after', examples('servoy-lb backends add servoy-c http://10.0.0.13:8080 --weight 2', 'servoy-lb backends set servoy-c --weight 3', 'servoy-lb backends remove servoy-c'));
 
   addAdminOptions(
     backends
@@ -259,6 +259,24 @@ function registerBackends(program: Command): void {
       const { backend: b } = await adminRequest<{ backend: BackendStatus }>(await target(options), 'POST', '/api/backends', body);
       const max = b.maxSessions === null ? '' : `, at most ${plural(b.maxSessions, 'session')}`;
       out(`added ${b.id} (${b.url}, weight ${b.weight}${max}): state ${b.state}`);
+    });
+
+  addAdminOptions(
+    backends
+      .command('set')
+      .argument('<ID>', 'backend id (see servoy-lb status)')
+      .summary("change a backend's weight")
+      .description(
+        "Change a backend's weight (its relative share of new sessions) in the running balancer. Existing sessions stay where they are. " +
+          'The weight is kept in the state store and survives restarts and reloads; once the config file says the same weight, the file is the reference again.',
+      )
+      .requiredOption('--weight <N>', 'relative share of new sessions, 1-1000', positiveInt(1000)),
+  )
+    .addHelpText('after', examples('servoy-lb backends set servoy-a --weight 3'))
+    .action(async (id: string, options: AdminOptions & { weight: number }, command: Command) => {
+      const out = outFor(command);
+      const { backend: b } = await adminRequest<{ backend: BackendStatus }>(await target(options), 'PATCH', path(id), { weight: options.weight });
+      out(`${b.id} has weight ${b.weight} (state ${b.state})`);
     });
 
   addAdminOptions(

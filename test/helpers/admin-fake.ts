@@ -87,6 +87,12 @@ export function createFakeControl(): FakeControl {
       if (row.state !== 'drained' && !force) throw new AdminError('NOT_DRAINED', `${id} is ${row.state}, not drained`);
       rows.delete(id);
     },
+    async setWeight(id, weight) {
+      calls.push(['setWeight', id, weight]);
+      const updated = { ...get(id), weight };
+      rows.set(id, updated);
+      return updated;
+    },
     async setAdminState(id, action) {
       calls.push(['setAdminState', id, action]);
       const row = get(id);

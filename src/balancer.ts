@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
+import { AdminError, type AdminControl, type AdminStateOptions, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
 import { BalancerMetrics } from './admin/metrics.js';
@@ -401,7 +401,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     return this.#status(id);
   }
 
-  async setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus> {
+  async setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable', options: AdminStateOptions = {}): Promise<BackendStatus> {
     const member = this.pool.member(id);
     if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
     const cause = `${action} by an administrator`;
@@ -411,6 +411,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         break;
       case 'disable':
         this.pool.setAdmin(id, 'disabled', cause);
+        // After the state change: a client that reconnects at once is routed elsewhere.
+        if (options.close === true) this.traffic.closeTunnels(id);
         break;
       case 'undrain':
         if (member.admin === 'draining') this.pool.setAdmin(id, 'ready', cause);

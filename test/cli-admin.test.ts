@@ -178,6 +178,8 @@ t.test('state commands', async (t) => {
   t.same(control.calls.at(-1), ['setAdminState', 'servoy-b', 'undrain']);
   t.equal((await cli(['disable', 'servoy-a'], env)).stdout, 'servoy-a is disabled: it gets no traffic; its 3 sessions will be placed on other backends\n');
   t.same(control.calls.at(-1), ['setAdminState', 'servoy-a', 'disable']);
+  t.equal((await cli(['disable', 'servoy-a', '--close'], env)).stdout, 'servoy-a is disabled: it gets no traffic; its 3 sessions will be placed on other backends; its open websockets are closed\n');
+  t.same(control.calls.at(-1), ['setAdminState', 'servoy-a', 'disable', { close: true }]);
   t.equal((await cli(['enable', 'servoy-a'], env)).stdout, 'servoy-a is enabled (state up)\n');
   t.same(control.calls.at(-1), ['setAdminState', 'servoy-a', 'enable']);
 

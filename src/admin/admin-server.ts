@@ -254,8 +254,9 @@ export class AdminServer {
       ...ACTIONS.map((action) =>
         route('POST', `/api/backends/:id/${action}`, async (call) => {
           const id = call.params.id!;
-          audit(call, `${action} ${id}`);
-          return { status: 200, json: { backend: await control.setAdminState(id, action) } };
+          const close = action === 'disable' && ['1', 'true', 'yes'].includes(call.query.get('close') ?? '');
+          audit(call, `${action} ${id}`, close ? { close } : undefined);
+          return { status: 200, json: { backend: await control.setAdminState(id, action, close ? { close } : undefined) } };
         }),
       ),
       route('GET', '/api/route', (call) => {

@@ -146,8 +146,9 @@ const STATE_COMMANDS: Record<Action, { summary: string; description: string; exa
     summary: 'take a backend out of rotation entirely',
     description:
       'Disable a backend: it gets no traffic at all, not even its existing sessions, which are placed on other backends ' +
-      '(their users lose their Servoy client state). Use drain first to let sessions end gracefully.',
-    example: 'servoy-lb disable servoy-a',
+      '(their users lose their Servoy client state). Its open WebSockets stay until they close, unless --close closes them now. ' +
+      'Use drain first to let sessions end gracefully.',
+    example: 'servoy-lb disable servoy-a --close',
     done: (b) => `${b.id} is disabled: it gets no traffic${b.sessions > 0 ? `; its ${plural(b.sessions, 'session')} will be placed on other backends` : ''}`,
   },
   enable: {
@@ -163,14 +164,15 @@ function registerStateCommands(program: Command): void {
     const spec = STATE_COMMANDS[action];
     const command = program.command(action).argument('<ID>', 'backend id (see servoy-lb status)').summary(spec.summary).description(spec.description);
     if (action === 'drain') command.option('--wait', 'wait until the backend holds no sessions, showing progress');
+    if (action === 'disable') command.option('--close', 'also close its open WebSockets now (their clients reconnect to another backend)');
     addAdminOptions(command)
       .addHelpText('after', examples(spec.example))
-      .action(async (id: string, options: AdminOptions & { wait?: boolean }, command: Command) => {
+      .action(async (id: string, options: AdminOptions & { wait?: boolean; close?: boolean }, command: Command) => {
         const out = outFor(command);
         const t = await target(options);
-        const { backend } = await adminRequest<{ backend: BackendStatus }>(t, 'POST', `${path(id)}/${action}`);
+        const { backend } = await adminRequest<{ backend: BackendStatus }>(t, 'POST', `${path(id)}/${action}${options.close ? '?close=1' : ''}`);
         if (action === 'drain' && options.wait) await waitDrained(t, backend, out);
-        else out(spec.done(backend));
+        else out(options.close ? `${spec.done(backend)}; its open websockets are closed` : spec.done(backend));
       });
   }
 }

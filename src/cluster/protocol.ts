@@ -111,4 +111,6 @@ export type ToWorker =
   | ({ readonly type: 'learned'; readonly sessionId: string; readonly backend: string | undefined } & Change)
   | ({ readonly type: 'partition'; readonly key: string; readonly lookup: PartitionLookup | undefined; readonly partitionCounts: Record<string, number> } & Change)
   | ({ readonly type: 'assigned'; readonly id: number; readonly error?: string } & AssignAnswer)
-  | { readonly type: 'shutdown'; readonly graceMs: number };
+  | { readonly type: 'shutdown'; readonly graceMs: number }
+  /** `disable ID --close`: close this worker's open WebSockets to the backend. */
+  | { readonly type: 'closeTunnels'; readonly backend: string };

@@ -100,6 +100,9 @@ async function serve(init: WorkerInit): Promise<void> {
       case 'shutdown':
         void stop(message.graceMs);
         break;
+      case 'closeTunnels':
+        traffic.closeTunnels(message.backend);
+        break;
     }
     // Every change is applied synchronously above: say so (the primary's `behind`).
     if ('change' in message) send({ type: 'applied', change: message.change });

@@ -93,8 +93,8 @@ export function createFakeControl(): FakeControl {
       rows.set(id, updated);
       return updated;
     },
-    async setAdminState(id, action) {
-      calls.push(['setAdminState', id, action]);
+    async setAdminState(id, action, options) {
+      calls.push(options === undefined ? ['setAdminState', id, action] : ['setAdminState', id, action, options]);
       const row = get(id);
       const next: Partial<BackendStatus> =
         action === 'drain'

@@ -4,11 +4,13 @@
  * installation needs and nothing else (no tests, no benchmarks); the package installs into
  * a fresh prefix with its dependencies from the npm cache or registry; the installed command
  * answers --help and validates the shipped config. Real processes throughout, one bounded
- * test. The installed bin's shebang runs `node` from PATH (engines: >=24), so the project's
+ * test. It packs a copy of the sources without dist/ (a fresh clone): that proves prepack
+ * builds, and it never rewrites this checkout's dist/ under tests running in parallel. The installed bin's shebang runs `node` from PATH (engines: >=24), so the project's
  * own Node (node_modules/.bin) goes first in PATH, as on a machine whose system Node is older.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import { cp, symlink } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
@@ -30,8 +32,13 @@ function run(command: string, args: string[], cwd: string, timeout: number): Pro
 }
 
 t.test('npm pack + npm install -g give a working servoy-lb', { timeout: 180_000 }, async (t) => {
-  const dir = t.testdir({ prefix: {} });
-  const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], root, 120_000);
+  const dir = t.testdir({ prefix: {}, clone: {} });
+  const clone = join(dir, 'clone');
+  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'examples', 'bin', 'schema', 'lb.config.json', 'README.md', 'LICENSE', 'test', 'bench']) {
+    await cp(join(root, entry), join(clone, entry), { recursive: true });
+  }
+  await symlink(join(root, 'node_modules'), join(clone, 'node_modules'));
+  const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], clone, 120_000);
   if (packed.code !== 0) {
     if (NETWORK.test(packed.stderr)) return t.skip(`npm pack needs the network and cannot reach it: ${packed.stderr.trim().split('\n').at(-1)}`);
     return t.fail(`npm pack failed (exit ${packed.code}):\n${packed.stderr}`);

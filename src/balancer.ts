@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AdminError, type AdminControl, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
+import { AdminError, type AdminControl, type AdminStateOptions, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
 import { BalancerMetrics } from './admin/metrics.js';
@@ -19,14 +19,13 @@ import type { AssignAnswer } from './cluster/protocol.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { settingsDiff } from './config/reload-diff.js';
 import { backendSchema, type BackendConfig, type Config } from './config/schema.js';
-import { readTlsPair, type TlsPair } from './config/tls-files.js';
+import type { TlsPair } from './config/tls-files.js';
 import { ActiveHealthChecker } from './health/active-checker.js';
 import { OutlierDetector } from './health/outlier-detector.js';
 import type { HealthSink } from './health/health-sink.js';
 import { DrainMonitor } from './pool/drain-monitor.js';
 import { Pool } from './pool/pool.js';
 import { FILE_STATE_HEALTH, type StateHealth } from './pool/readiness.js';
-import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
 import { AffinityCookieCodec } from './routing/affinity-cookie.js';
@@ -40,6 +39,7 @@ import { PartitionStore, PartitionStoreError } from './state/partition-store.js'
 import { normalizePartitionKey } from './routing/partition-key.js';
 import { StartupError } from './startup-error.js';
 import { checkLogFile } from './log-file.js';
+import { checkStartFiles, readPages, readTls } from './start-checks.js';
 import { displayHost, LocalTraffic, type TrafficPlane, type TrafficSettings } from './traffic-plane.js';
 
 export { StartupError } from './startup-error.js';
@@ -132,8 +132,9 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
 
   /** start validates what the config points at (files, state), then listens. */
   static async start(config: Config, logger: Logger, options: BalancerOptions = {}): Promise<Balancer> {
-    if (!('file' in config.state)) throw new StartupError('state.redis is not supported in this version yet; use state.file');
-    const stateFile = config.state.file;
+    const checked = await checkStartFiles(config);
+    if (!checked.ok) throw new StartupError(checked.problems.join('\n'));
+    const { stateFile, pages, tls, adminTls } = checked.files;
     const store = new FileStateStore(stateFile);
     const state = await store.load().catch((err: Error) => {
       throw new StartupError(err.message);
@@ -147,15 +148,14 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         throw new StartupError(`cannot write state file ${stateFile}: ${err.message}`);
       });
     }
+    // log.file is opened (created) now, so a bad path stops start before anything listens.
     if (config.log.file !== undefined) checkLogFile(config.log.file);
-    const pages = readPages(config);
-    const tls = config.listen.tls ? await readTls(config.listen.tls) : undefined;
     const partitions = config.affinity.mode === 'partition' ? openPartitions(stateFile, config, logger) : undefined;
     const settings: TrafficSettings = { config, secrets: secretsOf(config, state)!, pages, tls };
     // The cluster code is loaded only with --workers: one process runs exactly as it always did.
     const Fleet = (options.workers ?? 1) > 1 ? (await import('./cluster/fleet.js')).WorkerFleet : undefined;
     const balancer = new Balancer(settings, state, store, logger, options, partitions, Fleet);
-    balancer.#adminTls = config.admin.tls && options.admin !== false ? await readTls(config.admin.tls, 'admin.tls') : undefined;
+    balancer.#adminTls = options.admin !== false ? adminTls : undefined;
     await balancer.#listen();
     return balancer;
   }
@@ -394,10 +394,33 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#records.added = this.#records.added.filter((b) => b.id !== id);
     if (this.#config.backends.some((b) => b.id === id)) this.#records.removed.push(id);
     delete this.#records.admin[id];
+    if (this.#records.weights !== undefined) delete this.#records.weights[id];
     await this.#persist();
   }
 
-  async setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus> {
+  /**
+   * setWeight changes a backend's share of new sessions at run time (`backends set ID
+   * --weight N`, PATCH /api/backends/ID). It is persisted: on a config-file backend as a
+   * weight record that lasts until the file says the same weight (backend-records.ts), on
+   * a run-time backend in its recorded addition.
+   */
+  async setWeight(id: string, weight: number): Promise<BackendStatus> {
+    const member = this.pool.member(id);
+    if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
+    if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw new AdminError('INVALID_BODY', `weight: expected a whole number from 1 to 1000, got ${JSON.stringify(weight)}`);
+    this.pool.update({ ...member.config, weight }, `weight set to ${weight} by an administrator`);
+    const added = this.#records.added.findIndex((b) => b.id === id);
+    if (added >= 0) this.#records.added[added] = { ...this.#records.added[added]!, weight };
+    else {
+      const weights = (this.#records.weights ??= {});
+      if (this.#config.backends.find((b) => b.id === id)?.weight === weight) delete weights[id];
+      else weights[id] = weight;
+    }
+    await this.#persist();
+    return this.#status(id);
+  }
+
+  async setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable', options: AdminStateOptions = {}): Promise<BackendStatus> {
     const member = this.pool.member(id);
     if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
     const cause = `${action} by an administrator`;
@@ -407,6 +430,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
         break;
       case 'disable':
         this.pool.setAdmin(id, 'disabled', cause);
+        // After the state change: a client that reconnects at once is routed elsewhere.
+        if (options.close === true) this.traffic.closeTunnels(id);
         break;
       case 'undrain':
         if (member.admin === 'draining') this.pool.setAdmin(id, 'ready', cause);
@@ -516,14 +541,10 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     if (next.affinity.mode !== this.#config.affinity.mode) {
       throw new AdminError('INVALID_CONFIG', `affinity.mode changed from "${this.#config.affinity.mode}" to "${next.affinity.mode}": that needs a restart; the running config is kept`);
     }
-    let pages: ErrorPages;
-    let tls: { cert: Buffer; key: Buffer } | undefined;
-    try {
-      pages = readPages(next);
-      tls = next.listen.tls ? await readTls(next.listen.tls) : undefined;
-    } catch (err) {
-      throw new AdminError('INVALID_CONFIG', `${(err as Error).message}; the running config is kept`);
-    }
+    const pages = readPages(next);
+    if (typeof pages === 'string') throw new AdminError('INVALID_CONFIG', `${pages}; the running config is kept`);
+    const tls = next.listen.tls ? await readTls(next.listen.tls) : undefined;
+    if (typeof tls === 'string') throw new AdminError('INVALID_CONFIG', `${tls}; the running config is kept`);
     const running = this.#config;
     const diff = settingsDiff(running, next);
     // Backends: the new file's list, merged with run-time changes as at start.
@@ -602,20 +623,4 @@ function openPartitions(stateFile: string, config: Config, logger: Logger): Part
 function secretsOf(config: Config, state: StateData): string[] | undefined {
   const configured = config.affinity.cookie.secret ?? state.cookieSecret;
   return typeof configured === 'string' ? [configured] : configured;
-}
-
-function readPages(config: Config): ErrorPages {
-  try {
-    return loadErrorPages(config.errorPages);
-  } catch (err) {
-    throw new StartupError((err as Error).message);
-  }
-}
-
-async function readTls(tls: { cert: string; key: string }, where = 'listen.tls'): Promise<TlsPair> {
-  try {
-    return await readTlsPair(tls, where);
-  } catch (err) {
-    throw new StartupError((err as Error).message);
-  }
 }

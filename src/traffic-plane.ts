@@ -48,6 +48,8 @@ export interface TrafficPlane {
   reconfigure(settings: TrafficSettings): void;
   /** A backend left the pool: drop its sessions, counters and connections. */
   forgetBackend(id: string): void;
+  /** Closes the open WebSockets to a backend (`disable ID --close`); in every worker with --workers. */
+  closeTunnels(id: string): void;
   /** A partition's assignment changed (worker caches follow); no-op in one process. */
   partitionChanged(key: string, lookup: PartitionLookup | undefined): void;
   /** HTTP requests being served right now (for the shutdown log line). */
@@ -182,6 +184,11 @@ export class LocalTraffic implements TrafficPlane {
   forgetBackend(id: string): void {
     this.sessions.accounting.forgetBackend(id);
     void this.#upstreams.drop(id);
+  }
+
+  closeTunnels(id: string): void {
+    const closed = this.proxy.closeTunnels(id);
+    if (closed > 0) this.deps.logger.info({ backend: id, websockets: closed }, 'closed the open websockets of a disabled backend');
   }
 
   partitionChanged(): void {

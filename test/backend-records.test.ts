@@ -29,6 +29,23 @@ t.test('admin records follow the backend and go when it goes', async (t) => {
 
 t.test('readRecords tolerates missing or damaged parts', async (t) => {
   t.same(readRecords({}), emptyRecords());
-  t.same(readRecords({ backends: { added: 'x', removed: [1, 'b'], admin: null } }), { added: [], removed: ['b'], admin: {} });
+  t.same(readRecords({ backends: { added: 'x', removed: [1, 'b'], admin: null } }), { added: [], removed: ['b'], admin: {}, weights: {} });
   t.same(readRecords({ backends: { added: [{ id: 'x', url: 'http://h' }, { id: 3 }] } }).added, [{ id: 'x', url: 'http://h' }]);
+});
+
+t.test('a run-time weight wins until the file says the same weight', async (t) => {
+  const records = (weights: Record<string, number>, extra: object = {}) => ({ added: [], removed: [], admin: {}, weights, ...extra });
+  const cases = [
+    { desc: 'recorded weight overrides the file', config: [b('a', 1), b('b', 1)], records: records({ a: 5 }), weights: [5, 1], keep: { a: 5 } },
+    { desc: 'the file now says the same weight: record dropped', config: [b('a', 5)], records: records({ a: 5 }), weights: [5], keep: {} },
+    { desc: 'the file changed to yet another weight: run time still wins', config: [b('a', 3)], records: records({ a: 5 }), weights: [5], keep: { a: 5 } },
+    { desc: 'the backend left the file: record dropped', config: [b('b', 1)], records: records({ a: 5 }), weights: [1], keep: {} },
+    { desc: 'removed at run time: record dropped', config: [b('a', 1), b('b', 1)], records: records({ a: 5 }, { removed: ['a'] }), weights: [1], keep: {} },
+  ];
+  for (const c of cases) {
+    const merged = mergeBackends(c.config, c.records);
+    t.same(merged.backends.map((x) => x.weight), c.weights, c.desc);
+    t.same(merged.records.weights, c.keep, `${c.desc}: records`);
+  }
+  t.same(readRecords({ backends: { weights: { a: 3, b: 0, c: 'x', d: 1001, e: 2.5 } } }).weights, { a: 3 }, 'readRecords keeps only valid weights');
 });

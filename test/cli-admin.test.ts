@@ -202,6 +202,8 @@ t.test('state commands', async (t) => {
   t.same(control.calls.at(-1), ['setAdminState', 'servoy-b', 'undrain']);
   t.equal((await cli(['disable', 'servoy-a'], env)).stdout, 'servoy-a is disabled: it gets no traffic; its 3 sessions will be placed on other backends\n');
   t.same(control.calls.at(-1), ['setAdminState', 'servoy-a', 'disable']);
+  t.equal((await cli(['disable', 'servoy-a', '--close'], env)).stdout, 'servoy-a is disabled: it gets no traffic; its 3 sessions will be placed on other backends; its open websockets are closed\n');
+  t.same(control.calls.at(-1), ['setAdminState', 'servoy-a', 'disable', { close: true }]);
   t.equal((await cli(['enable', 'servoy-a'], env)).stdout, 'servoy-a is enabled (state up)\n');
   t.same(control.calls.at(-1), ['setAdminState', 'servoy-a', 'enable']);
 
@@ -274,6 +276,28 @@ t.test('backends add / remove', async (t) => {
   t.match(backends.stderr, /add \[options\] <ID> <URL>/);
 });
 
+t.test('backends set --weight', async (t) => {
+  const { url, control } = await startFakeAdmin(t, { token: TOKEN });
+  const env = { SERVOY_LB_ADMIN: url, SERVOY_LB_TOKEN: TOKEN };
+  const set = await cli(['backends', 'set', 'servoy-a', '--weight', '3'], env);
+  t.equal(set.code, 0, set.stderr);
+  t.equal(set.stdout, 'servoy-a has weight 3 (state up)\n');
+  t.same(control.calls.at(-1), ['setWeight', 'servoy-a', 3]);
+
+  const cases: { desc: string; args: string[]; code: number; stderr: RegExp }[] = [
+    { desc: 'no --weight', args: ['servoy-a'], code: 1, stderr: /required option '--weight <N>' not specified/ },
+    { desc: 'weight 0', args: ['servoy-a', '--weight', '0'], code: 1, stderr: /expected a whole number from 1 to 1000/ },
+    { desc: 'weight too large', args: ['servoy-a', '--weight', '1001'], code: 1, stderr: /expected a whole number from 1 to 1000/ },
+    { desc: 'not a number', args: ['servoy-a', '--weight', 'two'], code: 1, stderr: /expected a whole number from 1 to 1000/ },
+    { desc: 'unknown backend', args: ['ghost', '--weight', '2'], code: 2, stderr: /^servoy-lb: no backend "ghost"\n$/ },
+  ];
+  for (const c of cases) {
+    const res = await cli(['backends', 'set', ...c.args], env);
+    t.equal(res.code, c.code, c.desc);
+    t.match(res.stderr, c.stderr, c.desc);
+  }
+});
+
 t.test('route, reload, partitions', async (t) => {
   const { url, control } = await startFakeAdmin(t, { token: TOKEN });
   const env = { SERVOY_LB_ADMIN: url, SERVOY_LB_TOKEN: TOKEN };
@@ -319,7 +343,7 @@ t.test('route, reload, partitions', async (t) => {
 });
 
 t.test('help texts have examples', async (t) => {
-  for (const path of [['status'], ['drain'], ['undrain'], ['disable'], ['enable'], ['backends', 'add'], ['backends', 'remove'], ['route'], ['reload'], ['partitions', 'list'], ['partitions', 'move']]) {
+  for (const path of [['status'], ['drain'], ['undrain'], ['disable'], ['enable'], ['backends', 'add'], ['backends', 'set'], ['backends', 'remove'], ['route'], ['reload'], ['partitions', 'list'], ['partitions', 'move']]) {
     const res = await cli([...path, '--help']);
     t.equal(res.code, 0, path.join(' '));
     t.match(res.stdout, /Examples:\n  servoy-lb /, path.join(' '));

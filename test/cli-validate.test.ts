@@ -1,7 +1,8 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { makeCert, skipTls } from './fixtures/tls-cert.js';
 
 // Runs the real command an administrator runs; needs the build (`npm test` builds first).
 const root = resolve(import.meta.dirname, '..');
@@ -39,6 +40,16 @@ t.test('servoy-lb validate', { skip: built ? false : 'not built: run `npx tsc -p
     'crossed.json': JSON.stringify({ backends: [...backends, { id: 'servoy-a', url: 'http://127.0.0.1:8092' }], affinity: { mode: 'partition' } }),
     'broken.json': '{\n  "backends": [\n    { "id": "a", "url": "http://127.0.0.1:8091" },\n  ]\n}\n',
     cwd: { 'lb.config.json': JSON.stringify({ backends }) },
+    'redis.json': JSON.stringify({ backends, state: { redis: 'redis://127.0.0.1:6379/0' } }),
+    'files.json': JSON.stringify({
+      backends,
+      listen: { tls: { cert: './nope.pem', key: './nope-key.pem' } },
+      state: { file: './no-such-dir/state.json' },
+      errorPages: { '503': './missing.html' },
+    }),
+    'page.json': JSON.stringify({ backends, state: { file: './state/s.json' }, errorPages: { '503': './page.html' } }),
+    'page.html': '<h1>wait</h1>',
+    state: {},
   });
 
   const cases: { desc: string; args: string[]; env?: NodeJS.ProcessEnv; cwd?: string; code: number; stdout: string; stderr: string[] }[] = [
@@ -52,7 +63,7 @@ t.test('servoy-lb validate', { skip: built ? false : 'not built: run `npx tsc -p
       args: ['-c', join(dir, 'bad.json')],
       code: 1,
       stdout: '',
-      stderr: ['listen.port: expected a number, got string', 'backends[1].wieght: unknown key (did you mean "weight"?)'],
+      stderr: ['listen.port: expected a number, got string (write 8080 without quotes)', 'backends[1].wieght: unknown key (did you mean "weight"?)'],
     },
     {
       desc: 'cross-field problems, one line each',
@@ -88,10 +99,32 @@ t.test('servoy-lb validate', { skip: built ? false : 'not built: run `npx tsc -p
       desc: 'shipped full example',
       args: ['-c', join(root, 'examples', 'lb.config.full.json')],
       env: { SERVOY_LB_TOKEN: 'token', SERVOY_LB_SECRET: 'a-secret-of-some-length' },
-      code: 0,
-      stdout: 'config OK\n',
-      stderr: [],
+      code: 1,
+      stdout: '',
+      // The example names the TLS files a real installation has; validate checks them as start does.
+      stderr: [
+        `listen.tls.cert: cannot read ${join(root, 'examples', 'tls', 'cert.pem')} (ENOENT)`,
+      ],
     },
+    {
+      desc: 'state.redis is refused as start refuses it',
+      args: ['-c', join(dir, 'redis.json')],
+      code: 1,
+      stdout: '',
+      stderr: ['state.redis: not supported in this version yet; use state.file'],
+    },
+    {
+      desc: 'start-time file checks, every problem listed',
+      args: ['-c', join(dir, 'files.json')],
+      code: 1,
+      stdout: '',
+      stderr: [
+        `state.file: the directory ${join(dir, 'no-such-dir')} does not exist (create it, writable by the balancer's user)`,
+        `errorPages.503: cannot read ${join(dir, 'missing.html')} (ENOENT)`,
+        `listen.tls.cert: cannot read ${join(dir, 'nope.pem')} (ENOENT)`,
+      ],
+    },
+    { desc: 'readable error page and writable state directory', args: ['-c', join(dir, 'page.json')], code: 0, stdout: 'config OK\n', stderr: [] },
   ];
   // Each run is a fresh node process; three at a time (all at once starved each other on a busy machine).
   const results: Run[] = [];
@@ -125,4 +158,20 @@ t.test('servoy-lb validate', { skip: built ? false : 'not built: run `npx tsc -p
     t.match(result.stderr, /unknown option '--bogus'/);
     t.notMatch(result.stderr, /\n\s+at /);
   });
+});
+
+t.test('validate tries the TLS pair as start does', { skip: !built ? 'not built' : skipTls }, async (t) => {
+  const dir = t.testdir({});
+  const a = await makeCert(dir, 'localhost', 'a-');
+  const b = await makeCert(dir, 'localhost', 'b-');
+  const write = (name: string, tls: object): string => {
+    const file = join(dir, name);
+    writeFileSync(file, JSON.stringify({ backends, listen: { tls } }));
+    return file;
+  };
+  const good = await run(['validate', '-c', write('good.json', { cert: a.certFile, key: a.keyFile })]);
+  t.same({ code: good.code, stdout: good.stdout }, { code: 0, stdout: 'config OK\n' }, 'a matching pair');
+  const crossed = await run(['validate', '-c', write('crossed.json', { cert: a.certFile, key: b.keyFile })]);
+  t.equal(crossed.code, 1, 'a key of another certificate');
+  t.match(crossed.stderr, /^listen\.tls\.key: the certificate and key cannot be used \(.+\)\n$/);
 });

@@ -40,6 +40,9 @@ t.test('the schema describes what a user may write', async (t) => {
 
   t.match(at(schema, 'properties', 'affinity', 'properties', 'mode'), { default: 'session', anyOf: [{ enum: ['session', 'partition'] }, { $ref: '#/$defs/envReference' }] }, 'enums may be env references');
   t.match(at(schema, 'properties', 'admin', 'properties', 'token'), { type: 'string', minLength: 1 }, 'unconstrained strings stay plain');
+  t.match(at(schema, 'properties', 'listen', 'properties', 'port'), { default: 8080, anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { $ref: '#/$defs/wholeEnvReference' }] }, 'a number may be exactly one env reference');
+  t.match(at(schema, 'properties', 'metrics', 'properties', 'enabled'), { anyOf: [{ type: 'boolean' }, { $ref: '#/$defs/wholeEnvReference' }] }, 'so may true/false');
+  t.match(at(schema, '$defs', 'wholeEnvReference'), { type: 'string', pattern: '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$' });
   t.match(at(schema, '$defs', 'envReference'), { type: 'string', pattern: '\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}' });
   t.same(at(schema, 'properties', 'errorPages', 'propertyNames'), { type: 'string', enum: ['400', '403', '404', '431', '502', '503', '504'] }, 'keys are never env references');
 

@@ -150,6 +150,29 @@ t.test('env substitution', async (t) => {
     t.same(problems(withMinimal({ trustedProxies: ['${PROXY}'] }), {}), ['trustedProxies[0]: environment variable PROXY is not set']);
   });
 
+  t.test('a whole "${NAME}" becomes a number or true/false where the schema wants one', async (t) => {
+    const env = { PORT: '8080', WEIGHT: '3', LIMIT: '1e4', METRICS: 'false', WORD: 'eighty', YES: 'yes', HALF: '80.5', HOST: '10.0.0.5' };
+    const cases: { desc: string; config: object; got?: (c: Config) => unknown; want: unknown }[] = [
+      { desc: 'port', config: withMinimal({ listen: { port: '${PORT}' } }), got: (c) => c.listen.port, want: 8080 },
+      { desc: 'weight', config: { backends: [backend('a', 1, { weight: '${WEIGHT}' })] }, got: (c) => c.backends[0]!.weight, want: 3 },
+      { desc: 'exponent', config: withMinimal({ limits: { maxConnections: '${LIMIT}' } }), got: (c) => c.limits.maxConnections, want: 10_000 },
+      { desc: 'boolean', config: withMinimal({ metrics: { enabled: '${METRICS}' } }), got: (c) => c.metrics.enabled, want: false },
+      { desc: 'several at once', config: withMinimal({ listen: { port: '${PORT}' }, admin: { port: '${PORT}' }, metrics: { enabled: '${METRICS}' } }), got: (c) => [c.listen.port, c.admin.port, c.metrics.enabled], want: [8080, 8080, false] },
+      { desc: 'a string field stays a string', config: withMinimal({ admin: { token: '${PORT}' } }), got: (c) => c.admin.token, want: '8080' },
+      { desc: 'not a number', config: withMinimal({ listen: { port: '${WORD}' } }), want: ['listen.port: expected a number, but environment variable WORD is "eighty"'] },
+      { desc: 'not true or false', config: withMinimal({ metrics: { enabled: '${YES}' } }), want: ['metrics.enabled: expected true or false, but environment variable YES is "yes"'] },
+      { desc: 'a number, then checked like one', config: withMinimal({ listen: { port: '${HALF}' } }), want: ['listen.port: expected an integer, got 80.5'] },
+      { desc: 'a reference inside a longer string is never coerced', config: withMinimal({ listen: { port: '${PORT}0' } }), want: ['listen.port: expected a number, got string (write 80800 without quotes)'] },
+      { desc: 'a literal number in quotes stays an error', config: withMinimal({ listen: { port: '8080' } }), want: ['listen.port: expected a number, got string (write 8080 without quotes)'] },
+      { desc: 'a literal boolean in quotes stays an error', config: withMinimal({ metrics: { enabled: 'true' } }), want: ['metrics.enabled: expected true or false, got string (write true without quotes)'] },
+      { desc: 'an unset variable is reported once', config: withMinimal({ listen: { port: '${NOPE}' } }), want: ['listen.port: environment variable NOPE is not set'] },
+    ];
+    for (const c of cases) {
+      if (c.got !== undefined) t.same(c.got(parse(c.config, env)), c.want, c.desc);
+      else t.same(problems(c.config, env), c.want, c.desc);
+    }
+  });
+
   t.test('defaults to process.env', async (t) => {
     process.env.SERVOY_LB_TEST_VALUE = 'from-process-env';
     t.teardown(() => delete process.env.SERVOY_LB_TEST_VALUE);
@@ -175,7 +198,7 @@ t.test('friendly schema messages', async (t) => {
     { desc: 'two unknown keys', config: { backends: [backend('a', 1, { wieght: 1, rout: 'x' })] }, want: ['backends[0].wieght: unknown key (did you mean "weight"?)', 'backends[0].rout: unknown key (did you mean "route"?)'] },
     { desc: 'unknown key in the state union', config: withMinimal({ state: { fil: 'x' } }), want: ['state.fil: unknown key (did you mean "file"?)'] },
     { desc: 'unknown error page status', config: withMinimal({ errorPages: { 500: 'x.html' } }), want: ['errorPages.500: unknown key (expected one of "400", "403", "404", "431", "502", "503", "504")'] },
-    { desc: 'type: number', config: withMinimal({ listen: { port: '80' } }), want: ['listen.port: expected a number, got string'] },
+    { desc: 'type: number', config: withMinimal({ listen: { port: '80' } }), want: ['listen.port: expected a number, got string (write 80 without quotes)'] },
     { desc: 'type: integer', config: withMinimal({ listen: { port: 80.5 } }), want: ['listen.port: expected an integer, got 80.5'] },
     { desc: 'type: boolean', config: withMinimal({ metrics: { enabled: 'yes' } }), want: ['metrics.enabled: expected true or false, got string'] },
     { desc: 'type: object', config: withMinimal({ listen: 8080 }), want: ['listen: expected an object, got number'] },

@@ -54,7 +54,7 @@ export interface AdminServerOptions {
   readonly logger: AdminLogger;
 }
 
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** What a route answers: JSON, or a text body with its own content type. */
 type Reply =
@@ -260,11 +260,23 @@ export class AdminServer {
         await control.removeBackend(id, force);
         return { status: 200, json: { removed: id } };
       }),
+      route('PATCH', '/api/backends/:id', async (call) => {
+        const id = call.params.id!;
+        const body = await call.body();
+        const keys = isObject(body) ? Object.keys(body) : [];
+        const weight = isObject(body) ? body.weight : undefined;
+        if (keys.length !== 1 || keys[0] !== 'weight' || typeof weight !== 'number') {
+          throw new AdminError('INVALID_BODY', 'expected a JSON body {"weight": N} (a whole number from 1 to 1000; weight is the one setting changed at run time)');
+        }
+        audit(call, `set weight of ${id}`, { weight });
+        return { status: 200, json: { backend: await control.setWeight(id, weight) } };
+      }),
       ...ACTIONS.map((action) =>
         route('POST', `/api/backends/:id/${action}`, async (call) => {
           const id = call.params.id!;
-          audit(call, `${action} ${id}`);
-          return { status: 200, json: { backend: await control.setAdminState(id, action) } };
+          const close = action === 'disable' && ['1', 'true', 'yes'].includes(call.query.get('close') ?? '');
+          audit(call, `${action} ${id}`, close ? { close } : undefined);
+          return { status: 200, json: { backend: await control.setAdminState(id, action, close ? { close } : undefined) } };
         }),
       ),
       route('GET', '/api/route', (call) => {

@@ -154,6 +154,12 @@ export class AdminError extends Error {
   }
 }
 
+/** AdminStateOptions refine an admin state change. */
+export interface AdminStateOptions {
+  /** disable: also close the backend's open WebSockets now (otherwise they stay until they end). */
+  readonly close?: boolean;
+}
+
 /** AdminControl is implemented by the Balancer; see the file comment. */
 export interface AdminControl {
   backends(): BackendStatus[];
@@ -161,8 +167,10 @@ export interface AdminControl {
   addBackend(input: { id: string; url: string; weight?: number; maxSessions?: number; route?: string }): Promise<BackendStatus>;
   /** Removes a backend (persisted). Needs state drained (or disabled/down with force). Throws NOT_DRAINED / UNKNOWN_BACKEND / LAST_BACKEND. */
   removeBackend(id: string, force: boolean): Promise<void>;
+  /** Sets a backend's weight (1-1000) at run time (persisted; a later equal weight in the config file retires the record). Throws UNKNOWN_BACKEND / INVALID_BODY. */
+  setWeight(id: string, weight: number): Promise<BackendStatus>;
   /** drain / undrain / disable / enable: admin state changes (persisted). Throw UNKNOWN_BACKEND. */
-  setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable'): Promise<BackendStatus>;
+  setAdminState(id: string, action: 'drain' | 'undrain' | 'disable' | 'enable', options?: AdminStateOptions): Promise<BackendStatus>;
   explainRoute(query: RouteQuery): RouteExplanation;
   /**
    * What the path rules do with a request path from a client address (`servoy-lb route

@@ -119,7 +119,7 @@ function dispatcherFor(target: AdminTarget): Agent {
  * adminRequest makes one call and returns the parsed JSON answer. A refusal becomes an
  * AdminApiError: exit 1 when our input was wrong (INVALID_BODY, INVALID_CONFIG), else 2.
  */
-export async function adminRequest<T>(target: AdminTarget, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+export async function adminRequest<T>(target: AdminTarget, method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (target.token !== undefined) headers.authorization = `Bearer ${target.token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';

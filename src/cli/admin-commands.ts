@@ -1,6 +1,6 @@
 /**
  * The commands that operate a running balancer through its admin API: status, drain,
- * undrain, disable, enable, backends add/remove, route, reload, partitions. Each is a thin
+ * undrain, disable, enable, backends add/set/remove, route, reload, partitions. Each is a thin
  * call (admin-client.ts) plus output meant for a person at a terminal: aligned tables,
  * one-sentence results, and a hint at the next step where there is an obvious one.
  */
@@ -146,8 +146,9 @@ const STATE_COMMANDS: Record<Action, { summary: string; description: string; exa
     summary: 'take a backend out of rotation entirely',
     description:
       'Disable a backend: it gets no traffic at all, not even its existing sessions, which are placed on other backends ' +
-      '(their users lose their Servoy client state). Use drain first to let sessions end gracefully.',
-    example: 'servoy-lb disable servoy-a',
+      '(their users lose their Servoy client state). Its open WebSockets stay until they close, unless --close closes them now. ' +
+      'Use drain first to let sessions end gracefully.',
+    example: 'servoy-lb disable servoy-a --close',
     done: (b) => `${b.id} is disabled: it gets no traffic${b.sessions > 0 ? `; its ${plural(b.sessions, 'session')} will be placed on other backends` : ''}`,
   },
   enable: {
@@ -163,14 +164,15 @@ function registerStateCommands(program: Command): void {
     const spec = STATE_COMMANDS[action];
     const command = program.command(action).argument('<ID>', 'backend id (see servoy-lb status)').summary(spec.summary).description(spec.description);
     if (action === 'drain') command.option('--wait', 'wait until the backend holds no sessions, showing progress');
+    if (action === 'disable') command.option('--close', 'also close its open WebSockets now (their clients reconnect to another backend)');
     addAdminOptions(command)
       .addHelpText('after', examples(spec.example))
-      .action(async (id: string, options: AdminOptions & { wait?: boolean }, command: Command) => {
+      .action(async (id: string, options: AdminOptions & { wait?: boolean; close?: boolean }, command: Command) => {
         const out = outFor(command);
         const t = await target(options);
-        const { backend } = await adminRequest<{ backend: BackendStatus }>(t, 'POST', `${path(id)}/${action}`);
+        const { backend } = await adminRequest<{ backend: BackendStatus }>(t, 'POST', `${path(id)}/${action}${options.close ? '?close=1' : ''}`);
         if (action === 'drain' && options.wait) await waitDrained(t, backend, out);
-        else out(spec.done(backend));
+        else out(options.close ? `${spec.done(backend)}; its open websockets are closed` : spec.done(backend));
       });
   }
 }
@@ -237,9 +239,9 @@ function positiveInt(max: number): (value: string) => number {
 function registerBackends(program: Command): void {
   const backends = program
     .command('backends')
-    .summary('add or remove backends at run time')
+    .summary('add, remove or reweight backends at run time')
     .description('Change the pool of the running balancer without a restart. Changes are kept in the state store (they survive restarts); put them in the config file too to keep it the reference.')
-    .addHelpText('after', examples('servoy-lb backends add servoy-c http://10.0.0.13:8080 --weight 2', 'servoy-lb backends remove servoy-c'));
+    .addHelpText('after', examples('servoy-lb backends add servoy-c http://10.0.0.13:8080 --weight 2', 'servoy-lb backends set servoy-c --weight 3', 'servoy-lb backends remove servoy-c'));
 
   addAdminOptions(
     backends
@@ -259,6 +261,24 @@ function registerBackends(program: Command): void {
       const { backend: b } = await adminRequest<{ backend: BackendStatus }>(await target(options), 'POST', '/api/backends', body);
       const max = b.maxSessions === null ? '' : `, at most ${plural(b.maxSessions, 'session')}`;
       out(`added ${b.id} (${b.url}, weight ${b.weight}${max}): state ${b.state}`);
+    });
+
+  addAdminOptions(
+    backends
+      .command('set')
+      .argument('<ID>', 'backend id (see servoy-lb status)')
+      .summary("change a backend's weight")
+      .description(
+        "Change a backend's weight (its relative share of new sessions) in the running balancer. Existing sessions stay where they are. " +
+          'The weight is kept in the state store and survives restarts and reloads; once the config file says the same weight, the file is the reference again.',
+      )
+      .requiredOption('--weight <N>', 'relative share of new sessions, 1-1000', positiveInt(1000)),
+  )
+    .addHelpText('after', examples('servoy-lb backends set servoy-a --weight 3'))
+    .action(async (id: string, options: AdminOptions & { weight: number }, command: Command) => {
+      const out = outFor(command);
+      const { backend: b } = await adminRequest<{ backend: BackendStatus }>(await target(options), 'PATCH', path(id), { weight: options.weight });
+      out(`${b.id} has weight ${b.weight} (state ${b.state})`);
     });
 
   addAdminOptions(

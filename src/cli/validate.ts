@@ -5,8 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { checkTlsFiles } from '../config/tls-files.js';
-import { logFileProblem } from '../log-file.js';
+import { checkStartFiles } from '../start-checks.js';
 
 /** DEFAULT_CONFIG is the file every command reads when -c is not given (SPEC "Command line"). */
 export const DEFAULT_CONFIG = './lb.config.json';
@@ -19,7 +18,8 @@ export function registerValidate(program: Command): void {
     .description(
       'Check a config file without starting the balancer: JSON syntax, ${ENV} references, unknown keys, ' +
         'types and limits, and the rules between keys (unique backend ids and routes, partition pins, ' +
-        'partitionKey settings, admin token on a non-loopback admin.host), and that the admin TLS files (admin.tls) are readable and match.\n' +
+        'partitionKey settings, admin token on a non-loopback admin.host), and what start checks before it listens ' +
+        '(state.file directory writable, state.redis not yet supported, error pages readable, TLS cert and key readable and matching for listen.tls and admin.tls, log.file writable).\n' +
         'Prints "config OK" and exits 0, or prints one "<json-path>: <reason>" line per problem and exits 1.',
     )
     .option('-c, --config <FILE>', 'config file to check', DEFAULT_CONFIG)
@@ -32,24 +32,15 @@ export function registerValidate(program: Command): void {
 /** runValidate checks one file, writes the verdict and returns the exit code. */
 export async function runValidate(file: string, env: NodeJS.ProcessEnv = process.env): Promise<0 | 1> {
   let problems: string[];
-  let logFile: string | undefined;
   try {
-    const { config } = await loadConfig(file, env);
-    logFile = config.log.file;
-    // admin.tls is read as start reads it, so a bad certificate fails here too.
-    problems = await checkTlsFiles(config);
+    const checked = await checkStartFiles((await loadConfig(file, env)).config);
+    problems = checked.ok ? [] : checked.problems;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems = err.problems;
   }
   if (problems.length > 0) {
     process.stderr.write(problems.map((line) => `${line}\n`).join(''));
-    return 1;
-  }
-  // The one file the balancer writes besides the state file: a typo in its directory is found here.
-  const problem = logFile === undefined ? undefined : logFileProblem(logFile);
-  if (problem !== undefined) {
-    process.stderr.write(`${problem}\n`);
     return 1;
   }
   process.stdout.write('config OK\n');

@@ -139,6 +139,10 @@ export class WorkerFleet implements TrafficPlane {
     this.totals.forgetBackend(id);
   }
 
+  closeTunnels(id: string): void {
+    for (const worker of this.#initialized) this.#send(worker, { type: 'closeTunnels', backend: id });
+  }
+
   partitionChanged(key: string, lookup: PartitionLookup | undefined): void {
     this.#broadcastChange({ type: 'partition', key, lookup, partitionCounts: this.options.host.partitionCounts(), change: ++this.#changes });
   }

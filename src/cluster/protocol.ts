@@ -113,4 +113,6 @@ export type ToWorker =
   | ({ readonly type: 'assigned'; readonly id: number; readonly error?: string } & AssignAnswer)
   | { readonly type: 'shutdown'; readonly graceMs: number }
   /** SIGUSR1 reached the primary: reopen log.file (logrotate moved it away). */
-  | { readonly type: 'reopen-log' };
+  | { readonly type: 'reopen-log' }
+  /** `disable ID --close`: close this worker's open WebSockets to the backend. */
+  | { readonly type: 'closeTunnels'; readonly backend: string };

@@ -108,6 +108,9 @@ async function serve(init: WorkerInit): Promise<void> {
       case 'reopen-log':
         traffic.reopenLog();
         break;
+      case 'closeTunnels':
+        traffic.closeTunnels(message.backend);
+        break;
     }
     // Every change is applied synchronously above: say so (the primary's `behind`).
     if ('change' in message) send({ type: 'applied', change: message.change });

@@ -15,7 +15,20 @@ export interface EnvSubstitution {
   problems: string[];
   /** Paths (formatted) of values that could not be substituted, so later checks can skip them. */
   failedPaths: Set<string>;
+  /**
+   * Values that were entirely one `"${NAME}"` reference, by formatted path: only these may
+   * become a number or true/false where the schema wants one (the environment only has strings).
+   */
+  wholeReferences: Map<string, WholeReference>;
 }
+
+/** WholeReference is a value that was exactly `"${NAME}"`: where it is and which variable filled it. */
+export interface WholeReference {
+  readonly path: readonly JsonPathSegment[];
+  readonly name: string;
+}
+
+const WHOLE_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}/g;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -24,8 +37,13 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): EnvSubstitution {
   const problems: string[] = [];
   const failedPaths = new Set<string>();
+  const wholeReferences = new Map<string, WholeReference>();
   const walk = (node: unknown, path: JsonPathSegment[]): unknown => {
-    if (typeof node === 'string') return substituteString(node, env, path, problems, failedPaths);
+    if (typeof node === 'string') {
+      const whole = WHOLE_REFERENCE.exec(node);
+      if (whole !== null && env[whole[1]!] !== undefined) wholeReferences.set(formatJsonPath(path), { path, name: whole[1]! });
+      return substituteString(node, env, path, problems, failedPaths);
+    }
     if (Array.isArray(node)) return node.map((item, index) => walk(item, [...path, index]));
     if (node !== null && typeof node === 'object') {
       const out: Record<string, unknown> = {};
@@ -45,7 +63,7 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): EnvSubsti
     }
     return node;
   };
-  return { value: walk(value, []), problems, failedPaths };
+  return { value: walk(value, []), problems, failedPaths, wholeReferences };
 }
 
 function substituteString(

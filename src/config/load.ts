@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { configSchema, type Config } from './schema.js';
 import { substituteEnv } from './env.js';
+import { coerceWholeReferences } from './env-scalars.js';
 import { parseJsonText } from './json-text.js';
 import { friendlyErrorMap, issuesToProblems } from './zod-problems.js';
 import { crossCheck } from './cross-checks.js';
@@ -48,7 +49,17 @@ export function parseConfigText(text: string, opts: ParseConfigOptions): Config 
   const json = parseJsonText(text);
   if (!json.ok) throw new ConfigError([json.problem]);
   const substituted = substituteEnv(json.value, opts.env ?? process.env);
-  const parsed = configSchema.safeParse(substituted.value, { error: friendlyErrorMap, reportInput: true });
+  const parse = () => configSchema.safeParse(substituted.value, { error: friendlyErrorMap, reportInput: true });
+  let parsed = parse();
+  // A whole "${NAME}" where a number or true/false is wanted: convert it and parse again
+  // (a few rounds at most: a value inside a union may only show up once its parent parses).
+  for (let round = 0; !parsed.success && round < 4; round++) {
+    const coerced = coerceWholeReferences(substituted.value, parsed.error.issues, substituted.wholeReferences, substituted.failedPaths);
+    substituted.problems.push(...coerced.problems);
+    for (const path of coerced.failedPaths) substituted.failedPaths.add(path);
+    if (!coerced.changed) break;
+    parsed = parse();
+  }
   if (!parsed.success) {
     throw new ConfigError([...substituted.problems, ...issuesToProblems(parsed.error.issues, substituted.failedPaths)]);
   }

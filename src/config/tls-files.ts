@@ -6,7 +6,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import type { Config } from './schema.js';
 
 /** TlsPair is a certificate (chain) and its private key, as read from their files. */
 export interface TlsPair {
@@ -37,18 +36,4 @@ export async function readTlsPair(files: { readonly cert: string; readonly key: 
     throw new TlsFileError(`${where}.${which}: the certificate and key cannot be used (${reason})`);
   }
   return pair;
-}
-
-/**
- * checkTlsFiles is `validate`'s look at the admin API's TLS pair (admin.tls): one problem
- * line if start would refuse it. listen.tls is read at start only (as before), so a config
- * such as examples/lb.config.full.json still validates on a machine without its traffic
- * certificates, in CI for instance.
- */
-export async function checkTlsFiles(config: Config): Promise<string[]> {
-  if (config.admin.tls === undefined) return [];
-  return readTlsPair(config.admin.tls, 'admin.tls').then(
-    () => [],
-    (err: Error) => [err.message],
-  );
 }

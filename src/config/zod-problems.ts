@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { closest } from './suggest.js';
 import { formatJsonPath, problem } from './json-path.js';
+import { literalScalarHint } from './env-scalars.js';
 
 type Issue = z.core.$ZodIssue;
 type RawIssue = z.core.$ZodRawIssue;
@@ -31,7 +32,7 @@ export const friendlyErrorMap: z.core.$ZodErrorMap = (iss: RawIssue) => {
       if (iss.input === undefined) return 'missing (required)';
       // JSON numbers beyond ~1.8e308 (such as 1e309) parse as Infinity, which is no number to zod.
       if (typeof iss.input === 'number' && !Number.isFinite(iss.input)) return `expected ${typeName(iss.expected)}, got a number too large to represent`;
-      return `expected ${typeName(iss.expected)}, got ${iss.expected === 'int' && typeof iss.input === 'number' ? iss.input : describe(iss.input)}`;
+      return `expected ${typeName(iss.expected)}, got ${iss.expected === 'int' && typeof iss.input === 'number' ? iss.input : describe(iss.input)}${literalScalarHint(iss.input, iss.expected)}`;
     case 'invalid_value':
       return expectedValues(iss.values, iss.input);
     case 'unrecognized_keys':

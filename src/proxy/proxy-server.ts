@@ -88,7 +88,8 @@ export class ProxyServer implements ExchangeHost {
   readonly #deps: ProxyDeps;
   /** In-flight HTTP exchanges and open tunnels, for graceful shutdown. */
   #inFlight = 0;
-  readonly #tunnels = new Set<Duplex>();
+  /** Open tunnels: client socket to backend id. */
+  readonly #tunnels = new Map<Duplex, string>();
   #closing = false;
   #idleWaiters: (() => void)[] = [];
   readonly #missingKeyPage: ErrorPage = missingPartitionKeyPage();
@@ -134,8 +135,8 @@ export class ProxyServer implements ExchangeHost {
       connections: this.#connections,
       access: deps.access,
       missingKeyPage: this.#missingKeyPage,
-      trackTunnel: (socket) => {
-        this.#tunnels.add(socket);
+      trackTunnel: (socket, backendId) => {
+        this.#tunnels.set(socket, backendId);
       },
       untrackTunnel: (socket, closed) => {
         if (this.#tunnels.delete(socket) && closed && this.#inFlight === 0 && this.#tunnels.size === 0) this.#wakeIdleWaiters();
@@ -398,9 +399,25 @@ export class ProxyServer implements ExchangeHost {
     });
     await Promise.race([idle, grace]);
     clearTimeout(timer);
-    for (const socket of this.#tunnels) socket.destroy();
+    for (const socket of this.#tunnels.keys()) socket.destroy();
     this.server.closeAllConnections();
     await closed;
+  }
+
+  /**
+   * closeTunnels closes every open WebSocket tunnel to a backend (`disable ID --close`):
+   * disabling alone leaves them open until they end. Closing the client side closes the
+   * backend side too; the client sees the connection drop and reconnects through the
+   * balancer, to another backend. Returns how many were closed.
+   */
+  closeTunnels(backendId: string): number {
+    let closed = 0;
+    for (const [socket, id] of this.#tunnels) {
+      if (id !== backendId) continue;
+      socket.destroy();
+      closed++;
+    }
+    return closed;
   }
 
   /** inFlight is the number of HTTP requests being served right now. */

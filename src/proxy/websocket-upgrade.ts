@@ -45,8 +45,8 @@ export interface UpgradeHost {
   readonly connections: ConnectionLimit;
   readonly access: AccessLog;
   readonly missingKeyPage: ErrorPage;
-  /** trackTunnel counts an open tunnel, for graceful shutdown. */
-  trackTunnel(socket: Duplex): void;
+  /** trackTunnel counts an open tunnel to a backend, for graceful shutdown and `disable --close`. */
+  trackTunnel(socket: Duplex, backendId: string): void;
   /**
    * untrackTunnel stops counting it: `closed`, the socket closed for good (shutdown may now
    * find the proxy idle); otherwise it is about to be tunnelled to another backend.
@@ -132,7 +132,7 @@ export class WebSocketUpgrade {
       return;
     }
     let opened = false;
-    host.trackTunnel(socket);
+    host.trackTunnel(socket, backend.id);
     const untrack = (): void => host.untrackTunnel(socket, true);
     socket.once('close', untrack);
     openTunnel(socket as Socket, requestHead, head, this.#tunnelTarget(backend), {

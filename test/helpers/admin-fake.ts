@@ -87,8 +87,14 @@ export function createFakeControl(): FakeControl {
       if (row.state !== 'drained' && !force) throw new AdminError('NOT_DRAINED', `${id} is ${row.state}, not drained`);
       rows.delete(id);
     },
-    async setAdminState(id, action) {
-      calls.push(['setAdminState', id, action]);
+    async setWeight(id, weight) {
+      calls.push(['setWeight', id, weight]);
+      const updated = { ...get(id), weight };
+      rows.set(id, updated);
+      return updated;
+    },
+    async setAdminState(id, action, options) {
+      calls.push(options === undefined ? ['setAdminState', id, action] : ['setAdminState', id, action, options]);
       const row = get(id);
       const next: Partial<BackendStatus> =
         action === 'drain'

@@ -59,7 +59,7 @@ t.test('defaults fill every key', async (t) => {
     limits: { maxHeaderBytes: 16384, maxConnections: 10000 },
     state: { file: resolve(BASE, 'servoy-lb.state.json') },
     errorPages: {},
-    log: { level: 'info', access: true },
+    log: { level: 'info', access: true, format: 'json' },
     metrics: { enabled: true },
   });
 });
@@ -151,13 +151,13 @@ t.test('env substitution', async (t) => {
   });
 
   t.test('a whole "${NAME}" becomes a number or true/false where the schema wants one', async (t) => {
-    const env = { PORT: '8080', WEIGHT: '3', LIMIT: '1e4', METRICS: 'false', WORD: 'eighty', YES: 'yes', HALF: '80.5', HOST: '10.0.0.5' };
+    const env = { PORT: '8080', APORT: '8081', WEIGHT: '3', LIMIT: '1e4', METRICS: 'false', WORD: 'eighty', YES: 'yes', HALF: '80.5', HOST: '10.0.0.5' };
     const cases: { desc: string; config: object; got?: (c: Config) => unknown; want: unknown }[] = [
       { desc: 'port', config: withMinimal({ listen: { port: '${PORT}' } }), got: (c) => c.listen.port, want: 8080 },
       { desc: 'weight', config: { backends: [backend('a', 1, { weight: '${WEIGHT}' })] }, got: (c) => c.backends[0]!.weight, want: 3 },
       { desc: 'exponent', config: withMinimal({ limits: { maxConnections: '${LIMIT}' } }), got: (c) => c.limits.maxConnections, want: 10_000 },
       { desc: 'boolean', config: withMinimal({ metrics: { enabled: '${METRICS}' } }), got: (c) => c.metrics.enabled, want: false },
-      { desc: 'several at once', config: withMinimal({ listen: { port: '${PORT}' }, admin: { port: '${PORT}' }, metrics: { enabled: '${METRICS}' } }), got: (c) => [c.listen.port, c.admin.port, c.metrics.enabled], want: [8080, 8080, false] },
+      { desc: 'several at once', config: withMinimal({ listen: { port: '${PORT}' }, admin: { port: '${APORT}' }, metrics: { enabled: '${METRICS}' } }), got: (c) => [c.listen.port, c.admin.port, c.metrics.enabled], want: [8080, 8081, false] },
       { desc: 'a string field stays a string', config: withMinimal({ admin: { token: '${PORT}' } }), got: (c) => c.admin.token, want: '8080' },
       { desc: 'not a number', config: withMinimal({ listen: { port: '${WORD}' } }), want: ['listen.port: expected a number, but environment variable WORD is "eighty"'] },
       { desc: 'not true or false', config: withMinimal({ metrics: { enabled: '${YES}' } }), want: ['metrics.enabled: expected true or false, but environment variable YES is "yes"'] },

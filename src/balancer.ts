@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { explainRoute } from './admin/route-explanation.js';
 import { AdminError, type AdminControl, type AdminStateOptions, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
@@ -28,9 +29,6 @@ import { Pool } from './pool/pool.js';
 import { FILE_STATE_HEALTH, type StateHealth } from './pool/readiness.js';
 import type { ExchangeOutcome } from './proxy/http-exchange.js';
 import type { ProxyObserver } from './proxy/proxy-server.js';
-import { AffinityCookieCodec } from './routing/affinity-cookie.js';
-import { route } from './routing/router.js';
-import type { RouteTrace, RoutingContext } from './routing/types.js';
 import { explainPath, PathRules, type PathExplanation } from './routing/path-rules.js';
 import { mergeBackends, readRecords, type BackendRecords } from './state/backend-records.js';
 import { FileStateStore, type StateData } from './state/file-store.js';
@@ -448,53 +446,21 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     return this.#status(id);
   }
 
-  /**
-   * explainRoute asks the router itself, with a trace, where a request from `client` (with
-   * partition key `key`, affinity cookie `cookie`, servlet session id `session`) would go
-   * now. The routing context reads the same totals, partition directory and cookie keys the
-   * proxy routes on (pool-wide counts with --workers), so the explanation is the decision,
-   * not a copy of its logic. Session ids learned from Set-Cookie live in the traffic
-   * processes and are not consulted here.
-   */
+  /** explainRoute is the router's own trace of a request (see src/admin/route-explanation.ts). */
   explainRoute(query: RouteQuery): RouteExplanation {
-    const partitionMode = this.partitions !== undefined;
-    let partitionKey: string | undefined;
-    if (partitionMode && query.key !== undefined) {
-      partitionKey = normalizePartitionKey(query.key);
-      if (partitionKey === undefined) throw new AdminError('INVALID_BODY', 'that is not a valid partition key (1-256 characters, no control characters)');
-    }
-    const clientAddress = query.client ?? (partitionMode ? '' : (query.key ?? ''));
-    const trace: RouteTrace = { steps: [] };
-    const decision = route({ clientAddress, affinityCookie: query.cookie, sessionId: query.session, partitionKey }, this.pool.snapshot, this.#explainContext(), undefined, trace);
-    const deciding = trace.steps[trace.steps.length - 1];
-    return {
-      key: partitionKey ?? query.key ?? null,
-      client: clientAddress,
-      backend: decision.kind === 'backend' ? decision.backend.id : null,
-      rule: decision.reason,
-      reason: deciding?.detail ?? '',
-      steps: trace.steps,
-      candidates: (trace.candidates ?? []).map((c) => ({ id: c.id, state: c.state, sessions: c.load, cap: c.cap, fits: c.fits, score: c.score, ...(c.skipped === undefined ? {} : { skipped: c.skipped }) })),
-    };
+    const totals = this.traffic.totals;
+    return explainRoute(query, {
+      snapshot: this.pool.snapshot,
+      activeSessions: (id) => totals.activeSessions(id),
+      balanceFactor: this.#config.affinity.balanceFactor,
+      secrets: this.#settings.secrets,
+      partitions: this.partitions,
+    });
   }
 
   /** explainPath says what the path rules do with a request path from a client address (shown beside the route explanation). */
   explainPath(path: string, clientAddress: string | undefined): PathExplanation {
     return explainPath(PathRules.compile(this.#config.paths), path, clientAddress);
-  }
-
-  /** #explainContext is a RoutingContext over the primary's view: pool-wide session totals, the partition directory, the cookie keys; no learned session ids. */
-  #explainContext(): RoutingContext {
-    const totals = this.traffic.totals;
-    const partitions = this.partitions;
-    const codec = new AffinityCookieCodec(this.#settings.secrets);
-    return {
-      verifyCookie: (raw) => codec.verify(raw),
-      learnedBackend: () => undefined,
-      activeSessions: (id) => totals.activeSessions(id),
-      balanceFactor: this.#config.affinity.balanceFactor,
-      ...(partitions === undefined ? {} : { partitionOf: (key: string) => partitions.lookup(key), partitionCount: (id: string) => partitions.count(id) }),
-    };
   }
 
   #requirePartitions(): PartitionDirectory {

@@ -125,7 +125,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
             partitions,
             assignPartition: partitions === undefined ? undefined : (key, backendId) => partitions.assign(key, backendId),
           });
-    this.#dashboard = new DashboardData(this.pool, () => this.traffic.totals);
+    this.#dashboard = new DashboardData(this.pool, () => this.traffic.totals, (id) => this.metricsRegistry.recent.p95Ms(id));
     this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger, maintenanceLimit: () => this.#config.drain.maxWait, onProbe: (report) => this.#dashboard.probed(report) });
     this.#outlier = new OutlierDetector(config.outlier, this, { logger, probe: (id: string) => this.#checker.probeOnce(id) });
     this.#drainMonitor = new DrainMonitor(this.pool, this.traffic.totals, config.drain.maxWait);

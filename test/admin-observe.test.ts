@@ -7,7 +7,7 @@
  *   sessions of both workers;
  * - GET /api/events shows an admin drain (who, cause) and a health-check failure (cause);
  * - GET /api/series has points once a few samples were taken (waited for, never slept);
- * - GET /api/backends rows carry stateSince and lastCheck.
+ * - GET /api/backends rows carry stateSince, lastCheck and p95Ms.
  */
 import t from 'tap';
 import { runAdminCli } from './helpers/admin-cli.js';
@@ -96,7 +96,7 @@ t.test('sessions, events, series and backend rows of one balancer', async (t) =>
     t.match(run.stdout, /servoy-a\s+\? -> draining\s+admin drain by 127\.0\.0\.1/);
   });
 
-  await t.test('backend rows: stateSince and the last health check', async (t) => {
+  await t.test('backend rows: stateSince, the last health check, p95', async (t) => {
     const rows = (await api(lb, 'GET', '/api/backends')).json.backends as any[];
     const c = rows.find((r) => r.id === 'servoy-c');
     const b = rows.find((r) => r.id === 'servoy-b');
@@ -104,6 +104,7 @@ t.test('sessions, events, series and backend rows of one balancer', async (t) =>
     t.match(c.lastCheck, { ok: false, status: 500 });
     t.ok(!Number.isNaN(Date.parse(c.lastCheck.at)));
     t.match(b.lastCheck, { ok: true, status: 200 });
+    t.ok(typeof b.p95Ms === 'number' && b.p95Ms > 0, 'servoy-b served requests: a recent p95');
   });
 
   await t.test('GET /api/series: points after a few samples', async (t) => {

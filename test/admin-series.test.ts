@@ -1,11 +1,13 @@
 /**
  * The dashboard's rings, pure: SeriesStore (typed-array time series: rates from counter
  * deltas, wrap-around, backends appearing and leaving, the window asked for) and EventLog
- * (bounded, newest first).
+ * (bounded, newest first), LatencyWindow (a recent p95 from histogram buckets).
  */
 import t from 'tap';
 import { EventLog } from '../src/admin/events.js';
 import { SeriesStore, type CounterSample } from '../src/admin/series.js';
+import { LatencyWindow } from '../src/admin/latency-window.js';
+import { LATENCY_BUCKETS } from '../src/admin/metrics.js';
 
 const row = (sessions: number, requests: number, errors = 0, websockets = 0): CounterSample => ({ sessions, websockets, requests, errors });
 
@@ -53,4 +55,24 @@ t.test('events: bounded ring, newest first', async (t) => {
   t.same(log.latest(2).map((e) => e.backend), ['b5', 'b4']);
   t.same(log.latest(0), []);
   t.throws(() => new EventLog(0), RangeError);
+});
+
+t.test('latency window: p95 interpolated in its bucket, over the recent window only', async (t) => {
+  let now = 0;
+  const w = new LatencyWindow(60_000, () => now);
+  t.equal(w.p95Ms('a'), null, 'no requests: no p95');
+  for (let i = 0; i < 100; i++) w.observe('a', 0.003); // all in the first bucket (0-5 ms)
+  t.equal(w.p95Ms('a'), 4.8, '95th of 100 in [0, 5] ms');
+  const buckets = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+  buckets[LATENCY_BUCKETS.indexOf(1) + 1] = 900; // 900 requests in (1 s, 2.5 s]
+  w.add('a', buckets);
+  t.ok(w.p95Ms('a')! > 1000 && w.p95Ms('a')! <= 2500, 'a worker\'s slow requests move the p95 into their bucket');
+  now = 60_000;
+  t.ok(w.p95Ms('a')! > 1000, 'one window later the counts since the older mark still count');
+  now = 120_000;
+  t.equal(w.p95Ms('a'), null, 'two windows later without requests: nothing recent');
+  w.observe('a', 400);
+  t.equal(w.p95Ms('a'), 300_000, 'beyond the largest bucket: its bound is all that is known');
+  w.forget('a');
+  t.equal(w.p95Ms('a'), null);
 });

@@ -41,6 +41,8 @@ export interface BackendStatus {
   readonly source: 'config' | 'runtime';
   /** ISO time the backend entered its current state (the balancer's start for one that never changed). */
   readonly stateSince?: string;
+  /** Latency p95 (ms) of its requests of the last one to two minutes; null without requests (or with metrics.enabled false). */
+  readonly p95Ms?: number | null;
   /** The active health checker's last probe of it; null before the first one (or with checks off). */
   readonly lastCheck?: LastCheck | null;
 }

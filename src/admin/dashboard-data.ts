@@ -28,6 +28,8 @@ export class DashboardData {
   constructor(
     private readonly pool: Pool,
     private readonly totals: () => SessionTotals,
+    /** The recent latency p95 of a backend (ms), null without requests or with metrics off. */
+    private readonly p95Ms: (backendId: string) => number | null,
     private readonly now: () => number = Date.now,
   ) {
     this.#startedAt = now();
@@ -67,9 +69,9 @@ export class DashboardData {
     this.events.add({ time: new Date(this.now()).toISOString(), backend: action.backend, from: action.from, to: action.to, cause: `admin ${action.what} by ${action.who}`, kind: 'admin', who: action.who });
   }
 
-  /** decorate adds stateSince and lastCheck to a status row. */
+  /** decorate adds stateSince, lastCheck and p95Ms to a status row. */
   decorate(row: BackendStatus): BackendStatus {
-    return { ...row, stateSince: new Date(this.#since.get(row.id) ?? this.#startedAt).toISOString(), lastCheck: this.#lastCheck.get(row.id) ?? null };
+    return { ...row, stateSince: new Date(this.#since.get(row.id) ?? this.#startedAt).toISOString(), lastCheck: this.#lastCheck.get(row.id) ?? null, p95Ms: this.p95Ms(row.id) };
   }
 
   #onChange(change: PoolChange): void {

@@ -27,6 +27,7 @@ export const UNITS = [
   'access-log-units',
   'accounting',
   'admin-dashboard-sessions',
+  'admin-series',
   'affinity-cookie',
   'backend-records',
   'config-json-schema',

@@ -14,6 +14,10 @@ import { explainRoute } from './admin/route-explanation.js';
 import { AdminError, type AdminControl, type AdminStateOptions, type BackendStatus, type PartitionStatus, type ReloadResult, type RouteExplanation, type RouteQuery } from './admin/control.js';
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
+import { DashboardData } from './admin/dashboard-data.js';
+import type { AdminEvent } from './admin/events.js';
+import type { SeriesWindow } from './admin/series.js';
+import type { SessionList, SessionQuery } from './admin/sessions-view.js';
 import { BalancerMetrics } from './admin/metrics.js';
 import type { WorkerFleet } from './cluster/fleet.js';
 import type { AssignAnswer } from './cluster/protocol.js';
@@ -79,6 +83,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
   /** admin.tls, read and checked at start (a change needs a restart, like every admin.* key). */
   #adminTls: TlsPair | undefined;
   #closed = false;
+  /** Events, time series, state times and last probes for the dashboard. */
+  readonly #dashboard: DashboardData;
 
   private constructor(
     settings: TrafficSettings,
@@ -117,7 +123,8 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
             partitions,
             assignPartition: partitions === undefined ? undefined : (key, backendId) => partitions.assign(key, backendId),
           });
-    this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger, maintenanceLimit: () => this.#config.drain.maxWait });
+    this.#dashboard = new DashboardData(this.pool, () => this.traffic.totals, (id) => this.metricsRegistry.recent.p95Ms(id));
+    this.#checker = new ActiveHealthChecker(config.healthCheck, this, { logger, maintenanceLimit: () => this.#config.drain.maxWait, onProbe: (report) => this.#dashboard.probed(report) });
     this.#outlier = new OutlierDetector(config.outlier, this, { logger, probe: (id: string) => this.#checker.probeOnce(id) });
     this.#drainMonitor = new DrainMonitor(this.pool, this.traffic.totals, config.drain.maxWait);
     this.#drainMonitor.sessionIdle = config.affinity.sessionIdle;
@@ -175,6 +182,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
       this.adminUrl = `${this.#adminTls === undefined ? 'http' : 'https'}://${displayHost(admin.host)}:${admin.port}`;
     }
     this.#drainMonitor.start();
+    this.#dashboard.start();
     this.#checker.setTargets(this.pool.configs());
     this.#checker.start();
     if (this.partitions !== undefined) this.#settleTimer = setInterval(() => this.#settleDrainedMoves(), 10_000).unref();
@@ -213,6 +221,7 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
     this.#closed = true;
     this.#outlier.close();
     this.#drainMonitor.stop();
+    this.#dashboard.stop();
     clearInterval(this.#settleTimer);
     for (const timer of this.#maintenanceTimers.values()) clearTimeout(timer);
     for (const timer of this.#holdTimers.values()) clearTimeout(timer);
@@ -350,7 +359,24 @@ export class Balancer implements AdminControl, ProxyObserver, HealthSink {
 
   backends(): BackendStatus[] {
     const totals = this.traffic.totals;
-    return this.pool.members().map((m) => backendStatus(m, { ...totals.counters(m.config.id) }, this.#source.get(m.config.id) ?? 'config'));
+    return this.pool.members().map((m) => this.#dashboard.decorate(backendStatus(m, { ...totals.counters(m.config.id) }, this.#source.get(m.config.id) ?? 'config')));
+  }
+
+  async sessions(query: SessionQuery): Promise<SessionList> {
+    if (query.backend !== undefined && !this.pool.has(query.backend)) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${query.backend}"`);
+    return { ...(await this.traffic.listSessions(query)), instance: true };
+  }
+
+  events(limit: number): AdminEvent[] {
+    return this.#dashboard.events.latest(limit);
+  }
+
+  series(seconds: number): SeriesWindow {
+    return this.#dashboard.series.window(seconds);
+  }
+
+  recordAdminAction(action: { backend: string | null; what: string; who: string; from: string | null; to: string | null }): void {
+    this.#dashboard.adminAction(action);
   }
 
   #status(id: string): BackendStatus {

@@ -25,6 +25,7 @@ import { SessionContext, type ClusterLoad, type PartitionView } from './sessions
 import { StartupError } from './startup-error.js';
 import { AccessLog } from './proxy/access-log.js';
 import { AccessFile, stdoutSink } from './log-file.js';
+import { sessionRows, type SessionList, type SessionQuery } from './admin/sessions-view.js';
 
 /** TrafficSettings are what the traffic plane is (re)configured with; the same in every worker. */
 export interface TrafficSettings {
@@ -58,6 +59,8 @@ export interface TrafficPlane {
   close(graceMs: number): Promise<void>;
   /** Reopens log.file (SIGUSR1, after logrotate moved it); no-op when the access log is on stdout. */
   reopenLog(): void;
+  /** The active sessions (with --workers: asked of every worker, which answer within about a second). */
+  listSessions(query: SessionQuery): Promise<Omit<SessionList, 'instance'>>;
 }
 
 /** LocalTrafficDeps are the collaborators of a LocalTraffic besides its settings. */
@@ -193,6 +196,11 @@ export class LocalTraffic implements TrafficPlane {
 
   partitionChanged(): void {
     // One process: the router reads the directory itself.
+  }
+
+  async listSessions(query: SessionQuery): Promise<Omit<SessionList, 'instance'>> {
+    const { sessions, total } = this.sessions.accounting.listSessions(query.backend, query.limit);
+    return { sessions: sessionRows(sessions, Date.now()), total };
   }
 
   async close(graceMs: number): Promise<void> {

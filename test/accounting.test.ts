@@ -153,3 +153,24 @@ t.test('partition session counts follow sessions in and out', async (t) => {
   acc.forgetBackend('a');
   t.equal(acc.partitionSessions('acme'), 0);
 });
+
+t.test('listSessions: most recently seen first, per backend, requests and websockets, total before the limit', async (t) => {
+  let now = 1000;
+  const acc = new SessionAccounting(60_000, 100, () => now);
+  acc.touch('c1', 'a');
+  now = 2000;
+  acc.touch('c2', 'b', undefined, false);
+  now = 3000;
+  acc.touch('c1', 'a');
+  acc.websocketOpened('c3', 'a');
+  now = 5000;
+  const all = acc.listSessions(undefined, 10);
+  t.equal(all.total, 3);
+  t.same(all.sessions.map((s) => s.key), ['c3', 'c1', 'c2'], 'an open WebSocket counts as activity now');
+  t.match(all.sessions[1], { key: 'c1', backend: 'a', createdAt: 1000, lastSeen: 3000, requests: 2, websockets: 0 });
+  t.match(all.sessions[0], { key: 'c3', websockets: 1, lastSeen: 5000 });
+  t.match(all.sessions[2], { key: 'c2', backend: 'b', requests: 1 }, 'pending sessions are listed too');
+  const onA = acc.listSessions('a', 1);
+  t.equal(onA.total, 2);
+  t.same(onA.sessions.map((s) => s.key), ['c3']);
+});

@@ -298,6 +298,49 @@ t.test('errors: JSON with codes, 404, 405, bodies, no stack traces', async (t) =
   t.ok(logger.lines.some((l) => l.level === 'error' && JSON.stringify(l.args).includes('secret internal failure')), 'the cause is logged');
 });
 
+t.test('dashboard data: sessions, events, series (token, 404, 400, admin actions recorded)', async (t) => {
+  const { url, control } = await startFakeAdmin(t, { token: TOKEN });
+  for (const path of ['/api/sessions', '/api/events', '/api/series']) t.equal((await call(url, 'GET', path)).status, 401, `${path} needs the token`);
+
+  const all = await call(url, 'GET', '/api/sessions', { headers: auth });
+  t.equal(all.status, 200);
+  t.same(all.json, { sessions: control.sessionRows, total: 2, instance: true });
+  t.same(control.calls.at(-1), ['sessions', { backend: undefined, limit: 100 }], 'limit defaults to 100');
+  const onB = await call(url, 'GET', '/api/sessions?backend=servoy-b&limit=10000', { headers: auth });
+  t.same(onB.json.sessions.map((s: any) => s.backend), ['servoy-b']);
+  t.same(control.calls.at(-1), ['sessions', { backend: 'servoy-b', limit: 10_000 }]);
+  const unknown = await call(url, 'GET', '/api/sessions?backend=nope', { headers: auth });
+  t.equal(unknown.status, 404);
+  t.equal(unknown.json.error.code, 'UNKNOWN_BACKEND');
+  for (const bad of ['0', '10001', '-1', '1.5', 'ten']) {
+    const res = await call(url, 'GET', `/api/sessions?limit=${bad}`, { headers: auth });
+    t.equal(res.status, 400, `limit=${bad}`);
+    t.match(res.json.error.message, /"limit" must be a whole number from 1 to 10000/);
+  }
+
+  t.same((await call(url, 'GET', '/api/events', { headers: auth })).json, { events: [] });
+  t.equal((await call(url, 'POST', '/api/backends/servoy-a/drain', { headers: auth })).status, 200);
+  t.equal((await call(url, 'PATCH', '/api/backends/servoy-b', { headers: auth, body: { weight: 3 } })).status, 200);
+  t.equal((await call(url, 'POST', '/api/backends/nope/drain', { headers: auth })).status, 404);
+  const events = (await call(url, 'GET', '/api/events', { headers: auth })).json.events;
+  t.match(events, [
+    { kind: 'admin', backend: 'servoy-b', cause: 'admin weight 3 by 127.0.0.1', who: '127.0.0.1' },
+    { kind: 'admin', backend: 'servoy-a', to: 'draining', cause: 'admin drain by 127.0.0.1' },
+  ], 'successful admin actions, newest first; a refused one is not an event');
+  t.equal(events.length, 2);
+  t.equal((await call(url, 'GET', '/api/events?limit=1', { headers: auth })).json.events.length, 1);
+  t.equal((await call(url, 'GET', '/api/events?limit=1001', { headers: auth })).status, 400);
+
+  control.seriesStore.sample(0, new Map([['servoy-a', { sessions: 1, websockets: 0, requests: 0, errors: 0 }]]));
+  control.seriesStore.sample(2000, new Map([['servoy-a', { sessions: 2, websockets: 1, requests: 10, errors: 2 }]]));
+  const series = await call(url, 'GET', '/api/series?seconds=60', { headers: auth });
+  t.equal(series.status, 200);
+  t.match(series.json, { step: 2, points: 2, start: new Date(0).toISOString(), backends: { 'servoy-a': { sessions: [1, 2], websockets: [0, 1], rps: [null, 5], eps: [null, 1] } } });
+  t.same(control.calls.at(-1), ['series', 60]);
+  t.equal((await call(url, 'GET', '/api/series?seconds=0', { headers: auth })).status, 400);
+  t.equal((await call(url, 'POST', '/api/series', { headers: auth })).status, 405);
+});
+
 t.test('listen and close', async (t) => {
   const blocker = net.createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

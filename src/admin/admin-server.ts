@@ -30,6 +30,7 @@ import { backendSchema } from '../config/schema.js';
 import { friendlyErrorMap, issuesToProblems } from '../config/zod-problems.js';
 import { AdminError, type AdminControl, type AdminErrorCode } from './control.js';
 import { DashboardSessions } from './dashboard-sessions.js';
+import { observeRoutes } from './observe-routes.js';
 import { TrustedProxies } from '../proxy/trusted-proxies.js';
 import { readiness } from '../pool/readiness.js';
 
@@ -230,6 +231,9 @@ export class AdminServer {
     const log = this.#options.logger;
     const audit = (call: Call, what: string, extra: object = {}): void =>
       log.info({ remote: call.req.socket.remoteAddress, ...extra }, `admin: ${what}`);
+    /** An admin action that succeeded goes to the events (GET /api/events) with who asked. */
+    const done = (call: Call, what: string, backend: string | null, to: string | null = null, from: string | null = null): void =>
+      control.recordAdminAction({ backend, what, who: call.req.socket.remoteAddress ?? 'unknown', from, to });
     const route = (method: Method, path: string, handle: Route['handle'], auth = true): Route => ({
       method,
       path: path.split('/').filter(Boolean),
@@ -251,13 +255,16 @@ export class AdminServer {
       route('POST', '/api/backends', async (call) => {
         const input = parseBackendInput(await call.body());
         audit(call, `add backend ${input.id}`, { url: input.url });
-        return { status: 201, json: { backend: await control.addBackend(input) } };
+        const backend = await control.addBackend(input);
+        done(call, `add ${input.url}`, input.id, backend.state, 'absent');
+        return { status: 201, json: { backend } };
       }),
       route('DELETE', '/api/backends/:id', async (call) => {
         const id = call.params.id!;
         const force = ['1', 'true', 'yes'].includes(call.query.get('force') ?? '');
         audit(call, `remove backend ${id}`, { force });
         await control.removeBackend(id, force);
+        done(call, force ? 'remove --force' : 'remove', id, 'absent');
         return { status: 200, json: { removed: id } };
       }),
       route('PATCH', '/api/backends/:id', async (call) => {
@@ -269,14 +276,18 @@ export class AdminServer {
           throw new AdminError('INVALID_BODY', 'expected a JSON body {"weight": N} (a whole number from 1 to 1000; weight is the one setting changed at run time)');
         }
         audit(call, `set weight of ${id}`, { weight });
-        return { status: 200, json: { backend: await control.setWeight(id, weight) } };
+        const backend = await control.setWeight(id, weight);
+        done(call, `weight ${weight}`, id);
+        return { status: 200, json: { backend } };
       }),
       ...ACTIONS.map((action) =>
         route('POST', `/api/backends/:id/${action}`, async (call) => {
           const id = call.params.id!;
           const close = action === 'disable' && ['1', 'true', 'yes'].includes(call.query.get('close') ?? '');
           audit(call, `${action} ${id}`, close ? { close } : undefined);
-          return { status: 200, json: { backend: await control.setAdminState(id, action, close ? { close } : undefined) } };
+          const backend = await control.setAdminState(id, action, close ? { close } : undefined);
+          done(call, close ? `${action} --close` : action, id, backend.state);
+          return { status: 200, json: { backend } };
         }),
       ),
       route('GET', '/api/route', (call) => {
@@ -295,7 +306,9 @@ export class AdminServer {
       }),
       route('POST', '/api/reload', async (call) => {
         audit(call, 'reload');
-        return { status: 200, json: await control.reload() };
+        const result = await control.reload();
+        done(call, 'reload', null);
+        return { status: 200, json: result };
       }),
       route('GET', '/api/partitions', (call) => {
         const offset = pagingNumber(call.query.get('offset'), 0, 'offset');
@@ -309,8 +322,11 @@ export class AdminServer {
         const drain = isObject(body) ? body.drain === true : false;
         if (typeof backend !== 'string' || backend === '') throw new AdminError('INVALID_BODY', 'expected a JSON body {"backend": "<id>", "drain": false}');
         audit(call, `move partition ${key} to ${backend}`, { drain });
-        return { status: 200, json: { partition: await control.movePartition(key, backend, drain) } };
+        const partition = await control.movePartition(key, backend, drain);
+        done(call, `move partition ${key}${drain ? ' --drain' : ''}`, backend);
+        return { status: 200, json: { partition } };
       }),
+      ...observeRoutes(control).map((r) => route('GET', r.path, (call) => r.handle(call.query))),
       route('GET', '/metrics', async () => {
         const { contentType, body } = await control.metrics();
         return { status: 200, text: body, contentType };

@@ -9,6 +9,9 @@ import type { BackendState } from '../pool/snapshot.js';
 import type { StateHealth } from '../pool/readiness.js';
 import type { RouteStep } from '../routing/types.js';
 import type { PathExplanation } from '../routing/path-rules.js';
+import type { AdminEvent } from './events.js';
+import type { SeriesWindow } from './series.js';
+import type { SessionList, SessionQuery } from './sessions-view.js';
 
 /** BackendStatus is one row of `servoy-lb status` / GET /api/backends. */
 export interface BackendStatus {
@@ -36,6 +39,22 @@ export interface BackendStatus {
   readonly bytesOut: number;
   /** Where the backend came from: the config file, or added at run time. */
   readonly source: 'config' | 'runtime';
+  /** ISO time the backend entered its current state (the balancer's start for one that never changed). */
+  readonly stateSince?: string;
+  /** Latency p95 (ms) of its requests of the last one to two minutes; null without requests (or with metrics.enabled false). */
+  readonly p95Ms?: number | null;
+  /** The active health checker's last probe of it; null before the first one (or with checks off). */
+  readonly lastCheck?: LastCheck | null;
+}
+
+/** LastCheck is the last health probe of a backend: the HTTP status it answered, or why it failed. */
+export interface LastCheck {
+  readonly ok: boolean;
+  readonly status?: number;
+  readonly error?: string;
+  readonly ms: number;
+  /** ISO time the probe finished. */
+  readonly at: string;
 }
 
 /** RouteQuery is what `servoy-lb route` / GET /api/route asks about: a request with these facts. */
@@ -188,4 +207,12 @@ export interface AdminControl {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Health of the shared state store, reported by /healthz (never a reason for 503). */
   stateHealth(): StateHealth;
+  /** This instance's active sessions (with --workers: gathered from every worker). Throws UNKNOWN_BACKEND for a backend filter not in the pool. */
+  sessions(query: SessionQuery): Promise<SessionList>;
+  /** The latest state changes and admin actions, newest first. */
+  events(limit: number): AdminEvent[];
+  /** The balancer's own history of the last `seconds` (sessions, WebSockets, requests/s, errors/s). */
+  series(seconds: number): SeriesWindow;
+  /** The admin API tells the control about an admin action that succeeded, for events(). */
+  recordAdminAction(action: { backend: string | null; what: string; who: string; from: string | null; to: string | null }): void;
 }

@@ -19,6 +19,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BackendStatus } from './control.js';
 import type { BackendState } from '../pool/snapshot.js';
+import { LatencyWindow } from './latency-window.js';
 
 const STATES: readonly BackendState[] = ['up', 'draining', 'drained', 'maintenance', 'disabled', 'down'];
 
@@ -50,6 +51,8 @@ const DURATION_HELP = 'Time from receiving a request to the end of its answer, b
 /** BalancerMetrics owns the registry behind GET /metrics; see the file comment. */
 export class BalancerMetrics {
   readonly registry = new Registry();
+  /** The recent latency per backend, for the dashboard's p95 (fed by the same observations as the histogram). */
+  readonly recent = new LatencyWindow();
   readonly #duration: Histogram<'backend' | 'outcome'> | undefined;
   /** Labelled histogram children per backend and outcome (also what forgetBackend drops). */
   readonly #children = new Map<string, Map<string, { observe(value: number): void }>>();
@@ -124,6 +127,7 @@ export class BalancerMetrics {
    * +Inf, `sum` their total seconds.
    */
   addLatency(backendId: string, outcome: string, buckets: readonly number[], sum: number): void {
+    this.recent.add(backendId, buckets);
     let children = this.#merged.get(backendId);
     if (children === undefined) this.#merged.set(backendId, (children = new Map()));
     let entry = children.get(outcome);
@@ -164,6 +168,7 @@ export class BalancerMetrics {
    * prom-client hashes the label object on every observe() otherwise.
    */
   observeRequest(backendId: string, seconds: number, outcome: string): void {
+    this.recent.observe(backendId, seconds);
     if (this.#duration === undefined) return;
     let children = this.#children.get(backendId);
     if (children === undefined) this.#children.set(backendId, (children = new Map()));
@@ -177,6 +182,7 @@ export class BalancerMetrics {
     for (const outcome of this.#children.get(backendId)?.keys() ?? []) this.#duration?.remove({ backend: backendId, outcome });
     this.#children.delete(backendId);
     this.#merged.delete(backendId);
+    this.recent.forget(backendId);
   }
 
   /** text renders the Prometheus text exposition. */

@@ -11,6 +11,7 @@ import type { BackendStatus, ReloadResult, RouteExplanation } from '../admin/con
 import type { PathExplanation } from '../routing/path-rules.js';
 import { AdminApiError, addAdminOptions, adminRequest, resolveTarget, type AdminOptions, type AdminTarget } from './admin-client.js';
 import { CliError } from './cli-error.js';
+import { registerObserveCommands } from './observe-commands.js';
 
 /** Exit code of `drain --wait` stopped with Ctrl+C (the shell convention 128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;
@@ -27,6 +28,7 @@ export function registerAdminCommands(program: Command): void {
   registerRoute(program);
   registerReload(program);
   registerPartitions(program);
+  registerObserveCommands(program);
 }
 
 /** Out prints one line (or, with newline false, a progress fragment) to the command's stdout. */
@@ -36,7 +38,7 @@ type Out = (line?: string, newline?: boolean) => void;
  * outFor writes through the command's output configuration (commander's configureOutput),
  * so results can be captured like help texts are; by default that is process.stdout.
  */
-function outFor(command: Command): Out {
+export function outFor(command: Command): Out {
   const write = command.configureOutput().writeOut ?? ((text: string) => void process.stdout.write(text));
   return (line = '', newline = true) => write(newline ? `${line}\n` : line);
 }
@@ -228,7 +230,8 @@ async function waitDrained(t: AdminTarget, first: BackendStatus, out: Out): Prom
   }
 }
 
-function positiveInt(max: number): (value: string) => number {
+/** positiveInt parses an option value as a whole number from 1 to max (commander's argParser). */
+export function positiveInt(max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
     if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`expected a whole number from 1 to ${max}`);

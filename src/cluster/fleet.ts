@@ -28,7 +28,8 @@ import { LearnedSessions } from '../sessions/learned-sessions.js';
 import { StartupError } from '../startup-error.js';
 import type { TrafficPlane, TrafficSettings } from '../traffic-plane.js';
 import { memberInputs } from './pool-mirror.js';
-import { REPORT_INTERVAL_MS, type AssignAnswer, type Change, type ToPrimary, type ToWorker } from './protocol.js';
+import { mergeSessionLists, type SessionList, type SessionQuery, type SessionRow } from '../admin/sessions-view.js';
+import { REPORT_INTERVAL_MS, SESSIONS_ASK_TIMEOUT_MS, type AssignAnswer, type Change, type ToPrimary, type ToWorker } from './protocol.js';
 import { ClusterTotals } from './totals.js';
 
 /** The compiled worker entry (dist/src/cluster/worker-main.js). */
@@ -82,6 +83,9 @@ export class WorkerFleet implements TrafficPlane {
   /** Per initialized worker: the last change sent to it, and the last one it applied. */
   readonly #sync = new Map<Worker, { sent: number; applied: number }>();
   #totalsTimer: NodeJS.Timeout | undefined;
+  /** Open `sessions` questions to the workers, by id: what to do with each answer. */
+  readonly #asks = new Map<number, (worker: Worker, answer: { sessions: SessionRow[]; total: number }) => void>();
+  #nextAsk = 0;
   #running = false;
   #closing = false;
 
@@ -145,6 +149,32 @@ export class WorkerFleet implements TrafficPlane {
 
   partitionChanged(key: string, lookup: PartitionLookup | undefined): void {
     this.#broadcastChange({ type: 'partition', key, lookup, partitionCounts: this.options.host.partitionCounts(), change: ++this.#changes });
+  }
+
+  /**
+   * listSessions asks every serving worker for its sessions and merges the answers; a
+   * worker that does not answer within SESSIONS_ASK_TIMEOUT_MS is named in missingWorkers
+   * (its sessions are not listed) rather than holding the admin call.
+   */
+  async listSessions(query: SessionQuery): Promise<Omit<SessionList, 'instance'>> {
+    const workers = [...this.#initialized];
+    const id = ++this.#nextAsk;
+    const answers = new Map<Worker, { sessions: SessionRow[]; total: number }>();
+    await new Promise<void>((resolve) => {
+      if (workers.length === 0) return resolve();
+      const timer = setTimeout(resolve, SESSIONS_ASK_TIMEOUT_MS);
+      this.#asks.set(id, (worker, answer) => {
+        answers.set(worker, answer);
+        if (answers.size < workers.length) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      for (const worker of workers) this.#send(worker, { type: 'sessions', id, backend: query.backend, limit: query.limit });
+    });
+    this.#asks.delete(id);
+    const merged = mergeSessionLists([...answers.values()], query.limit);
+    const missing = workers.filter((w) => !answers.has(w)).map((w) => w.id);
+    return missing.length === 0 ? merged : { ...merged, missingWorkers: missing };
   }
 
   reopenLog(): void {
@@ -263,6 +293,9 @@ export class WorkerFleet implements TrafficPlane {
         if (sync !== undefined) sync.applied = Math.max(sync.applied, message.change);
         break;
       }
+      case 'sessions':
+        this.#asks.get(message.id)?.(worker, message);
+        break;
       case 'maintenance':
         if (pool.has(message.backend)) host.backendInMaintenance(message.backend);
         break;

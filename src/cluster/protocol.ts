@@ -16,6 +16,10 @@ import type { MemberState } from '../pool/pool.js';
 import type { PartitionLookup } from '../routing/types.js';
 import type { BackendCounters } from '../sessions/accounting.js';
 import type { TrafficSettings } from '../traffic-plane.js';
+import type { SessionRow } from '../admin/sessions-view.js';
+
+/** How long the primary waits for the workers' sessions lists (GET /api/sessions) before it answers without the late ones (ms). */
+export const SESSIONS_ASK_TIMEOUT_MS = 1000;
 
 /** How often a worker reports to the primary, and the primary sends totals back (ms). */
 export const REPORT_INTERVAL_MS = 250;
@@ -70,7 +74,9 @@ export type ToPrimary =
   | { readonly type: 'maintenance'; readonly backend: string }
   | { readonly type: 'assign'; readonly id: number; readonly key: string; readonly backend: string; readonly replacing: string | undefined }
   /** The worker has applied every change up to and including this one (see Change). */
-  | { readonly type: 'applied'; readonly change: number };
+  | { readonly type: 'applied'; readonly change: number }
+  /** The answer to a `sessions` question: this worker's active sessions (ids shortened already). */
+  | { readonly type: 'sessions'; readonly id: number; readonly sessions: SessionRow[]; readonly total: number };
 
 /** WorkerInit is everything a worker needs to start serving exactly as every other one. */
 export interface WorkerInit {
@@ -114,5 +120,7 @@ export type ToWorker =
   | { readonly type: 'shutdown'; readonly graceMs: number }
   /** SIGUSR1 reached the primary: reopen log.file (logrotate moved it away). */
   | { readonly type: 'reopen-log' }
+  /** GET /api/sessions: list this worker's active sessions (answered with `sessions` and the same id). */
+  | { readonly type: 'sessions'; readonly id: number; readonly backend: string | undefined; readonly limit: number }
   /** `disable ID --close`: close this worker's open WebSockets to the backend. */
   | { readonly type: 'closeTunnels'; readonly backend: string };

@@ -15,6 +15,7 @@ import { PoolMirror } from './pool-mirror.js';
 import { REPORT_INTERVAL_MS, type ToPrimary, type ToWorker, type WorkerInit } from './protocol.js';
 import { WorkerReporter } from './reporter.js';
 import { WorkerPartitions } from './worker-partitions.js';
+import { sessionRows } from '../admin/sessions-view.js';
 
 /** runWorker waits for the primary's init message, then serves until told to stop. */
 export function runWorker(): void {
@@ -111,6 +112,11 @@ async function serve(init: WorkerInit): Promise<void> {
       case 'closeTunnels':
         traffic.closeTunnels(message.backend);
         break;
+      case 'sessions': {
+        const { sessions, total } = accounting.listSessions(message.backend, message.limit);
+        send({ type: 'sessions', id: message.id, sessions: sessionRows(sessions, Date.now(), cluster.worker?.id), total });
+        break;
+      }
     }
     // Every change is applied synchronously above: say so (the primary's `behind`).
     if ('change' in message) send({ type: 'applied', change: message.change });

@@ -48,6 +48,19 @@ interface SessionEntry {
   /** Time the entry was last moved to the end of its map; keeps the map ordered. */
   placedAt: number;
   websockets: number;
+  /** First request (ms since the epoch) and requests since: for the sessions list. */
+  readonly createdAt: number;
+  requests: number;
+}
+
+/** ActiveSession is one session as the sessions list needs it (the full key: callers shorten it). */
+export interface ActiveSession {
+  readonly key: string;
+  readonly backend: string;
+  readonly createdAt: number;
+  readonly lastSeen: number;
+  readonly requests: number;
+  readonly websockets: number;
 }
 
 /** How stale the ordering may get before a touch moves an entry to the end (ms). */
@@ -130,7 +143,7 @@ export class SessionAccounting implements SessionTotals {
     }
     if (entry === undefined) {
       if (this.#confirmed.size + this.#pending.size >= this.maxSessions) this.#evictOldest();
-      entry = { backendId, partition, lastSeen: now, placedAt: now, websockets: 0 };
+      entry = { backendId, partition, lastSeen: now, placedAt: now, websockets: 0, createdAt: now, requests: 1 };
       (confirmed ? this.#confirmed : this.#pending).set(sessionKey, entry);
       this.counters(backendId).sessions++;
       if (partition !== undefined) this.#countPartition(partition, 1);
@@ -147,6 +160,7 @@ export class SessionAccounting implements SessionTotals {
       entry.backendId = backendId;
     }
     entry.lastSeen = now;
+    entry.requests++;
     if (confirmed && table === this.#pending) {
       this.#pending.delete(sessionKey);
       entry.placedAt = now;
@@ -231,6 +245,23 @@ export class SessionAccounting implements SessionTotals {
     for (const key of changed) out.push([key, this.#partitionSessions.get(key) ?? 0]);
     changed.clear();
     return out;
+  }
+
+  /**
+   * listSessions lists the active sessions (of `backend`, or all), most recently seen
+   * first, at most `limit` of them, with the number that matched. Costs a pass over the
+   * sessions: an admin call, never the request path.
+   */
+  listSessions(backend: string | undefined, limit: number): { sessions: ActiveSession[]; total: number } {
+    const all: ActiveSession[] = [];
+    for (const table of [this.#confirmed, this.#pending]) {
+      for (const [key, e] of table) {
+        if (backend !== undefined && e.backendId !== backend) continue;
+        all.push({ key, backend: e.backendId, createdAt: e.createdAt, lastSeen: e.websockets > 0 ? this.now() : e.lastSeen, requests: e.requests, websockets: e.websockets });
+      }
+    }
+    all.sort((a, b) => b.lastSeen - a.lastSeen);
+    return { sessions: all.slice(0, limit), total: all.length };
   }
 
   /** backendIds lists every backend that has counters. */

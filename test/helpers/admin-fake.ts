@@ -7,6 +7,9 @@
 import { AdminServer, type AdminLogger } from '../../src/admin/admin-server.js';
 import { AdminError, type AdminControl, type BackendStatus, type ReloadResult, type RouteExplanation } from '../../src/admin/control.js';
 import { BalancerMetrics } from '../../src/admin/metrics.js';
+import { EventLog } from '../../src/admin/events.js';
+import { SeriesStore } from '../../src/admin/series.js';
+import { mergeSessionLists, type SessionRow } from '../../src/admin/sessions-view.js';
 
 /** A row with defaults; the tests override what they look at. */
 export function statusRow(id: string, overrides: Partial<BackendStatus> = {}): BackendStatus {
@@ -42,6 +45,10 @@ export interface FakeControl extends AdminControl {
   reloadFails: boolean;
   /** Make backends() throw an unexpected (non-AdminError) error. */
   explode: boolean;
+  /** The sessions sessions() lists (filtered and cut by it). */
+  sessionRows: SessionRow[];
+  readonly eventLog: EventLog;
+  readonly seriesStore: SeriesStore;
 }
 
 /** createFakeControl: servoy-a (up, 3 sessions), servoy-b (up, maxSessions 100). */
@@ -61,6 +68,29 @@ export function createFakeControl(): FakeControl {
     rows,
     reloadFails: false,
     explode: false,
+    sessionRows: [
+      { client: 'aB3dE9…', backend: 'servoy-a', ageMs: 60_000, idleMs: 1_000, requests: 12, websockets: 1 },
+      { client: 'Zx81qQ…', backend: 'servoy-b', ageMs: 30_000, idleMs: 5_000, requests: 3, websockets: 0 },
+    ],
+    eventLog: new EventLog(),
+    seriesStore: new SeriesStore(2000, 450),
+    async sessions(query) {
+      calls.push(['sessions', query]);
+      if (query.backend !== undefined) get(query.backend);
+      const rows = fake.sessionRows.filter((r) => query.backend === undefined || r.backend === query.backend);
+      return { ...mergeSessionLists([{ sessions: rows, total: rows.length }], query.limit), instance: true };
+    },
+    events(limit) {
+      calls.push(['events', limit]);
+      return fake.eventLog.latest(limit);
+    },
+    series(seconds) {
+      calls.push(['series', seconds]);
+      return fake.seriesStore.window(seconds);
+    },
+    recordAdminAction(action) {
+      fake.eventLog.add({ time: new Date().toISOString(), backend: action.backend, from: action.from, to: action.to, cause: `admin ${action.what} by ${action.who}`, kind: 'admin', who: action.who });
+    },
     metricsSource: new BalancerMetrics(() => [...rows.values()]),
     backends() {
       calls.push(['backends']);

@@ -8,6 +8,7 @@ import { mountPrefix } from '../src/apache/modjk-httpd.js';
 import { looksLikeWorkersProperties, parseWorkers } from '../src/apache/modjk-workers.js';
 import { placeholderEnv } from '../src/apache/convert.js';
 import { parseConfigText } from '../src/config/load.js';
+import { makeCert } from './fixtures/tls-cert.js';
 import { repoRoot, runCli } from './helpers/processes.js';
 
 // `import-apache` on mod_jk setups and the newer mod_proxy_balancer rules: each case is a
@@ -169,7 +170,14 @@ t.test('round trip: the real CLI on each example, then `servoy-lb validate`', as
       t.equal(r.code, 0, 'import exit 0', { stderr: r.stderr });
       for (const line of r.stderr.split('\n').filter((l) => l !== '')) t.match(line, /^import-apache: /);
       const out = join(dir, `lb-${i}.json`);
-      writeFileSync(out, r.stdout);
+      // validate reads the TLS files start would read: the example's certificate paths
+      // (/etc/pki/...) are not on this machine, so the imported listen.tls points at a test pair.
+      const imported = JSON.parse(r.stdout) as { listen?: { tls?: { cert: string; key: string } } };
+      if (imported.listen?.tls !== undefined) {
+        const pair = await makeCert(dir, 'localhost', `tls-${i}-`);
+        imported.listen.tls = { ...imported.listen.tls, cert: pair.certFile, key: pair.keyFile };
+      }
+      writeFileSync(out, JSON.stringify(imported, null, 2));
       const v = await runCli(t, ['validate', '-c', out]);
       t.same({ code: v.code, stdout: v.stdout }, { code: 0, stdout: 'config OK\n' }, 'validate exit 0', { stderr: v.stderr });
     });

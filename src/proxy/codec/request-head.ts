@@ -80,16 +80,47 @@ function knownMethod(buf: Buffer, s: number, e: number): string | undefined {
   return undefined;
 }
 
-/** Flags from a Connection value: 1 close, 2 keep-alive, 4 upgrade. */
-function connectionFlags(v: string): number {
+/** Flags from a Connection value buf[s, e): 1 close, 2 keep-alive, 4 upgrade. */
+function connectionFlags(buf: Buffer, s: number, e: number): number {
   let flags = 0;
-  for (const part of v.split(',')) {
-    const t = part.trim().toLowerCase();
-    if (t === 'close') flags |= 1;
-    else if (t === 'keep-alive') flags |= 2;
-    else if (t === 'upgrade') flags |= 4;
+  let p = s;
+  while (p <= e) {
+    let q = p;
+    while (q < e && buf[q] !== 0x2c) q++;
+    let a = p;
+    let b = q;
+    while (a < b && (buf[a] === SP || buf[a] === HTAB)) a++;
+    while (b > a && (buf[b - 1] === SP || buf[b - 1] === HTAB)) b--;
+    if (nameIs(buf, a, b, 'close')) flags |= 1;
+    else if (nameIs(buf, a, b, 'keep-alive')) flags |= 2;
+    else if (nameIs(buf, a, b, 'upgrade')) flags |= 4;
+    p = q + 1;
   }
   return flags;
+}
+
+/** Header names browsers send on every request, as sent: reused instead of a new string. */
+const COMMON_NAMES: readonly string[] = [
+  'Host', 'Accept', 'Cookie', 'Origin', 'Pragma', 'Referer', 'Upgrade', 'Connection', 'User-Agent',
+  'Content-Type', 'Cache-Control', 'Content-Length', 'Accept-Encoding', 'Accept-Language', 'X-Forwarded-For',
+  'Sec-Fetch-Dest', 'Sec-Fetch-Mode', 'Sec-Fetch-Site', 'Sec-Fetch-User', 'Sec-WebSocket-Key',
+  'Sec-WebSocket-Version', 'Sec-WebSocket-Extensions', 'Upgrade-Insecure-Requests', 'Transfer-Encoding',
+  'If-None-Match', 'If-Modified-Since', 'Authorization', 'X-Requested-With', 'sec-ch-ua', 'sec-ch-ua-mobile',
+  'sec-ch-ua-platform', 'Priority', 'DNT',
+];
+const NAMES_BY_LENGTH: string[][] = [];
+for (const n of COMMON_NAMES) (NAMES_BY_LENGTH[n.length] ??= []).push(n);
+
+/** The header name buf[s, e) as a string: a shared one when it is a common name. */
+function headerName(buf: Buffer, s: number, e: number): string {
+  const candidates = NAMES_BY_LENGTH[e - s];
+  if (candidates !== undefined) {
+    outer: for (const n of candidates) {
+      for (let i = 0; i < n.length; i++) if (buf[s + i] !== n.charCodeAt(i)) continue outer;
+      return n;
+    }
+  }
+  return buf.toString('latin1', s, e);
 }
 
 /**
@@ -185,7 +216,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderBytes: num
     if (buf[p + 1] !== LF) return fail('bad-request', 'bare CR');
     p += 2;
 
-    const name = buf.toString('latin1', ns, ne);
+    const name = headerName(buf, ns, ne);
     const value = buf.toString('latin1', vs, ve);
     headers.push(name, value);
 
@@ -204,7 +235,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderBytes: num
         }
         break;
       case 10:
-        if (nameIs(buf, ns, ne, 'connection')) connection |= connectionFlags(value);
+        if (nameIs(buf, ns, ne, 'connection')) connection |= connectionFlags(buf, vs, ve);
         break;
       case 14:
         if (nameIs(buf, ns, ne, 'content-length')) {

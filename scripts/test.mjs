@@ -33,6 +33,8 @@ export const UNITS = [
   'codec-chunked',
   'codec-differential',
   'codec-request-head',
+  'codec-response-differential',
+  'codec-response-head',
   'config-json-schema',
   'config-load',
   'drain-monitor',

@@ -203,6 +203,14 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeaderBytes: nu
   else body = CLOSE;
 
   const upgrade = status === 101;
+  // `close` wins over `keep-alive` when both are listed; a close-delimited body or a
+  // protocol switch ends the connection's HTTP life too, and so does an answer to HEAD
+  // without Content-Length or Transfer-Encoding (Node's client closes after one: we match it).
+  const keepAlive =
+    body !== CLOSE && !upgrade && !(toHead && !informational && status !== 204 && status !== 304 && !chunked && contentLength === -1) &&
+    (minor === 1 ? (connection & CONN_CLOSE) === 0 : (connection & (CONN_CLOSE | CONN_KEEP_ALIVE)) === CONN_KEEP_ALIVE);
+  // An interim answer that closes the connection leaves the final one nowhere to go.
+  if (informational && !upgrade && !keepAlive) return fail('bad-response', 'interim response closes the connection');
   return {
     kind: 'head',
     status,
@@ -211,9 +219,7 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeaderBytes: nu
     headers,
     headEnd: p,
     body,
-    // `close` wins over `keep-alive` when both are listed; a close-delimited body or a
-    // protocol switch ends the connection's HTTP life too.
-    keepAlive: body !== CLOSE && !upgrade && (minor === 1 ? (connection & CONN_CLOSE) === 0 : (connection & (CONN_CLOSE | CONN_KEEP_ALIVE)) === CONN_KEEP_ALIVE),
+    keepAlive,
     interim: informational && !upgrade,
     upgrade,
   };

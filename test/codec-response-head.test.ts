@@ -146,3 +146,10 @@ t.test('field helpers', async (t) => {
   t.equal(internedName(names, b('vary'), 0, 4), 'vary');
   t.equal(internedName(names, b('Server'), 0, 6), 'Server');
 });
+
+t.test('a limit that falls anywhere inside the head is too-large there, never a misparse', async (t) => {
+  const b = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX:\r\n\r\nok', 'latin1');
+  const headEnd = b.length - 2;
+  for (let max = 1; max < headEnd; max++) t.match(parseResponseHead(b, 0, max, false), { kind: 'error', code: 'too-large' }, `limit ${max}`);
+  t.match(parseResponseHead(b, 0, headEnd, false), { kind: 'head', headEnd });
+});

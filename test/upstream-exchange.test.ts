@@ -285,3 +285,125 @@ t.test('abort: the backend socket is destroyed and the sink hears nothing', asyn
   t.equal(sink.error_, undefined);
   t.notOk(sink.ended);
 });
+
+t.test('a close-delimited body in reads of its own', async (t) => {
+  const backend = await scriptedBackend((req) => {
+    req.socket.write('HTTP/1.1 200 OK\r\n\r\n', () => setImmediate(() => req.socket.end('later bytes')));
+  });
+  const pool = poolFor(backend.port);
+  t.teardown(async () => {
+    await pool.destroy();
+    await backend.close();
+  });
+  const sink = await run(pool);
+  t.equal(sink.body, 'later bytes');
+});
+
+/** The sink aborts the exchange from inside each of its callbacks: nothing more reaches it. */
+const ABORT_IN: [string, keyof CollectingSink, string][] = [
+  ['interim', 'interim', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+  ['head', 'head', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+  ['data (length)', 'data', 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok'],
+  ['data (chunked)', 'data', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n2\r\nok\r\n0\r\n\r\n'],
+  ['data (close-delimited)', 'data', 'HTTP/1.1 200 OK\r\n\r\nok'],
+];
+
+t.test('abort from inside the sink', async (t) => {
+  for (const [name, where, response] of ABORT_IN) {
+    await t.test(name, async (t) => {
+      const backend = await scriptedBackend((req) => req.socket.write(response));
+      const pool = poolFor(backend.port);
+      t.teardown(async () => {
+        await pool.destroy();
+        await backend.close();
+      });
+      const sink = new CollectingSink();
+      let calls = 0;
+      const original = (sink[where] as (...a: unknown[]) => unknown).bind(sink);
+      let ex: ReturnType<typeof exchange> | undefined;
+      (sink as unknown as Record<string, unknown>)[where] = (...a: unknown[]) => {
+        calls++;
+        const r = original(...a);
+        ex!.abort();
+        return r;
+      };
+      ex = exchange(pool, GET, sink);
+      await backend.closedCount(1);
+      t.equal(calls, 1, `${where} called once`);
+      t.notOk(sink.ended);
+      t.equal(sink.error_, undefined);
+      t.ok(ex.done);
+    });
+  }
+});
+
+t.test('reused reports a socket from the pool', async (t) => {
+  const backend = await scriptedBackend((req) => req.socket.write('HTTP/1.1 204 No Content\r\n\r\n'));
+  const pool = poolFor(backend.port);
+  t.teardown(async () => {
+    await pool.destroy();
+    await backend.close();
+  });
+  const a = new CollectingSink();
+  const first = exchange(pool, GET, a);
+  await a.settled;
+  t.notOk(first.reused);
+  const b = new CollectingSink();
+  const second = exchange(pool, GET, b);
+  t.ok(second.reused, 'handed out at once from the idle stack');
+  await b.settled;
+  t.ok(second.requestBodyComplete);
+});
+
+t.test('a chunked body across reads, to a sink that says no now and then', async (t) => {
+  const parts = ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab', 'cd\r\n3\r', '\nefg\r\n0\r\n', '\r\n'];
+  const backend = await scriptedBackend((req) => {
+    let i = 0;
+    const next = () => {
+      if (i < parts.length) req.socket.write(parts[i++]!, () => setImmediate(next));
+    };
+    next();
+  });
+  const pool = poolFor(backend.port);
+  t.teardown(async () => {
+    await pool.destroy();
+    await backend.close();
+  });
+  const sink = new CollectingSink();
+  let ex: ReturnType<typeof exchange> | undefined;
+  let refusals = 0;
+  sink.data = (chunk: Buffer) => {
+    sink.chunks.push(Buffer.from(chunk));
+    refusals++;
+    setImmediate(ex!.resume);
+    return false;
+  };
+  ex = exchange(pool, GET, sink);
+  ex.resume(); // not paused: nothing happens
+  await sink.settled;
+  t.equal(sink.body, 'abcdefg');
+  t.ok(refusals > 1);
+  t.equal(pool.idle, 1);
+});
+
+t.test('a reset (RST) from the backend: before and during the response, with its errno', async (t) => {
+  const backend = await scriptedBackend((req) => {
+    if (req.connection === 0) req.socket.resetAndDestroy();
+    else req.socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab');
+  });
+  const pool = poolFor(backend.port);
+  t.teardown(async () => {
+    await pool.destroy();
+    await backend.close();
+  });
+  const before = await run(pool);
+  t.equal(before.error_?.code, 'reset-before-response');
+  t.equal(before.error_?.errno, 'ECONNRESET');
+  const during = new CollectingSink();
+  exchange(pool, GET, during);
+  while (during.head_ === undefined) await new Promise((resolve) => setImmediate(resolve));
+  backend.requests[1]!.socket.resetAndDestroy();
+  await during.settled;
+  t.equal(during.error_?.code, 'reset-during-response');
+  t.equal(during.errorAfterHead, true);
+});

@@ -133,16 +133,15 @@ t.test('an idle socket that can no longer write is skipped at acquire', async (t
 });
 
 t.test('bytes from the backend on an idle socket retire it', async (t) => {
-  const backend = await scriptedBackend((req) => {
-    req.socket.write(OK);
-    setImmediate(() => req.socket.write('HTTP/1.1 200 OK\r\n'));
-  });
+  const backend = await scriptedBackend((req) => req.socket.write(OK));
   const pool = poolFor(backend.port);
   t.teardown(async () => {
     await pool.destroy();
     await backend.close();
   });
   await run(pool);
+  await until(() => pool.idle === 1);
+  backend.requests[0]!.socket.write('HTTP/1.1 200 OK\r\n');
   await backend.closedCount(1);
   await until(() => pool.size === 0);
   t.equal(pool.idle, 0);

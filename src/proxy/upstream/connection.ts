@@ -88,10 +88,7 @@ export class UpstreamConnection {
   park(): void {
     this.state = ConnState.Idle;
     this.user = undefined;
-    if (this.paused) {
-      this.paused = false;
-      this.socket.resume();
-    }
+    // Never paused here: a paused response reads nothing more, so it cannot have completed.
     if (this.#idleTimer === undefined) this.#idleTimer = setTimeout(this.#onIdleTimeout, this.host.idleTimeout).unref();
     else this.#idleTimer.refresh();
   }
@@ -127,8 +124,7 @@ export class UpstreamConnection {
     s.off('drain', this.#onDrain);
     this.#stopTimers();
     this.state = ConnState.Closed;
-    this.user = undefined;
-    if (this.paused) s.resume();
+    this.user = undefined; // never paused here: a 101 comes before any body
     return s;
   }
 

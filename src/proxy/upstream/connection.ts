@@ -10,6 +10,7 @@
  * that died idle is never handed out.
  */
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 
 /** ConnectionUser receives the socket's events while it holds the lease (one exchange). */
 export interface ConnectionUser {
@@ -54,13 +55,16 @@ export class UpstreamConnection {
   #responseTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #error: Error | undefined;
+  readonly #readyEvent: 'connect' | 'secureConnect';
 
   constructor(
     readonly socket: Socket,
     readonly host: ConnectionHost,
     connectTimeout: number,
   ) {
-    socket.on('connect', this.#onConnect);
+    // A TLS socket is ready when the handshake is done (a certificate error is a connect failure).
+    this.#readyEvent = socket instanceof TLSSocket ? 'secureConnect' : 'connect';
+    socket.on(this.#readyEvent, this.#onConnect);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
@@ -116,7 +120,7 @@ export class UpstreamConnection {
   /** detach gives the socket up (a protocol switch): no listener of ours stays on it. */
   detach(): Socket {
     const s = this.socket;
-    s.off('connect', this.#onConnect);
+    s.off(this.#readyEvent, this.#onConnect);
     s.off('data', this.#onData);
     s.off('end', this.#onEnd);
     s.off('error', this.#onError);

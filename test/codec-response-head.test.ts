@@ -84,6 +84,10 @@ const ACCEPTED: [string, string, boolean, Partial<Head>][] = [
   ['empty reason', 'HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n', false, { reason: '' }],
   ['reason with SP, HTAB and obs-text', 'HTTP/1.1 404 Niet \tgevonden \xe9\r\nContent-Length: 0\r\n\r\n', false, { status: 404, reason: 'Niet \tgevonden \xe9' }],
   ['values trimmed, names as sent', 'HTTP/1.1 200 OK\r\nset-cookie:  a=b \t\r\nX-Odd: \t\r\nContent-Length: 0\r\n\r\n', false, { headers: ['set-cookie', 'a=b', 'X-Odd', '', 'Content-Length', '0'] }],
+  ['Keep-Alive timeout', 'HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n', false, { keepAliveTimeout: 5, keepAlive: true }],
+  ['Keep-Alive timeout after max, any case', 'HTTP/1.1 200 OK\r\nkeep-alive: max=9,TimeOut=30\r\nContent-Length: 0\r\n\r\n', false, { keepAliveTimeout: 30 }],
+  ['Keep-Alive without a timeout', 'HTTP/1.1 200 OK\r\nKeep-Alive: max=100, xtimeout=3\r\nContent-Length: 0\r\n\r\n', false, { keepAliveTimeout: undefined }],
+  ['Keep-Alive timeout without digits', 'HTTP/1.1 200 OK\r\nKeep-Alive: timeout=x\r\nContent-Length: 0\r\n\r\n', false, { keepAliveTimeout: undefined }],
   ['100 header lines', `HTTP/1.1 200 OK\r\n${'X: y\r\n'.repeat(99)}Content-Length: 0\r\n\r\n`, false, { status: 200 }],
   ['head exactly at the limit', `HTTP/1.1 200 OK\r\nX: ${'a'.repeat(MAX - 24)}\r\n\r\n`, false, { headEnd: MAX }],
 ];
@@ -117,6 +121,7 @@ t.test('accepted response heads and their framing', async (t) => {
       const r = parseBoth(t, res, toHead);
       t.equal(r.kind, 'head');
       t.match(r, want);
+      for (const [k, v] of Object.entries(want)) if (v === undefined) t.notOk(k in r, `no ${k}`);
     });
   }
 });

@@ -308,3 +308,27 @@ t.test('error codes: connect errno mapping and the status page of each', async (
   t.equal(new UpstreamError('connect-timeout', 'x').retryable, true);
   t.equal(new UpstreamError('bad-response', 'x').retryable, false);
 });
+
+t.test('the backend\'s Keep-Alive timeout shortens the idle time, less a second', async (t) => {
+  const backend = await scriptedBackend((req) => {
+    const seconds = req.head.includes('/short') ? 1 : 2;
+    req.socket.write(`HTTP/1.1 200 OK\r\nKeep-Alive: timeout=${seconds}\r\nContent-Length: 2\r\n\r\nok`);
+  });
+  const pool = poolFor(backend.port, { idleTimeout: 600_000 });
+  t.teardown(async () => {
+    await pool.destroy();
+    await backend.close();
+  });
+  const short = await run(pool, { ...GET, target: '/short' });
+  t.equal(short.body, 'ok');
+  await backend.closedCount(1);
+  t.equal(pool.idle, 0, 'timeout=1 leaves no time: retired at once');
+  const two = await run(pool);
+  t.equal(two.body, 'ok');
+  t.equal(pool.idle, 1);
+  const again = await run(pool);
+  t.equal(again.body, 'ok', 'the same socket again (its timer re-armed)');
+  await backend.closedCount(2);
+  await until(() => pool.size === 0);
+  t.equal(backend.accepted, 2);
+});

@@ -42,6 +42,8 @@ export interface ResponseHead {
   interim: boolean;
   /** 101 Switching Protocols: from headEnd on, the connection speaks the other protocol. */
   upgrade: boolean;
+  /** The `timeout=` of a Keep-Alive header (seconds): how long the backend keeps the connection idle. */
+  keepAliveTimeout?: number;
 }
 
 /** The outcome of one parse: more bytes needed, a refusal, or the head. */
@@ -124,6 +126,7 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeaderBytes: nu
   let contentLength = -1;
   let chunked = false;
   let connection = 0;
+  let keepAliveSeconds = -1;
 
   for (;;) {
     if (p === limit) return tooLarge ? fail('too-large', 'head too large') : INCOMPLETE;
@@ -165,6 +168,10 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeaderBytes: nu
     switch (ne - ns) {
       case 10:
         if (nameIs(buf, ns, ne, 'connection')) connection |= connectionFlags(buf, vs, ve);
+        else if (nameIs(buf, ns, ne, 'keep-alive')) {
+          const seconds = keepAliveTimeout(buf, vs, ve);
+          if (seconds >= 0) keepAliveSeconds = seconds;
+        }
         break;
       case 14:
         if (nameIs(buf, ns, ne, 'content-length')) {
@@ -211,7 +218,7 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeaderBytes: nu
     (minor === 1 ? (connection & CONN_CLOSE) === 0 : (connection & (CONN_CLOSE | CONN_KEEP_ALIVE)) === CONN_KEEP_ALIVE);
   // An interim answer that closes the connection leaves the final one nowhere to go.
   if (informational && !upgrade && !keepAlive) return fail('bad-response', 'interim response closes the connection');
-  return {
+  const head: ResponseHead = {
     kind: 'head',
     status,
     reason: re - rs === 2 && buf[rs] === 0x4f && buf[rs + 1] === 0x4b ? 'OK' : buf.toString('latin1', rs, re),
@@ -223,4 +230,18 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeaderBytes: nu
     interim: informational && !upgrade,
     upgrade,
   };
+  if (keepAliveSeconds >= 0) head.keepAliveTimeout = keepAliveSeconds;
+  return head;
+}
+
+/** The N of a `timeout=N` parameter in a Keep-Alive value buf[s, e) (RFC 2068 §19.7.1.1), or -1. */
+function keepAliveTimeout(buf: Buffer, s: number, e: number): number {
+  for (let p = s; p + 8 <= e; p++) {
+    if ((p === s || buf[p - 1] === 0x2c || buf[p - 1] === SP || buf[p - 1] === HTAB) && nameIs(buf, p, p + 7, 'timeout') && buf[p + 7] === 0x3d) {
+      let q = p + 8;
+      while (q < e && buf[q]! >= 0x30 && buf[q]! <= 0x39) q++;
+      return decimalLength(buf, p + 8, q);
+    }
+  }
+  return -1;
 }

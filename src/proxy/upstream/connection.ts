@@ -27,7 +27,6 @@ export interface ConnectionUser {
 
 /** ConnectionHost is what a connection tells its pool. */
 export interface ConnectionHost {
-  readonly idleTimeout: number;
   readonly responseTimeout: number;
   connected(conn: UpstreamConnection): void;
   /** Connecting failed (err undefined: timed out); the connection is gone. */
@@ -54,6 +53,7 @@ export class UpstreamConnection {
   #connectTimer: NodeJS.Timeout | undefined;
   #responseTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
+  #idleMs = 0;
   #error: Error | undefined;
   readonly #readyEvent: 'connect' | 'secureConnect';
 
@@ -88,13 +88,18 @@ export class UpstreamConnection {
     this.touch();
   }
 
-  /** park puts a leased connection back to idle; the idle timeout starts now. */
-  park(): void {
+  /** park puts a leased connection back to idle; it closes after idleMs without a request. */
+  park(idleMs: number): void {
     this.state = ConnState.Idle;
     this.user = undefined;
     // Never paused here: a paused response reads nothing more, so it cannot have completed.
-    if (this.#idleTimer === undefined) this.#idleTimer = setTimeout(this.#onIdleTimeout, this.host.idleTimeout).unref();
-    else this.#idleTimer.refresh();
+    if (this.#idleTimer !== undefined && this.#idleMs === idleMs) {
+      this.#idleTimer.refresh();
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#idleMs = idleMs;
+    this.#idleTimer = setTimeout(this.#onIdleTimeout, idleMs).unref();
   }
 
   /** touch records progress: the response timeout starts over. */

@@ -55,6 +55,9 @@ export interface ResponseSink {
   error(err: UpstreamError, responseStarted: boolean): void;
 }
 
+/** Taken off a backend's Keep-Alive timeout: a request sent just before it runs out would meet a closing socket. */
+const KEEP_ALIVE_MARGIN_MS = 1000;
+
 const enum Phase {
   Connecting,
   Head,
@@ -78,6 +81,8 @@ export class UpstreamExchange implements PoolClient {
   #remaining = 0;
   #decoder: ChunkedDecoder | undefined;
   #keepAlive = false;
+  /** How long the socket may idle in the pool after this exchange (Keep-Alive: timeout=). */
+  #idleMs = Infinity;
   #responseStarted = false;
   #anyResponseByte = false;
   #requestDone: boolean;
@@ -225,6 +230,11 @@ export class UpstreamExchange implements PoolClient {
         return;
       }
       this.#keepAlive = r.keepAlive;
+      if (r.keepAliveTimeout !== undefined) {
+        // The backend's own idle limit, less a second for the request in flight (as undici).
+        this.#idleMs = r.keepAliveTimeout * 1000 - KEEP_ALIVE_MARGIN_MS;
+        if (this.#idleMs <= 0) this.#keepAlive = false;
+      }
       this.#responseStarted = true;
       this.#phase = Phase.Body;
       const body = r.body;
@@ -302,7 +312,7 @@ export class UpstreamExchange implements PoolClient {
       this.#stopSource();
       this.#keepAlive = false;
     }
-    if (this.#keepAlive) this.pool.release(conn);
+    if (this.#keepAlive) this.pool.release(conn, this.#idleMs);
     else this.pool.retire(conn);
     this.sink.end();
   }

@@ -109,8 +109,11 @@ export class UpstreamPool implements ConnectionHost {
     for (const [conn, c] of this.#opening) if (c === client) this.#opening.set(conn, undefined);
   }
 
-  /** release returns a leased connection whose exchange ended cleanly and whose framing allows reuse. */
-  release(conn: UpstreamConnection): void {
+  /**
+   * release returns a leased connection whose exchange ended cleanly and whose framing
+   * allows reuse; idleMs (at most the pool's idleTimeout) is how long it may stay idle.
+   */
+  release(conn: UpstreamConnection, idleMs = this.idleTimeout): void {
     if (this.#closing || conn.state !== ConnState.Leased || !conn.socket.writable || conn.socket.readableEnded) {
       this.retire(conn);
       return;
@@ -121,7 +124,7 @@ export class UpstreamPool implements ConnectionHost {
       next.ready(conn);
       return;
     }
-    conn.park();
+    conn.park(Math.min(idleMs, this.idleTimeout));
     this.#idle.push(conn);
   }
 

@@ -30,7 +30,8 @@ export interface UpstreamRequest {
   /**
    * Names and values alternating, exactly as they go to the backend (the caller has
    * rewritten them); they must carry the Content-Length or `Transfer-Encoding: chunked`
-   * that `body` describes.
+   * that `body` describes. Values must hold no CR or LF: the request codec guarantees it
+   * for what the client sent, and the balancer's own values never do.
    */
   readonly headers: readonly string[];
   /** How the body is framed towards the backend. */
@@ -49,7 +50,10 @@ export interface ResponseSink {
   /** Body bytes (trailers are dropped); `false` pauses the backend until exchange.resume(). */
   data(chunk: Buffer): boolean;
   end(): void;
-  /** 101: the socket is the caller's now (out of the pool); `rest` holds bytes read past the head. */
+  /**
+   * 101: the socket is the caller's now (out of the pool, none of our listeners left on it:
+   * attach an 'error' listener at once); `rest` holds bytes read past the head.
+   */
   upgrade(head: ResponseHead, socket: Socket, rest: Buffer): void;
   /** The exchange failed (once, nothing after it); responseStarted: head() was called. */
   error(err: UpstreamError, responseStarted: boolean): void;

@@ -2,8 +2,9 @@
  * UpstreamConnection is one raw keep-alive socket to a backend and its small state
  * machine: connecting, idle (in its pool), leased (carrying one exchange), closed. The
  * socket's listeners are attached once, at creation, and forward to whoever holds the
- * lease (a ConnectionUser): no closure per request. Its two timers are created once and
- * re-armed with refresh(), never cleared and re-made.
+ * lease (a ConnectionUser): no closure per request. Its response and idle timers are
+ * created once and re-armed with refresh() (the idle one is re-made only when a backend's
+ * Keep-Alive timeout changes its length).
  *
  * While idle, any byte or end of stream from the backend retires the socket at once (an
  * unsolicited byte is a framing error; an end means the backend closed it), so a socket
@@ -35,6 +36,7 @@ export interface ConnectionHost {
   closed(conn: UpstreamConnection, was: ConnState): void;
 }
 
+/** ConnState: where a connection is in its life; the pool and the socket events move it on. */
 export const enum ConnState {
   Connecting,
   Idle,

@@ -49,6 +49,7 @@ export const UNITS = [
   'partition-key',
   'partition-retry',
   'path-normalise',
+  'proxy-protocol',
   'pool',
   'readiness',
   'request-cookies',

@@ -7,6 +7,7 @@
  */
 import t from 'tap';
 import { ipv6, parseProxyHeader, V1_MAX_BYTES, V2_SIGNATURE } from '../src/proxy/proxy-protocol.js';
+import { startsLikeHeader } from '../src/proxy/proxy-protocol-gate.js';
 
 const HTTP = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n', 'latin1');
 
@@ -165,4 +166,21 @@ t.test('ipv6: RFC 5952 text', async (t) => {
     groups.forEach((g, i) => bytes.writeUInt16BE(g, 2 * i));
     t.equal(ipv6(bytes, 0), text);
   }
+});
+
+t.test('startsLikeHeader: what closes a connection from a peer not in trustedProxies', async (t) => {
+  const table: [string, Buffer, 'yes' | 'no' | 'need-more'][] = [
+    ['v1 start', v1('PROXY '), 'yes'],
+    ['a whole v1 header', v1('PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n'), 'yes'],
+    ['v1 cut short', v1('PROX'), 'need-more'],
+    ['POST', v1('POST / HTTP/1.1\r\n'), 'no'],
+    ['PUT', v1('PUT'), 'no'],
+    ['P alone', v1('P'), 'need-more'],
+    ['v2 signature', V2_SIGNATURE, 'yes'],
+    ['v2 signature cut short', V2_SIGNATURE.subarray(0, 5), 'need-more'],
+    ['CRLF then other bytes', Buffer.from([0x0d, 0x0a, 0x47]), 'no'],
+    ['TLS ClientHello', Buffer.from([0x16, 0x03, 0x01]), 'no'],
+    ['nothing yet', Buffer.alloc(0), 'need-more'],
+  ];
+  for (const [name, bytes, want] of table) t.equal(startsLikeHeader(bytes), want, name);
 });

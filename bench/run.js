@@ -18,6 +18,7 @@ const steps = [
   ['Partition key extraction', 'partition-key.js', []],
   ['Path rules per request', 'path-rules.js', []],
   ['Request-head codec against Node', 'codec.js', []],
+  ['Access log and metrics per request, on and off', 'log-metrics.js', quick ? ['--requests', '50000', '--rounds', '3'] : []],
   ['Partition store at 100,000 partitions', 'partition-store.js', []],
   ['CPU-bound scaling: start --workers 1 against 2', 'workers.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '6', '--rounds', '3']],
 ];

@@ -22,14 +22,14 @@ import { parseProxyHeader, V2_SIGNATURE, type ProxiedEndpoint } from './proxy-pr
 
 /** How long a trusted peer may take to send its whole PROXY header. */
 export const HEADER_DEADLINE_MS = 10_000;
-/** Bytes held while waiting for a header: a v2 header's most (16 + 65535), then the connection is closed. */
-const MAX_HELD_BYTES = 16 + 65_535;
 
 const V1_START = Buffer.from('PROXY ', 'latin1');
 
 /** ProxyProtocolPolicy is read at each connection, so a reload changes it for the next ones. */
 export interface ProxyProtocolPolicy {
   enabled(): boolean;
+  /** How long a peer may take to send its first bytes (default HEADER_DEADLINE_MS). */
+  readonly deadlineMs?: number;
   trusts(address: string | undefined): boolean;
   /** Told why a connection was closed (rate-limited by the caller if it logs). */
   rejected?(peer: string | undefined, reason: string): void;
@@ -93,10 +93,8 @@ function readHeader(socket: Socket, trusted: boolean, policy: ProxyProtocolPolic
       return;
     }
     const parsed = parseProxyHeader(bytes);
-    if (parsed.kind === 'need-more') {
-      if (bytes.length > MAX_HELD_BYTES) refuse('PROXY header too long');
-      return;
-    }
+    // need-more holds at most a v2 header's 16 + 65,535 bytes (the parser errs past a v1 line's 107).
+    if (parsed.kind === 'need-more') return;
     if (parsed.kind === 'error') {
       refuse(`no valid PROXY header from a trusted proxy: ${parsed.reason}`);
       return;
@@ -109,7 +107,7 @@ function readHeader(socket: Socket, trusted: boolean, policy: ProxyProtocolPolic
   };
   const onEnd = (): void => refuse('closed before its first request');
   const onError = (): void => refuse('socket error before its first request');
-  const timer = setTimeout(() => refuse(trusted ? 'no PROXY header in time' : 'no request in time'), HEADER_DEADLINE_MS);
+  const timer = setTimeout(() => refuse(trusted ? 'no PROXY header in time' : 'no request in time'), policy.deadlineMs ?? HEADER_DEADLINE_MS);
   timer.unref();
   socket.on('data', onData);
   socket.on('end', onEnd);

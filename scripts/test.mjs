@@ -24,6 +24,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Test files that need neither sockets nor child processes: the fast-feedback run. */
 export const UNITS = [
+  'access-log-buffer',
   'access-log-units',
   'accounting',
   'admin-dashboard-sessions',
@@ -45,10 +46,12 @@ export const UNITS = [
   'import-apache',
   'key-movement',
   'learned-sessions',
+  'metrics-latency',
   'partition-directory',
   'partition-key',
   'partition-retry',
   'path-normalise',
+  'proxy-protocol',
   'pool',
   'readiness',
   'request-cookies',

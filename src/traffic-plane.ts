@@ -173,6 +173,7 @@ export class LocalTraffic implements TrafficPlane {
     if (JSON.stringify(running.config.timeouts) !== JSON.stringify(config.timeouts)) this.#upstreams.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
     this.#access.format = config.log.format;
     if (config.log.file !== this.#accessFile?.path) {
+      this.#access.flush(); // the lines of requests before the reload go to the old file
       this.#accessFile?.close();
       this.#accessFile = config.log.file === undefined ? undefined : new AccessFile(config.log.file, this.deps.logger);
       this.#access.sink = this.#accessFile ?? stdoutSink(this.deps.logger);
@@ -181,6 +182,7 @@ export class LocalTraffic implements TrafficPlane {
   }
 
   reopenLog(): void {
+    this.#access.flush(); // lines pending from before the signal still go to the old file
     this.#accessFile?.reopen();
   }
 
@@ -207,6 +209,7 @@ export class LocalTraffic implements TrafficPlane {
     await Promise.all([this.proxy.close(graceMs), this.#redirect?.close(graceMs)]);
     this.sessions.accounting.stop();
     await this.#upstreams.close();
+    this.#access.flush(); // the lines of this tick, before the file closes or the service log is flushed
     this.#accessFile?.close();
   }
 }

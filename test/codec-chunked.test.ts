@@ -50,6 +50,7 @@ const ACCEPTED: [string, string, string][] = [
   ['16 hex digits', '0000000000000005\r\nhello\r\n0\r\n\r\n', 'hello'],
   ['extensions: name, token, quoted with escapes', '5;a;b=c;d="x \\"y\\" z"\r\nhello\r\n0;last\r\n\r\n', 'hello'],
   ['trailers', '5\r\nhello\r\n0\r\nX-Sum: abc\r\nX-Empty:\r\n\r\n', 'hello'],
+  ['trailers that only look like framing names', '0\r\nContent-Lengths: 1\r\nContent-Lengt: 1\r\nTransfer-Encodin: x\r\nContent: 2\r\n\r\n', ''],
   ['CRLF inside the data is data', '4\r\n\r\n\r\n\r\n0\r\n\r\n', '\r\n\r\n'],
 ];
 
@@ -76,6 +77,8 @@ const REFUSED: [string, string, string][] = [
   ['bare LF in a trailer', '0\r\nX: a\n\r\n', 'malformed trailer'],
   ['bare LF at the end', '0\r\n\n', 'malformed trailer'],
   ['bare CR at the end', '0\r\n\rX', 'bare CR after last chunk'],
+  ['Content-Length as a trailer', '5\r\nhello\r\n0\r\nContent-Length: 3\r\n\r\n', 'Content-Length or Transfer-Encoding as a trailer'],
+  ['Transfer-Encoding as a trailer, any case', '0\r\ntRAnsfer-Encoding: chunked\r\n\r\n', 'Content-Length or Transfer-Encoding as a trailer'],
   ['too many trailers', `0\r\n${'X: y\r\n'.repeat(101)}\r\n`, 'too many trailers'],
 ];
 

@@ -36,7 +36,7 @@ const withMinimal = (extra: object): object => ({ ...minimal, ...extra });
 t.test('defaults fill every key', async (t) => {
   const config = parse(minimal);
   t.same(config, {
-    listen: { host: '0.0.0.0', port: 8080 },
+    listen: { host: '0.0.0.0', port: 8080, proxyProtocol: false },
     admin: { host: '127.0.0.1', port: 8081 },
     backends: [{ id: 'servoy-a', url: 'http://127.0.0.1:8091', weight: 1, route: 'servoy-a' }],
     affinity: {
@@ -290,7 +290,8 @@ t.test('cross-field checks', async (t) => {
     { desc: 'admin port equals listen port', config: withMinimal({ listen: { port: 9000 }, admin: { port: 9000 } }), want: ['admin.port: same port as listen.port (9000)'] },
     { desc: 'redirect port equals listen port', config: withMinimal({ listen: { port: 443, tls: { cert: 'c', key: 'k', redirectPort: 443 } } }), want: ['listen.tls.redirectPort: same port as listen.port (443)'] },
     { desc: 'redirect port equals admin port', config: withMinimal({ listen: { port: 443, tls: { cert: 'c', key: 'k', redirectPort: 8081 } } }), want: ['listen.tls.redirectPort: same port as admin.port (8081)'] },
-    { desc: 'redirectPort without tls', config: withMinimal({ listen: { redirectPort: 80 } }), want: ['listen.redirectPort: unknown key (expected one of "host", "port", "tls", "healthPath")'] },
+    { desc: 'redirectPort without tls', config: withMinimal({ listen: { redirectPort: 80 } }), want: ['listen.redirectPort: unknown key (expected one of "host", "port", "tls", "healthPath", "proxyProtocol")'] },
+    { desc: 'proxyProtocol without trustedProxies', config: withMinimal({ listen: { proxyProtocol: true } }), want: ['listen.proxyProtocol: needs trustedProxies: the addresses of the load balancers that send the PROXY header (it is accepted from no one else)'] },
     { desc: 'healthPath without a leading slash', config: withMinimal({ listen: { healthPath: 'health' } }), want: ['listen.healthPath: must start with "/", such as "/__servoy-lb/health"'] },
     {
       desc: 'admin.allow',

@@ -6,7 +6,7 @@
  * mark, so it covers the last one to two windows (60-120 s by default), not the whole
  * uptime (longer when nobody asked for a while), and is interpolated inside its bucket (as Prometheus' histogram_quantile does).
  */
-import { LATENCY_BUCKETS } from './metrics.js';
+import { LATENCY_BUCKETS } from './latency-buckets.js';
 
 interface Track {
   readonly counts: Float64Array;
@@ -28,7 +28,12 @@ export class LatencyWindow {
   observe(backendId: string, seconds: number): void {
     let i = 0;
     while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
-    this.#track(backendId).counts[i]!++;
+    this.observeBucket(backendId, i);
+  }
+
+  /** observeBucket counts one request whose bucket (index into LATENCY_BUCKETS, or its length for +Inf) is known. */
+  observeBucket(backendId: string, bucket: number): void {
+    this.#track(backendId).counts[bucket]!++;
   }
 
   /** add counts a worker's bucket deltas (per LATENCY_BUCKETS bucket, then +Inf). */

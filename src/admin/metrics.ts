@@ -5,7 +5,8 @@
  * from the balancer's own BackendStatus rows at scrape time, so there is one source of
  * truth and nothing to keep in step on the request path; a removed backend disappears from
  * the next scrape. Only request latency is observed as it happens (observeRequest), since
- * a histogram cannot be rebuilt from totals. Everything lives in a private Registry, so
+ * a histogram cannot be rebuilt from totals: into flat arrays (LatencyHistogram) that
+ * become series only when a scrape asks, so a request pays a few array stores. Everything lives in a private Registry, so
  * several balancers (tests, workers) in one process never share or clash on metrics.
  *
  * With `--workers N` the metrics are served by the primary and aggregated there from the
@@ -16,18 +17,15 @@
  * replaced never makes a counter go backwards. Process metrics (CPU, memory, event loop)
  * are the primary's own.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { BackendStatus } from './control.js';
 import type { BackendState } from '../pool/snapshot.js';
+import { bucketIndex, LatencyHistogram } from './latency-histogram.js';
 import { LatencyWindow } from './latency-window.js';
 
 const STATES: readonly BackendState[] = ['up', 'draining', 'drained', 'maintenance', 'disabled', 'down'];
 
-/**
- * Latency buckets in seconds: Servoy answers most requests in milliseconds, but page
- * loads, reports and uploads can take seconds to minutes.
- */
-export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+export { LATENCY_BUCKETS } from './latency-buckets.js';
 
 /**
  * Kind label used for backends whose errors are not broken down (BackendStatus without
@@ -53,11 +51,10 @@ export class BalancerMetrics {
   readonly registry = new Registry();
   /** The recent latency per backend, for the dashboard's p95 (fed by the same observations as the histogram). */
   readonly recent = new LatencyWindow();
-  readonly #duration: Histogram<'backend' | 'outcome'> | undefined;
-  /** Labelled histogram children per backend and outcome (also what forgetBackend drops). */
-  readonly #children = new Map<string, Map<string, { observe(value: number): void }>>();
-  /** 'merged' latency: bucket counts (LATENCY_BUCKETS, then +Inf), sum and count per backend and outcome. */
-  readonly #merged = new Map<string, Map<string, { buckets: number[]; sum: number; count: number }>>();
+  /** The latency histogram's counts; fed by observeRequest ('observed') or addLatency ('merged'). */
+  readonly #latency = new LatencyHistogram(DURATION_NAME, DURATION_HELP);
+  /** 'observed': observeRequest counts in the histogram (else only in `recent`). */
+  readonly #observed: boolean;
 
   constructor(source: () => readonly BackendStatus[], options: BalancerMetricsOptions = {}) {
     const registers = [this.registry];
@@ -103,11 +100,8 @@ export class BalancerMetrics {
     fromSource(Counter, 'servoylb_backend_received_bytes_total', 'Bytes received from clients and sent to the backend.', ['backend'], (b, set) => set({ backend: b.id }, b.bytesIn));
     fromSource(Counter, 'servoylb_backend_sent_bytes_total', 'Bytes received from the backend and sent to clients.', ['backend'], (b, set) => set({ backend: b.id }, b.bytesOut));
 
-    if (options.latency === 'merged') {
-      this.registry.registerMetric(this.#mergedHistogram() as never);
-    } else {
-      this.#duration = new Histogram({ name: DURATION_NAME, help: DURATION_HELP, labelNames: ['backend', 'outcome'], buckets: LATENCY_BUCKETS, registers });
-    }
+    this.#observed = options.latency !== 'merged';
+    this.registry.registerMetric(this.#latency.metric() as never);
     const inFlight = options.inFlight;
     if (inFlight !== undefined) {
       new Gauge({ name: 'servoylb_requests_in_flight', help: 'HTTP requests being served now.', registers, collect(this: Gauge) { this.set(inFlight()); } });
@@ -128,60 +122,23 @@ export class BalancerMetrics {
    */
   addLatency(backendId: string, outcome: string, buckets: readonly number[], sum: number): void {
     this.recent.add(backendId, buckets);
-    let children = this.#merged.get(backendId);
-    if (children === undefined) this.#merged.set(backendId, (children = new Map()));
-    let entry = children.get(outcome);
-    if (entry === undefined) children.set(outcome, (entry = { buckets: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), sum: 0, count: 0 }));
-    for (let i = 0; i < entry.buckets.length; i++) {
-      const n = buckets[i] ?? 0;
-      entry.buckets[i]! += n;
-      entry.count += n;
-    }
-    entry.sum += sum;
-  }
-
-  /** The merged latency histogram, in the shape prom-client's Registry prints (as its own Histogram). */
-  #mergedHistogram(): object {
-    const merged = this.#merged;
-    const get = () => {
-      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
-      for (const [backend, children] of merged) {
-        for (const [outcome, entry] of children) {
-          let cumulative = 0;
-          for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
-            cumulative += entry.buckets[i]!;
-            values.push({ metricName: `${DURATION_NAME}_bucket`, labels: { le: LATENCY_BUCKETS[i]!, backend, outcome }, value: cumulative });
-          }
-          values.push({ metricName: `${DURATION_NAME}_bucket`, labels: { le: '+Inf', backend, outcome }, value: entry.count });
-          values.push({ metricName: `${DURATION_NAME}_sum`, labels: { backend, outcome }, value: entry.sum });
-          values.push({ metricName: `${DURATION_NAME}_count`, labels: { backend, outcome }, value: entry.count });
-        }
-      }
-      return { name: DURATION_NAME, help: DURATION_HELP, type: 'histogram', values, aggregator: 'sum' };
-    };
-    return { name: DURATION_NAME, help: DURATION_HELP, type: 'histogram', aggregator: 'sum', get: async () => get(), reset: () => merged.clear() };
+    this.#latency.add(backendId, outcome, buckets, sum);
   }
 
   /**
    * observeRequest records one finished proxied request (called by the proxy, once per
-   * request). The labelled child is looked up once per backend and outcome and kept:
-   * prom-client hashes the label object on every observe() otherwise.
+   * request): one bucket search, then a few stores into the dashboard's window and the
+   * histogram's arrays.
    */
   observeRequest(backendId: string, seconds: number, outcome: string): void {
-    this.recent.observe(backendId, seconds);
-    if (this.#duration === undefined) return;
-    let children = this.#children.get(backendId);
-    if (children === undefined) this.#children.set(backendId, (children = new Map()));
-    let child = children.get(outcome);
-    if (child === undefined) children.set(outcome, (child = this.#duration.labels({ backend: backendId, outcome })));
-    child.observe(seconds);
+    const bucket = bucketIndex(seconds);
+    this.recent.observeBucket(backendId, bucket);
+    if (this.#observed) this.#latency.observe(backendId, outcome, bucket, seconds);
   }
 
   /** forgetBackend drops the latency series of a removed backend, so scrapes stop showing it. */
   forgetBackend(backendId: string): void {
-    for (const outcome of this.#children.get(backendId)?.keys() ?? []) this.#duration?.remove({ backend: backendId, outcome });
-    this.#children.delete(backendId);
-    this.#merged.delete(backendId);
+    this.#latency.forget(backendId);
     this.recent.forget(backendId);
   }
 

@@ -106,6 +106,9 @@ function checkListeners(config: Config): string[] {
   if (admin.port !== 0 && admin.port === listen.port && overlaps(admin.host, listen.host)) {
     out.push(problem(['admin', 'port'], `same port as listen.port (${listen.port})`));
   }
+  if (listen.proxyProtocol && config.trustedProxies.length === 0) {
+    out.push(problem(['listen', 'proxyProtocol'], 'needs trustedProxies: the addresses of the load balancers that send the PROXY header (it is accepted from no one else)'));
+  }
   const redirect = listen.tls?.redirectPort;
   if (redirect !== undefined && redirect !== 0) {
     if (redirect === listen.port) out.push(problem(['listen', 'tls', 'redirectPort'], `same port as listen.port (${listen.port})`));

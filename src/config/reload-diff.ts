@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Config } from './schema.js';
 
 /** Settings applied on reload without dropping connections. */
-const LIVE = ['affinity', 'paths', 'trustedProxies', 'healthCheck', 'outlier', 'drain', 'timeouts', 'limits', 'errorPages', 'log', 'listen.tls', 'listen.healthPath'] as const;
+const LIVE = ['affinity', 'paths', 'trustedProxies', 'healthCheck', 'outlier', 'drain', 'timeouts', 'limits', 'errorPages', 'log', 'listen.tls', 'listen.healthPath', 'listen.proxyProtocol'] as const;
 /** Settings that need a restart: the sockets are already bound. */
 const RESTART = ['listen.host', 'listen.port', 'admin', 'state', 'metrics', 'listen.tls.redirectPort'] as const;
 

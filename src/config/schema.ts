@@ -131,6 +131,10 @@ export const configSchema = z
           .startsWith('/', 'must start with "/", such as "/__servoy-lb/health"')
           .optional()
           .meta({ description: 'Path the balancer answers itself on this port with its health (as the admin API\'s /healthz: 200 or 503), never forwarded; for a cloud load balancer that cannot reach the admin port. GET and HEAD only.', examples: ['/__servoy-lb/health'] }),
+        proxyProtocol: z
+          .boolean()
+          .default(false)
+          .meta({ description: 'Accept the PROXY protocol (v1 and v2) from trustedProxies: an upstream TCP load balancer (such as a cloud network load balancer) states the client\'s address in a header before the request. A trusted peer must then send it; from anyone else a header closes the connection.' }),
       })
       .prefault({})
       .meta({ description: 'Where clients connect.' }),

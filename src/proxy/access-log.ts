@@ -11,6 +11,7 @@
  *
  * Where the lines go (stdout or log.file) is the AccessSink's business (src/log-file.ts).
  */
+import { LineBuffer, MAX_BYTES_PER_UNIT } from './line-buffer.js';
 
 /** AccessFormat is `log.format`. */
 export type AccessFormat = 'json' | 'combined';
@@ -43,65 +44,185 @@ export interface AccessEntry {
   readonly websocket: boolean;
 }
 
-/** AccessSink takes finished lines (newline included). */
+/** AccessSink takes batches of finished lines (each newline-terminated, never a line cut in two). */
 export interface AccessSink {
-  write(line: string): void;
+  write(lines: string): void;
 }
 
+/** Pending bytes past which a batch is handed to the sink at once rather than at the end of the tick. */
+const FLUSH_AT = 8 * 1024;
+/** Bytes a line takes beyond its variable strings, at most: names, numbers, the time, `fixed`. */
+const LINE_OVERHEAD = 512;
+
 /**
- * AccessLog formats entries and hands the lines to its sink. `format` may change on a
- * reload, and the sink is swapped by its owner (LocalTraffic); whether lines are written
- * at all (log.access) is the proxy's ProxySettings.accessLog, so no entry is even built.
+ * AccessLog formats entries into one reused LineBuffer and hands what gathered to its sink
+ * once per turn of the event loop (setImmediate), or as soon as FLUSH_AT bytes are
+ * pending: one sink write per tick rather than per line. flush() hands over what is
+ * pending now; the owner (LocalTraffic) calls it before the sink is closed or reopened and
+ * at shutdown, and setting `sink` flushes into the old one first, so no line is lost or
+ * lands in the wrong file. `format` may change on a reload; whether lines are written at
+ * all (log.access) is the proxy's ProxySettings.accessLog, so no entry is even built.
  */
 export class AccessLog {
   format: AccessFormat;
-  sink: AccessSink;
+  #sink: AccessSink;
+  readonly #lines = new LineBuffer();
+  #scheduled = false;
   /** The JSON line's fixed part after `time` (`,"worker":n,"log":"access"`). */
   readonly #jsonFixed: string;
+  /** Bound once: setImmediate's callback at the end of a tick with lines pending. */
+  readonly #flushAtTickEnd = (): void => {
+    this.#scheduled = false;
+    this.flush();
+  };
 
   constructor(options: { format: AccessFormat; sink: AccessSink; worker?: number | undefined }) {
     this.format = options.format;
-    this.sink = options.sink;
+    this.#sink = options.sink;
     this.#jsonFixed = `${options.worker === undefined ? '' : `,"worker":${options.worker}`},"log":"access"`;
   }
 
-  /** write logs one entry. */
+  /** sink is where batches go; setting it hands what is pending to the old sink first. */
+  get sink(): AccessSink {
+    return this.#sink;
+  }
+
+  set sink(next: AccessSink) {
+    this.flush();
+    this.#sink = next;
+  }
+
+  /** write logs one entry (into the pending batch). */
   write(entry: AccessEntry): void {
     const now = Date.now();
-    this.sink.write(this.format === 'combined' ? combinedLine(entry, now - entry.ms) : jsonLine(entry, now, this.#jsonFixed));
+    const lines = this.#lines;
+    lines.reserve(worstCaseBytes(entry));
+    if (this.format === 'combined') encodeCombined(lines, entry, now - entry.ms);
+    else encodeJson(lines, entry, now, this.#jsonFixed);
+    if (lines.length >= FLUSH_AT) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flushAtTickEnd);
+    }
+  }
+
+  /** flush hands the pending lines to the sink now (before a reopen, a close, an exit). */
+  flush(): void {
+    if (this.#lines.length === 0) return;
+    this.#sink.write(this.#lines.take());
   }
 }
 
-/** jsonLine is an entry as a JSON line (`time` in epoch ms, as pino writes it). */
+/** The most bytes an entry's line can take (every string escaped at its worst). */
+function worstCaseBytes(e: AccessEntry): number {
+  const units =
+    e.client.length + e.method.length + (e.host?.length ?? 0) + e.path.length + (e.backend?.length ?? 0) + (e.route?.length ?? 0) +
+    (e.userAgent?.length ?? 0) + (e.referer?.length ?? 0) + (e.requestId?.length ?? 0) + (e.outcome?.length ?? 0);
+  return units * MAX_BYTES_PER_UNIT + LINE_OVERHEAD;
+}
+
+/**
+ * encodeJson writes an entry as a JSON line (`time` in epoch ms, as pino writes it); the
+ * same bytes as the JSON.stringify-built line it replaced. `route` and `outcome` are fixed
+ * identifiers (RouteReason, the path verdict, ExchangeOutcome), written as they are, unescaped.
+ */
+function encodeJson(b: LineBuffer, e: AccessEntry, time: number, fixed: string): void {
+  b.ascii('{"level":30,"time":');
+  b.number(time);
+  b.ascii(fixed);
+  b.ascii(',"client":');
+  b.jsonString(e.client);
+  b.ascii(',"method":');
+  b.jsonString(e.method);
+  if (e.host !== undefined) {
+    b.ascii(',"host":');
+    b.jsonString(e.host);
+  }
+  b.ascii(',"path":');
+  b.jsonString(e.path);
+  b.ascii(',"status":');
+  b.number(e.status);
+  if (e.backend !== undefined) {
+    b.ascii(',"backend":');
+    b.jsonString(e.backend);
+  }
+  if (e.route !== undefined) {
+    b.ascii(',"route":"');
+    b.text(e.route);
+    b.byte(0x22);
+  }
+  b.ascii(',"ms":');
+  b.number(e.ms);
+  b.ascii(',"bytesIn":');
+  b.number(e.bytesIn);
+  b.ascii(',"bytes":');
+  b.number(e.bytesOut);
+  if (e.userAgent !== undefined) {
+    b.ascii(',"ua":');
+    b.jsonString(e.userAgent);
+  }
+  if (e.referer !== undefined) {
+    b.ascii(',"referer":');
+    b.jsonString(e.referer);
+  }
+  if (e.requestId !== undefined) {
+    b.ascii(',"requestId":');
+    b.jsonString(e.requestId);
+  }
+  if (e.outcome !== undefined) {
+    b.ascii(',"outcome":"');
+    b.text(e.outcome);
+    b.byte(0x22);
+  }
+  if (e.websocket) b.ascii(',"websocket":true');
+  b.ascii('}\n');
+}
+
+/** encodeCombined writes an entry in Apache's combined log format; `startedAt` (epoch ms) is %t. */
+function encodeCombined(b: LineBuffer, e: AccessEntry, startedAt: number): void {
+  if (e.client === '') b.byte(0x2d);
+  else b.text(e.client);
+  b.ascii(' - - [');
+  b.ascii(clfTime(startedAt));
+  b.ascii('] "');
+  b.apacheString(e.method);
+  b.byte(0x20);
+  b.apacheString(e.path);
+  b.ascii(' HTTP/');
+  b.text(e.httpVersion);
+  b.ascii('" ');
+  b.number(e.status);
+  b.byte(0x20);
+  if (e.bytesOut === 0) b.byte(0x2d);
+  else b.number(e.bytesOut);
+  b.ascii(' "');
+  quoted(b, e.referer);
+  b.ascii('" "');
+  quoted(b, e.userAgent);
+  b.ascii('"\n');
+}
+
+function quoted(b: LineBuffer, value: string | undefined): void {
+  if (value === undefined || value === '') b.byte(0x2d);
+  else b.apacheString(value);
+}
+
+/** A scratch buffer for the one-line string forms below (tests, benches; not the request path). */
+const scratch = new LineBuffer(4096);
+
+/** jsonLine is an entry as one JSON line, a string (what AccessLog writes in `json`). */
 export function jsonLine(e: AccessEntry, time: number, fixed = ',"log":"access"'): string {
-  let line = `{"level":30,"time":${time}${fixed},"client":${JSON.stringify(e.client)},"method":${JSON.stringify(e.method)}`;
-  if (e.host !== undefined) line += `,"host":${JSON.stringify(e.host)}`;
-  line += `,"path":${JSON.stringify(e.path)},"status":${e.status}`;
-  if (e.backend !== undefined) line += `,"backend":${JSON.stringify(e.backend)}`;
-  if (e.route !== undefined) line += `,"route":"${e.route}"`;
-  line += `,"ms":${e.ms},"bytesIn":${e.bytesIn},"bytes":${e.bytesOut}`;
-  if (e.userAgent !== undefined) line += `,"ua":${JSON.stringify(e.userAgent)}`;
-  if (e.referer !== undefined) line += `,"referer":${JSON.stringify(e.referer)}`;
-  if (e.requestId !== undefined) line += `,"requestId":${JSON.stringify(e.requestId)}`;
-  if (e.outcome !== undefined) line += `,"outcome":"${e.outcome}"`;
-  if (e.websocket) line += ',"websocket":true';
-  return `${line}}\n`;
+  scratch.reserve(worstCaseBytes(e) + fixed.length);
+  encodeJson(scratch, e, time, fixed);
+  return scratch.take();
 }
 
-/** combinedLine is an entry in Apache's combined log format; `startedAt` (epoch ms) is %t, when the request came in. */
+/** combinedLine is an entry as one combined-format line, a string; `startedAt` (epoch ms) is %t, when the request came in. */
 export function combinedLine(e: AccessEntry, startedAt: number): string {
-  return (
-    `${e.client === '' ? '-' : e.client} - - [${clfTime(startedAt)}] "${apacheEscape(e.method)} ${apacheEscape(e.path)} HTTP/${e.httpVersion}" ` +
-    `${e.status} ${e.bytesOut === 0 ? '-' : e.bytesOut} "${quoted(e.referer)}" "${quoted(e.userAgent)}"\n`
-  );
+  scratch.reserve(worstCaseBytes(e));
+  encodeCombined(scratch, e, startedAt);
+  return scratch.take();
 }
-
-function quoted(value: string | undefined): string {
-  return value === undefined || value === '' ? '-' : apacheEscape(value);
-}
-
-/** Characters Apache escapes in a log line: quote, backslash, control and non-ASCII bytes. */
-const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
 
 /**
  * apacheEscape escapes as Apache's ap_escape_logitem does: `"` and `\` get a backslash,
@@ -109,26 +230,9 @@ const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
  * UTF-8 encoding; header values arrive as latin1, one byte per character).
  */
 export function apacheEscape(value: string): string {
-  if (!NEEDS_ESCAPE.test(value)) return value;
-  let out = '';
-  for (const ch of value) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === '\\') out += `\\${ch}`;
-    else if (c === 8) out += '\\b';
-    else if (c === 10) out += '\\n';
-    else if (c === 13) out += '\\r';
-    else if (c === 9) out += '\\t';
-    else if (c === 11) out += '\\v';
-    else if (c < 0x20 || c === 0x7f) out += `\\x${hex(c)}`;
-    else if (c > 0x7f && c <= 0xff) out += `\\x${hex(c)}`;
-    else if (c > 0xff) for (const b of Buffer.from(ch, 'utf8')) out += `\\x${hex(b)}`;
-    else out += ch;
-  }
-  return out;
-}
-
-function hex(byte: number): string {
-  return byte.toString(16).padStart(2, '0');
+  scratch.reserve(value.length * MAX_BYTES_PER_UNIT);
+  scratch.apacheString(value);
+  return scratch.take();
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

@@ -27,6 +27,7 @@ import { bytesInOf, type AccessLog } from './access-log.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 import type { Upstreams } from './upstreams.js';
 import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
+import { gateProxyProtocol } from './proxy-protocol-gate.js';
 import { closeAfter } from './close-socket.js';
 import { malformedRequest } from './request-checks.js';
 import { BackendInFlight } from './backend-in-flight.js';
@@ -119,6 +120,12 @@ export class ProxyServer implements ExchangeHost {
       ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
       : createHttpServer(options);
     this.#connections = new ConnectionLimit(this.server, listen.maxConnections, deps.logger);
+    // After every 'connection' listener (node:http's or TLS's, ConnectionLimit's): they run once a PROXY header is read.
+    gateProxyProtocol(this.server, {
+      enabled: () => this.settings.proxyProtocol,
+      trusts: (address) => this.#deps.trusted.trusts(address),
+      rejected: (peer, reason) => deps.logger.debug({ peer, reason }, 'PROXY protocol: connection closed'),
+    });
     this.#placement = new Placement(deps, this.#backendInFlight.of);
     this.#clientErrors = new ClientErrors(deps);
     // Made once: the upgrade path reads settings and shutdown state through it at each handshake.

@@ -33,6 +33,8 @@ export interface ProxySettings {
   readonly choiceCookieName: string;
   /** listen.healthPath: the path the balancer answers itself with its health (src/proxy/health-path.ts). */
   readonly healthPath: string | undefined;
+  /** listen.proxyProtocol: connections from trustedProxies start with a PROXY header (src/proxy/proxy-protocol-gate.ts). */
+  readonly proxyProtocol: boolean;
   /** The shared-state health reported on healthPath (the file store is always ok while running). */
   readonly stateHealth: StateHealth;
 }
@@ -57,6 +59,7 @@ export function proxySettings(config: Config): ProxySettings {
     paths: PathRules.compile(config.paths),
     choiceCookieName: choiceCookieName(config.affinity.cookie.name),
     healthPath: config.listen.healthPath,
+    proxyProtocol: config.listen.proxyProtocol,
     stateHealth: FILE_STATE_HEALTH,
   });
 }

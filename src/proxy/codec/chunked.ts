@@ -3,7 +3,9 @@
  * head parser: hex sizes of at most 16 digits (and at most 2^53 - 1), extensions only as
  * `;token[=token|quoted-string]` with no whitespace, CRLF everywhere, trailers checked
  * with the header-line rules and then dropped (the data plane re-frames bodies, it never
- * forwards trailers). Hand-written, byte-at-a-time state machine: a chunk boundary may
+ * forwards trailers). A trailer named Content-Length or Transfer-Encoding is an error, as
+ * in Node's parser (RFC 9110 6.5.1: framing fields cannot be trailers; the differential
+ * fuzz found we took them). Hand-written, byte-at-a-time state machine: a chunk boundary may
  * fall anywhere between two reads. No allocation per call.
  *
  *   const d = new ChunkedDecoder();
@@ -35,6 +37,12 @@ const enum S {
   SizeLF, Data, DataCR, DataLF, TrailerStart, TrailerName, TrailerValue, TrailerLF, FinalLF, Done, Failed,
 }
 
+/** Framing header names, lower-case: refused as trailers. */
+const CONTENT_LENGTH = Buffer.from('content-length', 'latin1');
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding', 'latin1');
+const MAY_BE_CL = 1;
+const MAY_BE_TE = 2;
+
 /** Bytes allowed in a quoted-string's qdtext and after a backslash (VALUE minus `"` and `\`). */
 const QDTEXT = VALUE.slice();
 QDTEXT[0x22] = 0;
@@ -56,11 +64,26 @@ export class ChunkedDecoder {
   private extBytes = 0;
   private trailerBytes = 0;
   private trailerLines = 0;
+  /** The current trailer name: its length so far, and which framing names it may still be (MAY_BE_*). */
+  private nameLength = 0;
+  private framingName = 0;
 
   private error(reason: string): number {
     this.state = S.Failed;
     this.reason = reason;
     return CHUNK_ERROR;
+  }
+
+  /** Matches one byte of a trailer name against the framing names (case-insensitively). */
+  private trailerNameByte(c: number): void {
+    const lower = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+    if (this.framingName & MAY_BE_CL && CONTENT_LENGTH[this.nameLength] !== lower) this.framingName &= ~MAY_BE_CL;
+    if (this.framingName & MAY_BE_TE && TRANSFER_ENCODING[this.nameLength] !== lower) this.framingName &= ~MAY_BE_TE;
+    this.nameLength++;
+  }
+
+  private isFramingName(): boolean {
+    return (this.framingName & MAY_BE_CL && this.nameLength === CONTENT_LENGTH.length) || (this.framingName & MAY_BE_TE && this.nameLength === TRANSFER_ENCODING.length) ? true : false;
   }
 
   /** Decodes from buf[start, end) onward; see the module comment for the protocol. */
@@ -146,11 +169,19 @@ export class ChunkedDecoder {
           if (c === CR) this.state = S.FinalLF;
           else if (!TOKEN[c]) return this.error('malformed trailer');
           else if (++this.trailerLines > MAX_TRAILER_LINES) return this.error('too many trailers');
-          else this.state = S.TrailerName;
+          else {
+            this.state = S.TrailerName;
+            this.nameLength = 0;
+            this.framingName = MAY_BE_CL | MAY_BE_TE;
+            this.trailerNameByte(c);
+          }
           break;
         case S.TrailerName:
-          if (c === 0x3a) this.state = S.TrailerValue;
-          else if (!TOKEN[c]) return this.error('malformed trailer');
+          if (c === 0x3a) {
+            if (this.isFramingName()) return this.error('Content-Length or Transfer-Encoding as a trailer');
+            this.state = S.TrailerValue;
+          } else if (!TOKEN[c]) return this.error('malformed trailer');
+          else this.trailerNameByte(c);
           break;
         case S.TrailerValue:
           if (c === CR) this.state = S.TrailerLF;

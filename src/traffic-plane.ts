@@ -71,9 +71,7 @@ export interface LocalTrafficDeps {
   readonly observer: ProxyObserver;
   /** Partition mode: the directory (or a worker's cache of it). */
   readonly partitions?: PartitionView | undefined;
-  /** Partition mode, one process: makes a new assignment durable before forwarding. */
-  readonly assignPartition?: ((key: string, backendId: string) => void) | undefined;
-  /** Partition mode, worker: asks the primary to make an assignment; see ProxyDeps.resolvePartition. */
+  /** Partition mode: makes a new assignment (one process: the state store; worker: the primary); see ProxyDeps.resolvePartition. */
   readonly resolvePartition?: ((key: string, backendId: string) => Promise<boolean>) | undefined;
   /** Worker: the sessions other workers hold, for bounded load. */
   readonly cluster?: ClusterLoad | undefined;
@@ -116,7 +114,6 @@ export class LocalTraffic implements TrafficPlane {
         access: this.#access,
         settings: proxySettings(config),
         observer: deps.observer,
-        assignPartition: deps.assignPartition,
         ...(deps.resolvePartition === undefined ? {} : { resolvePartition: deps.resolvePartition }),
       },
       {

@@ -44,7 +44,8 @@ const KILL_AFTER_GRACE_MS = 5_000;
 export interface FleetHost {
   recordOutcomes(backendId: string, runs: readonly number[]): void;
   backendInMaintenance(backendId: string): void;
-  assignPartition(key: string, backendId: string, replacing: string | undefined): AssignAnswer;
+  /** A worker's new partition assignment: first writer wins, durable (and shared) before it resolves. */
+  assignPartition(key: string, backendId: string, replacing: string | undefined): Promise<AssignAnswer>;
   partitionsSeen(keys: readonly string[]): void;
   partitionCounts(): Record<string, number>;
   readonly metricsRegistry: BalancerMetrics;
@@ -299,18 +300,15 @@ export class WorkerFleet implements TrafficPlane {
       case 'maintenance':
         if (pool.has(message.backend)) host.backendInMaintenance(message.backend);
         break;
-      case 'assign': {
-        let answer: AssignAnswer;
-        try {
-          answer = host.assignPartition(message.key, message.backend, message.replacing);
-        } catch (err) {
-          logger.error({ key: message.key, err: (err as Error).message }, 'cannot store a new partition assignment; answering 503');
-          this.#send(worker, { type: 'assigned', id: message.id, accepted: false, lookup: undefined, error: (err as Error).message });
-          return;
-        }
-        this.#send(worker, { type: 'assigned', id: message.id, ...answer });
+      case 'assign':
+        host.assignPartition(message.key, message.backend, message.replacing).then(
+          (answer) => this.#send(worker, { type: 'assigned', id: message.id, ...answer }),
+          (err: Error) => {
+            logger.error({ key: message.key, err: err.message }, 'cannot store a new partition assignment; answering 503');
+            this.#send(worker, { type: 'assigned', id: message.id, accepted: false, lookup: undefined, error: err.message });
+          },
+        );
         break;
-      }
     }
   }
 

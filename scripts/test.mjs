@@ -33,6 +33,7 @@ export const UNITS = [
   'codec-chunked',
   'codec-differential',
   'codec-request-head',
+  'control-units',
   'config-json-schema',
   'config-load',
   'drain-monitor',

@@ -89,6 +89,8 @@ export class Balancer implements AdminControl {
   /** Partition mode only. */
   readonly #partitions: PartitionAdmin | undefined;
   #admin: AdminServer | undefined;
+  /** Stops following the state store's changes. */
+  readonly #unfollow: () => void;
   #closed = false;
   /** Events, time series, state times and last probes for the dashboard. */
   readonly #dashboard: DashboardData;
@@ -173,6 +175,10 @@ export class Balancer implements AdminControl {
       merged,
     );
 
+    // Changes made elsewhere (another instance sharing the store): the file store has none.
+    this.#unfollow = store.onChange((change) => {
+      if (change.kind === 'backends') this.#backendAdmin.follow(change.records);
+    });
     this.pool.on('change', (change) => {
       if (change.from !== change.to) logger.info({ backend: change.backendId, from: change.from, to: change.to, cause: change.cause }, 'backend state changed');
       this.#checker.setTargets(this.pool.configs());
@@ -229,6 +235,7 @@ export class Balancer implements AdminControl {
     this.#outlier.close();
     this.#drainMonitor.stop();
     this.#dashboard.stop();
+    this.#unfollow();
     this.#partitions?.close();
     this.#maintenance.close();
     this.#holds.close();

@@ -139,28 +139,45 @@ export class BackendAdmin {
    * records as at start: new ones are added, changed ones updated, missing ones removed.
    * The caller persists once the whole reload is applied.
    */
-  reconcile(fromConfig: readonly BackendConfig[]): Pick<ReloadResult, 'added' | 'removed' | 'updated'> {
+  reconcile(fromConfig: readonly BackendConfig[], cause = 'config reload'): Pick<ReloadResult, 'added' | 'removed' | 'updated'> {
     const merged = mergeBackends(fromConfig, this.#records);
     const before = new Map(this.pool.configs().map((b) => [b.id, b]));
     const nextIds = new Set(merged.backends.map((b) => b.id));
     const result = { added: [] as string[], removed: [] as string[], updated: [] as string[] };
     for (const config of merged.backends) {
       if (!before.has(config.id)) {
-        this.pool.add(config, 'config reload');
+        this.pool.add(config, cause);
         result.added.push(config.id);
-      } else if (this.pool.update(config, 'config reload')) {
+      } else if (this.pool.update(config, cause)) {
         result.updated.push(config.id);
       }
     }
     for (const id of before.keys()) {
       if (nextIds.has(id)) continue;
-      this.pool.remove(id, 'config reload');
+      this.pool.remove(id, cause);
       this.deps.forget(id);
       result.removed.push(id);
     }
     this.#records = merged.records;
     this.#source = new Map(merged.source);
     return result;
+  }
+
+  /**
+   * follow applies a record set changed elsewhere (another instance, through the state
+   * store's onChange): the pool becomes the config file's backends merged with it, and each
+   * backend takes the admin state it records. Nothing is written back.
+   */
+  follow(records: BackendRecords): void {
+    this.#records = records;
+    this.reconcile(this.deps.configBackends(), 'changed on another instance');
+    for (const member of this.pool.members()) {
+      const id = member.config.id;
+      const record = this.#records.admin[id];
+      const admin = record?.admin ?? 'ready';
+      if (member.admin !== admin) this.pool.setAdmin(id, admin, `${admin === 'ready' ? 'made ready' : `set ${admin}`} on another instance`, record?.since);
+    }
+    this.deps.adminStateChanged();
   }
 
   /** persist makes the records durable; a failure leaves the change live and says so. */

@@ -270,6 +270,7 @@ export class Balancer implements AdminControl {
 
   recordAdminAction(action: { backend: string | null; what: string; who: string; from: string | null; to: string | null }): void {
     this.#dashboard.adminAction(action);
+    this.#store.publishEvent({ at: Date.now(), backend: action.backend, what: action.what });
   }
 
   #status(id: string): BackendStatus {

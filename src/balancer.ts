@@ -48,7 +48,7 @@ import { MaintenanceBackoff } from './control/maintenance-backoff.js';
 import { OutcomeRecorder } from './control/outcome-recorder.js';
 import { PartitionAdmin } from './control/partition-admin.js';
 import { readReload } from './control/reloader.js';
-import { readStart, secretsOf } from './control/startup.js';
+import { readStart, secretsOf, type OpenStore } from './control/startup.js';
 
 export { StartupError } from './startup-error.js';
 
@@ -60,6 +60,8 @@ export interface BalancerOptions {
   readonly admin?: boolean;
   /** Processes sharing the client port (`start --workers N`); 1, the default, serves in this process. */
   readonly workers?: number;
+  /** Opens the state store (default: the file store beside state.file); where a shared store plugs in. */
+  readonly openStore?: OpenStore;
 }
 
 /** What the worker metrics show before the fleet exists (never scraped: the fleet is built with the metrics). */
@@ -187,7 +189,7 @@ export class Balancer implements AdminControl {
 
   /** start validates what the config points at (files, state), then listens. */
   static async start(config: Config, logger: Logger, options: BalancerOptions = {}): Promise<Balancer> {
-    const { settings, store, adminTls } = await readStart(config, logger);
+    const { settings, store, adminTls } = await readStart(config, logger, options.openStore);
     // The cluster code is loaded only with --workers: one process runs exactly as it always did.
     const Fleet = (options.workers ?? 1) > 1 ? (await import('./cluster/fleet.js')).WorkerFleet : undefined;
     const balancer = new Balancer(settings, store, logger, options, options.admin !== false ? adminTls : undefined, Fleet);

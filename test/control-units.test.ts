@@ -21,6 +21,7 @@ import { readReload } from '../src/control/reloader.js';
 import { parseConfigText } from '../src/config/load.js';
 import type { OutlierDetector } from '../src/health/outlier-detector.js';
 import { Pool } from '../src/pool/pool.js';
+import type { StateHealth } from '../src/pool/readiness.js';
 import type { PartitionLookup } from '../src/routing/types.js';
 import { emptyRecords, type BackendRecords } from '../src/state/backend-records.js';
 import { PartitionDirectory } from '../src/state/partition-directory.js';
@@ -39,6 +40,10 @@ function recordStore() {
   return {
     saved,
     fail: false,
+    reachable: true,
+    health(): StateHealth {
+      return this.reachable ? { kind: 'redis', ok: true } : { kind: 'redis', ok: false, reason: 'Redis at 127.0.0.1:6379 is unreachable' };
+    },
     async saveBackends(records: BackendRecords): Promise<void> {
       if (this.fail) throw new Error('disk full');
       saved.push(structuredClone(records));
@@ -115,6 +120,18 @@ t.test('backend admin: each change is live at once, then persisted as records', 
   t.ok(calls.includes('forget a') && calls.includes('forget c'));
   await t.rejects(admin.remove('b', true), { code: 'LAST_BACKEND' });
 
+  store.reachable = false;
+  const refused = { code: 'STATE_UNAVAILABLE', message: 'the shared state cannot take changes now (Redis at 127.0.0.1:6379 is unreachable); nothing was changed, try again when it is back' };
+  const saves = store.saved.length;
+  await t.rejects(admin.setAdminState('b', 'drain'), refused);
+  await t.rejects(admin.add({ id: 'n', url: 'http://127.0.0.1:9' }), refused);
+  await t.rejects(admin.setWeight('b', 3), refused);
+  await t.rejects(admin.remove('b', true), refused);
+  t.equal(pool.member('b')!.admin, 'ready', 'a shared store that cannot be reached: nothing is applied');
+  t.notOk(pool.has('n'));
+  t.equal(store.saved.length, saves, 'and nothing written');
+  store.reachable = true;
+
   store.fail = true;
   await t.rejects(admin.setAdminState('b', 'drain'), { code: 'INTERNAL', message: /the change is live, but the state file could not be written: disk full/ });
   t.equal(pool.member('b')!.admin, 'draining', 'the change is live all the same');
@@ -164,6 +181,10 @@ function memoryPartitions() {
   };
   const store = {
     failing: false,
+    reachable: true,
+    health(): StateHealth {
+      return this.reachable ? { kind: 'redis', ok: true } : { kind: 'redis', ok: false };
+    },
     async assignPartition(key: string, backend: string, replacing?: string): Promise<AssignResult> {
       if (this.failing) throw new Error('store down');
       const current = records.get(key);
@@ -189,7 +210,7 @@ function memoryPartitions() {
       listeners.push(listener);
       return () => listeners.splice(listeners.indexOf(listener), 1);
     },
-  } satisfies PartitionWriter & { onChange: unknown; failing: boolean };
+  } satisfies PartitionWriter & { onChange: unknown; failing: boolean; health(): StateHealth };
   const announce = (change: StateChange): void => {
     if (change.kind === 'partition') {
       if (change.record === undefined) records.delete(change.key);
@@ -262,6 +283,10 @@ t.test('partition admin: moves, their errors, settling, and changes made elsewhe
   t.equal(changed.at(-1)![0], 'remote', 'other kinds of change are not the partition admin\'s');
   await admin.settleDrainedMoves();
   t.equal(admin.directory.lookup('remote')!.previous, undefined, 'and a move with --drain made elsewhere is settled here too');
+
+  store.reachable = false;
+  await t.rejects(admin.move('acme', 'a', false), { code: 'STATE_UNAVAILABLE', message: /\(redis unavailable\); nothing was changed/ });
+  store.reachable = true;
 
   admin.start();
   admin.close();

@@ -12,6 +12,7 @@ import { backendSchema, type BackendConfig } from '../config/schema.js';
 import type { Pool } from '../pool/pool.js';
 import { mergeBackends, type BackendRecords } from '../state/backend-records.js';
 import type { StateStore } from '../state/state-store.js';
+import { requireWritable } from './state-guard.js';
 
 /** BackendAdminDeps are what a run-time change touches besides the pool and the store. */
 export interface BackendAdminDeps {
@@ -36,7 +37,7 @@ export class BackendAdmin {
 
   constructor(
     private readonly pool: Pool,
-    private readonly store: Pick<StateStore, 'saveBackends'>,
+    private readonly store: Pick<StateStore, 'saveBackends' | 'health'>,
     private readonly deps: BackendAdminDeps,
     merged: { readonly records: BackendRecords; readonly source: ReadonlyMap<string, 'config' | 'runtime'> },
   ) {
@@ -51,6 +52,7 @@ export class BackendAdmin {
 
   /** add is `backends add`: a new backend, live at once and persisted. */
   async add(input: { id: string; url: string; weight?: number; maxSessions?: number; route?: string }): Promise<void> {
+    requireWritable(this.store);
     const parsed = backendSchema.safeParse(input);
     if (!parsed.success) {
       const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
@@ -69,6 +71,7 @@ export class BackendAdmin {
 
   /** remove is `backends remove`: only a drained backend, unless forced, and never the last one. */
   async remove(id: string, force: boolean): Promise<void> {
+    requireWritable(this.store);
     const member = this.pool.member(id);
     if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
     if (!force && member.state !== 'drained') {
@@ -92,6 +95,7 @@ export class BackendAdmin {
    * a run-time backend in its recorded addition.
    */
   async setWeight(id: string, weight: number): Promise<void> {
+    requireWritable(this.store);
     const member = this.pool.member(id);
     if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
     if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw new AdminError('INVALID_BODY', `weight: expected a whole number from 1 to 1000, got ${JSON.stringify(weight)}`);
@@ -108,6 +112,7 @@ export class BackendAdmin {
 
   /** setAdminState is drain / undrain / disable / enable; undrain and enable undo only their own state. */
   async setAdminState(id: string, action: AdminAction, options: AdminStateOptions = {}): Promise<void> {
+    requireWritable(this.store);
     const member = this.pool.member(id);
     if (member === undefined) throw new AdminError('UNKNOWN_BACKEND', `there is no backend "${id}"`);
     const cause = `${action} by an administrator`;

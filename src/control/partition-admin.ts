@@ -12,7 +12,8 @@ import type { Pool } from '../pool/pool.js';
 import { normalizePartitionKey } from '../routing/partition-key.js';
 import type { PartitionLookup } from '../routing/types.js';
 import type { PartitionDirectory } from '../state/partition-directory.js';
-import type { PartitionWriter, StateChange } from '../state/state-store.js';
+import type { PartitionWriter, StateStore } from '../state/state-store.js';
+import { requireWritable } from './state-guard.js';
 
 /** How often moves made with --drain are checked for live sessions on their old server. */
 const SETTLE_EVERY_MS = 10_000;
@@ -37,7 +38,7 @@ export class PartitionAdmin {
 
   constructor(
     readonly directory: PartitionDirectory,
-    private readonly store: PartitionWriter & { onChange(listener: (change: StateChange) => void): () => void },
+    private readonly store: PartitionWriter & Pick<StateStore, 'onChange' | 'health'>,
     private readonly deps: PartitionAdminDeps,
   ) {
     this.#unsubscribe = store.onChange((change) => {
@@ -134,6 +135,7 @@ export class PartitionAdmin {
 
   /** move is `partitions move KEY ID [--drain]`; pinned keys are moved by editing the config. */
   async move(rawKey: string, backendId: string, drain: boolean): Promise<PartitionStatus> {
+    requireWritable(this.store);
     const directory = this.directory;
     const key = normalizePartitionKey(rawKey);
     if (key === undefined) throw new AdminError('INVALID_BODY', 'that is not a valid partition key (1-256 characters, no control characters)');

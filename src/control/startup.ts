@@ -1,9 +1,9 @@
 /**
  * Start-up I/O: everything `start` reads and checks before the balancer is built. The
- * files the config points at (state file, error pages, TLS), the state file itself (a
- * cookie secret is generated and kept when none is configured), log.file, and in
- * partition mode the partition journal. Every failure is one StartupError sentence, and
- * nothing listens yet when one is thrown.
+ * files the config points at (state file, error pages, TLS), the state store (the file
+ * store: the state file, where a cookie secret is generated and kept when none is
+ * configured, and in partition mode the partition journal), and log.file. Every failure is
+ * one StartupError sentence, and nothing listens yet when one is thrown.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -26,11 +26,35 @@ export interface Started {
   readonly adminTls: TlsPair | undefined;
 }
 
+/**
+ * OpenStore opens the state store at start (the file store by default; a shared store
+ * plugs in here). It throws a StartupError that says what is wrong and what to do.
+ */
+export type OpenStore = (stateFile: string, config: Config, logger: Logger) => Promise<StateStore>;
+
 /** readStart does the start-up I/O of the file comment. */
-export async function readStart(config: Config, logger: Logger): Promise<Started> {
+export async function readStart(config: Config, logger: Logger, openStore: OpenStore = openFileStore): Promise<Started> {
   const checked = await checkStartFiles(config);
   if (!checked.ok) throw new StartupError(checked.problems.join('\n'));
   const { stateFile, pages, tls, adminTls } = checked.files;
+  const store = await openStore(stateFile, config, logger);
+  // log.file is opened (created) now, so a bad path stops start before anything listens.
+  if (config.log.file !== undefined) {
+    try {
+      checkLogFile(config.log.file);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+  return { settings: { config, secrets: secretsOf(config, store.cookieSecret)!, pages, tls }, store, adminTls };
+}
+
+/**
+ * openFileStore is the state store of a single balancer: the state file (a cookie secret is
+ * generated and kept when none is configured) and, in partition mode, the partition journal.
+ */
+export async function openFileStore(stateFile: string, config: Config, logger: Logger): Promise<StateStore> {
   const file = new FileStateStore(stateFile);
   const state = await file.load().catch((err: Error) => {
     throw new StartupError(err.message);
@@ -44,11 +68,8 @@ export async function readStart(config: Config, logger: Logger): Promise<Started
       throw new StartupError(`cannot write state file ${stateFile}: ${err.message}`);
     });
   }
-  // log.file is opened (created) now, so a bad path stops start before anything listens.
-  if (config.log.file !== undefined) checkLogFile(config.log.file);
   const partitions = config.affinity.mode === 'partition' ? openPartitions(stateFile, logger) : undefined;
-  const store = new FileSharedState(file, state, partitions);
-  return { settings: { config, secrets: secretsOf(config, store.cookieSecret)!, pages, tls }, store, adminTls };
+  return new FileSharedState(file, state, partitions);
 }
 
 /** openPartitions opens the durable partition store next to the state file, logging what loading found. */

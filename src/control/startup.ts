@@ -1,8 +1,8 @@
 /**
  * Start-up I/O: everything `start` reads and checks before the balancer is built. The
- * files the config points at (state file, error pages, TLS), the state store (the file
+ * files the config points at (state file, error pages, TLS, log.file), the state store (the file
  * store: the state file, where a cookie secret is generated and kept when none is
- * configured, and in partition mode the partition journal), and log.file. Every failure is
+ * configured, and in partition mode the partition journal). Every failure is
  * one StartupError sentence, and nothing listens yet when one is thrown.
  */
 import { randomBytes } from 'node:crypto';
@@ -37,16 +37,9 @@ export async function readStart(config: Config, logger: Logger, openStore: OpenS
   const checked = await checkStartFiles(config);
   if (!checked.ok) throw new StartupError(checked.problems.join('\n'));
   const { stateFile, pages, tls, adminTls } = checked.files;
-  const store = await openStore(stateFile, config, logger);
   // log.file is opened (created) now, so a bad path stops start before anything listens.
-  if (config.log.file !== undefined) {
-    try {
-      checkLogFile(config.log.file);
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-  }
+  if (config.log.file !== undefined) checkLogFile(config.log.file);
+  const store = await openStore(stateFile, config, logger);
   return { settings: { config, secrets: secretsOf(config, store.cookieSecret)!, pages, tls }, store, adminTls };
 }
 

@@ -20,10 +20,11 @@
  *      whatever a missed message left wrong, reported through onChange like any change;
  *   3. on failure (SPEC): reads keep answering from the last known copy, so existing
  *      sessions and known partitions route as before; assignPartition rejects (the proxy
- *      answers 503 with Retry-After, a tenant is never placed on two servers); saveBackends
- *      and movePartition reject with a StateUnavailableError whose message an
- *      administrator can act on; publish calls are dropped; health() says ok: false with
- *      the reason; it reconnects by itself and catches up (a full resync, then onChange);
+ *      answers 503 with Retry-After, a tenant is never placed on two servers); health()
+ *      says ok: false with a one-sentence reason, which is what makes the control plane
+ *      refuse admin changes before applying anything (src/control/state-guard.ts), and
+ *      saveBackends / movePartition reject if it fails mid-change; publish calls are
+ *      dropped; it reconnects by itself and catches up (a full resync, then onChange);
  *   4. at start with Redis unreachable it opens from the local copy of the last shared
  *      state kept beside state.file, or refuses with a clear error when there is none.
  */
@@ -73,11 +74,6 @@ export interface SharedEvent {
   readonly at: number;
   readonly backend: string | null;
   readonly what: string;
-}
-
-/** StateUnavailableError: the store cannot take a change now; the message says why and what to do. */
-export class StateUnavailableError extends Error {
-  override name = 'StateUnavailableError';
 }
 
 /** PartitionWriter is the part of the store that changes partition assignments (partition mode only). */

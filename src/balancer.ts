@@ -145,7 +145,7 @@ export class Balancer implements AdminControl {
 
     const workers = options.workers ?? 1;
     if (Fleet !== undefined) {
-      this.#fleet = new Fleet(settings, { workers, pool: this.pool, logger, host: new FleetHostAdapter(outcomes, this.metricsRegistry, this.#partitions) });
+      this.#fleet = new Fleet(settings, { workers, pool: this.pool, logger, host: new FleetHostAdapter(outcomes, this.metricsRegistry, this.#partitions, store) });
       this.traffic = this.#fleet;
     } else {
       const partitions = this.#partitions;
@@ -155,6 +155,7 @@ export class Balancer implements AdminControl {
         observer: outcomes,
         partitions: directory,
         resolvePartition: partitions === undefined ? undefined : (key, backendId) => partitions.resolve(key, backendId),
+        onLearn: (sessionId, backendId) => store.publishLearned(sessionId, backendId),
       });
     }
     this.#dashboard = new DashboardData(this.pool, () => this.traffic.totals, (id) => this.metricsRegistry.recent.p95Ms(id));
@@ -180,6 +181,7 @@ export class Balancer implements AdminControl {
     // Changes made elsewhere (another instance sharing the store): the file store has none.
     this.#unfollow = store.onChange((change) => {
       if (change.kind === 'backends') this.#backendAdmin.follow(change.records);
+      else if (change.kind === 'learned') this.traffic.learnedElsewhere(change.sessionId, change.backendId);
     });
     this.pool.on('change', (change) => {
       if (change.from !== change.to) logger.info({ backend: change.backendId, from: change.from, to: change.to, cause: change.cause }, 'backend state changed');

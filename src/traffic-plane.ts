@@ -53,6 +53,8 @@ export interface TrafficPlane {
   closeTunnels(id: string): void;
   /** A partition's assignment changed (worker caches follow); no-op in one process. */
   partitionChanged(key: string, lookup: PartitionLookup | undefined): void;
+  /** A session id learned (backendId) or forgotten (undefined) by another instance sharing the state: routed here the same. */
+  learnedElsewhere(sessionId: string, backendId: string | undefined): void;
   /** HTTP requests being served right now (for the shutdown log line). */
   readonly inFlight: number;
   /** Stops accepting, lets in-flight work finish for up to graceMs, then cuts the rest. */
@@ -75,7 +77,7 @@ export interface LocalTrafficDeps {
   readonly resolvePartition?: ((key: string, backendId: string) => Promise<boolean>) | undefined;
   /** Worker: the sessions other workers hold, for bounded load. */
   readonly cluster?: ClusterLoad | undefined;
-  /** Worker: tells the others about session ids learned from Set-Cookie. */
+  /** Tells others (the other workers, or other instances through the state store) about session ids learned from Set-Cookie. */
   readonly onLearn?: ((sessionId: string, backendId: string | undefined) => void) | undefined;
 }
 
@@ -193,6 +195,12 @@ export class LocalTraffic implements TrafficPlane {
 
   partitionChanged(): void {
     // One process: the router reads the directory itself.
+  }
+
+  learnedElsewhere(sessionId: string, backendId: string | undefined): void {
+    // learn() and forget() do not call onLearn: nothing is passed back.
+    if (backendId === undefined) this.sessions.learned.forget(sessionId);
+    else this.sessions.learned.learn(sessionId, backendId);
   }
 
   async listSessions(query: SessionQuery): Promise<Omit<SessionList, 'instance'>> {

@@ -313,7 +313,11 @@ t.test('fleet host: workers reach outlier detection, the backoff and the partiti
   outcomes.backendFailed('a');
   t.same(seen, ['ok a', 'fail a timeout', 'fail a backend-error', 'metric a', 'fail a connect']);
 
-  const host = new FleetHostAdapter(outcomes, metrics, undefined);
+  const shared: [string, string | undefined][] = [];
+  const host = new FleetHostAdapter(outcomes, metrics, undefined, { publishLearned: (id, backend) => void shared.push([id, backend]) });
+  host.learned('s1', 'a');
+  host.learned('s1', undefined);
+  t.same(shared, [['s1', 'a'], ['s1', undefined]], 'a session id a worker learned goes to the state store');
   seen.length = 0;
   host.recordOutcomes('a', [2, -1]);
   host.recordOutcomes('gone', [1]);
@@ -325,7 +329,7 @@ t.test('fleet host: workers reach outlier detection, the backoff and the partiti
   await t.rejects(host.assignPartition('k', 'a', undefined), new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")'));
 
   const { admin } = partitionAdmin();
-  const partitioned = new FleetHostAdapter(outcomes, metrics, admin);
+  const partitioned = new FleetHostAdapter(outcomes, metrics, admin, { publishLearned: () => undefined });
   t.same(await partitioned.assignPartition('k', 'a', undefined), { accepted: true, lookup: { backend: 'a', pinned: false, previous: undefined } });
   partitioned.partitionsSeen(['k']);
   t.same(partitioned.partitionCounts(), { a: 1, b: 0 });

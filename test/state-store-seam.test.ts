@@ -3,7 +3,8 @@
  * loopback): a store opened through the `openStore` hook, as a shared (Redis) store will
  * be, wrapping the file store. What the seam promises the control plane:
  * - changes made elsewhere (onChange) reach the pool: a drain, a backend added or removed,
- *   a weight, all without a restart; new partition assignments reach the router;
+ *   a weight, all without a restart; partition assignments and learned session ids reach
+ *   the router; session ids learned here are published;
  * - the store's health is what /healthz shows, and a store that cannot be reached never
  *   turns /healthz to 503;
  * - while the store cannot take changes, admin changes are refused (503
@@ -28,7 +29,11 @@ const logger = pino({ level: 'silent' });
 
 /** A backend that answers every request 200 with its name. */
 async function backend(t: Test, name: string): Promise<string> {
-  const server: Server = createServer((_req, res) => res.end(name));
+  const server: Server = createServer((req, res) => {
+    // A login answers with a new servlet session, as Servoy's Tomcat does.
+    if (req.url === '/login') res.setHeader('set-cookie', `JSESSIONID=${name}-session; Path=/`);
+    res.end(name);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
     server.closeAllConnections();
@@ -69,8 +74,11 @@ class SeamStore implements StateStore {
   settlePartition(key: string) {
     return this.inner.settlePartition(key);
   }
+  readonly learned: [string, string | undefined][] = [];
   publishSessions() {}
-  publishLearned() {}
+  publishLearned(sessionId: string, backendId: string | undefined) {
+    this.learned.push([sessionId, backendId]);
+  }
   publishEvent() {}
   /** announce plays a change made elsewhere. */
   announce(change: StateChange) {
@@ -139,6 +147,17 @@ t.test('a store plugged in at start: its changes reach the pool, its health reac
   const first = await request(`${balancer.url}/`, { headers: { 'x-tenant': 'globex' } });
   const placed = await first.body.text();
   t.equal(store.partitions!.get('globex')?.backend, placed, 'a new tenant: assigned through the store before it was forwarded');
+
+  // A session id learned elsewhere routes here; one learned here is shared.
+  // (a is draining: only a session it holds reaches it; a new one goes to c.)
+  store.announce({ kind: 'learned', sessionId: 'remote-session', backendId: 'a' });
+  const learned = await request(`${balancer.url}/`, { headers: { cookie: 'JSESSIONID=remote-session' } });
+  t.equal(await learned.body.text(), 'a', 'a session id another instance learned routes its client to the same server');
+  store.announce({ kind: 'learned', sessionId: 'remote-session', backendId: undefined });
+  const login = await request(`${balancer.url}/login`, { headers: { cookie: 'JSESSIONID=remote-session' } });
+  const server = await login.body.text();
+  t.equal(server, 'c', 'forgotten there: placed anew here');
+  t.same(store.learned, [['c-session', 'c']], 'and the new session id is shared');
 
   // The store's health is reported, never as a reason for 503.
   t.same((await adminApi('GET', '/healthz')).json.state, { kind: 'redis', ok: true });

@@ -48,6 +48,8 @@ export interface FleetHost {
   assignPartition(key: string, backendId: string, replacing: string | undefined): Promise<AssignAnswer>;
   partitionsSeen(keys: readonly string[]): void;
   partitionCounts(): Record<string, number>;
+  /** A worker learned (or forgot) a session id from a backend's Set-Cookie: shared with other instances. */
+  learned(sessionId: string, backendId: string | undefined): void;
   readonly metricsRegistry: BalancerMetrics;
 }
 
@@ -284,9 +286,8 @@ export class WorkerFleet implements TrafficPlane {
         break;
       }
       case 'learned': {
-        if (message.backend === undefined) this.#learned.forget(message.sessionId);
-        else this.#learned.learn(message.sessionId, message.backend);
-        this.#broadcastChange({ ...message, change: ++this.#changes }, worker);
+        this.#learn(message.sessionId, message.backend, worker);
+        host.learned(message.sessionId, message.backend);
         break;
       }
       case 'applied': {
@@ -310,6 +311,18 @@ export class WorkerFleet implements TrafficPlane {
         );
         break;
     }
+  }
+
+  /** learnedElsewhere: another instance learned (or forgot) a session id; every worker is told. */
+  learnedElsewhere(sessionId: string, backendId: string | undefined): void {
+    this.#learn(sessionId, backendId, undefined);
+  }
+
+  /** #learn keeps a learned session id for workers that start later, and tells every worker but `from`. */
+  #learn(sessionId: string, backendId: string | undefined, from: Worker | undefined): void {
+    if (backendId === undefined) this.#learned.forget(sessionId);
+    else this.#learned.learn(sessionId, backendId);
+    this.#broadcastChange({ type: 'learned', sessionId, backend: backendId, change: ++this.#changes }, from);
   }
 
   #schedulePoolPush(): void {

@@ -1,8 +1,8 @@
 /**
  * FleetHostAdapter is what the primary's control plane answers to its workers (`start
  * --workers N`): their proxy outcomes go to outlier detection, their maintenance 503s to
- * the backoff, their latency to the metrics, and their partition questions to the
- * PartitionAdmin. An explicit adapter, so the WorkerFleet knows these few calls and not
+ * the backoff, their latency to the metrics, their partition questions to the
+ * PartitionAdmin, and the session ids they learn to the state store (for other instances). An explicit adapter, so the WorkerFleet knows these few calls and not
  * the Balancer.
  */
 import { AdminError } from '../admin/control.js';
@@ -11,6 +11,7 @@ import type { FleetHost } from '../cluster/fleet.js';
 import type { AssignAnswer } from '../cluster/protocol.js';
 import type { OutcomeRecorder } from './outcome-recorder.js';
 import type { PartitionAdmin } from './partition-admin.js';
+import type { StateStore } from '../state/state-store.js';
 
 /** FleetHostAdapter forwards the workers' reports and questions; see the file comment. */
 export class FleetHostAdapter implements FleetHost {
@@ -19,6 +20,8 @@ export class FleetHostAdapter implements FleetHost {
     readonly metricsRegistry: BalancerMetrics,
     /** Partition mode only. */
     private readonly partitions: PartitionAdmin | undefined,
+    /** Where a learned session id is shared with other instances. */
+    private readonly store: Pick<StateStore, 'publishLearned'>,
   ) {}
 
   recordOutcomes(backendId: string, runs: readonly number[]): void {
@@ -40,5 +43,9 @@ export class FleetHostAdapter implements FleetHost {
 
   partitionCounts(): Record<string, number> {
     return this.partitions?.counts() ?? {};
+  }
+
+  learned(sessionId: string, backendId: string | undefined): void {
+    this.store.publishLearned(sessionId, backendId);
   }
 }

@@ -35,6 +35,7 @@ import { OutlierDetector } from './health/outlier-detector.js';
 import { DrainMonitor } from './pool/drain-monitor.js';
 import { Pool } from './pool/pool.js';
 import type { StateHealth } from './pool/readiness.js';
+import type { SessionTotals } from './sessions/accounting.js';
 import { explainPath, PathRules, type PathExplanation } from './routing/path-rules.js';
 import { mergeBackends } from './state/backend-records.js';
 import { PartitionDirectory } from './state/partition-directory.js';
@@ -44,6 +45,7 @@ import { displayHost, LocalTraffic, type TrafficPlane, type TrafficSettings } fr
 import { BackendAdmin } from './control/backend-admin.js';
 import { FailoverHolds } from './control/failover-holds.js';
 import { FleetHostAdapter } from './control/fleet-host.js';
+import { InstanceLoad, withOtherInstances } from './control/instance-load.js';
 import { MaintenanceBackoff } from './control/maintenance-backoff.js';
 import { OutcomeRecorder } from './control/outcome-recorder.js';
 import { PartitionAdmin } from './control/partition-admin.js';
@@ -63,6 +65,9 @@ export interface BalancerOptions {
   /** Opens the state store (default: the file store beside state.file); where a shared store plugs in. */
   readonly openStore?: OpenStore;
 }
+
+/** How often a shared store is told this instance's session counts (SPEC: counts at most ~1 s old). */
+const PUBLISH_SESSIONS_MS = 1000;
 
 /** What the worker metrics show before the fleet exists (never scraped: the fleet is built with the metrics). */
 const NO_WORKERS = { alive: 0, restarts: 0, changes: 0, behind: 0 };
@@ -90,6 +95,12 @@ export class Balancer implements AdminControl {
   readonly #backendAdmin: BackendAdmin;
   /** Partition mode only. */
   readonly #partitions: PartitionAdmin | undefined;
+  /** The sessions of other instances sharing the state store (none with the file store). */
+  readonly #instances = new InstanceLoad();
+  /** This instance's session totals plus the other instances' sessions: what status and drains read. */
+  readonly #totals: SessionTotals;
+  /** Shares this instance's session counts (a shared store only). */
+  #publishTimer: NodeJS.Timeout | undefined;
   #admin: AdminServer | undefined;
   /** Stops following the state store's changes. */
   readonly #unfollow: () => void;
@@ -144,8 +155,10 @@ export class Balancer implements AdminControl {
           });
 
     const workers = options.workers ?? 1;
+    const shared = store.kind !== 'file';
     if (Fleet !== undefined) {
-      this.#fleet = new Fleet(settings, { workers, pool: this.pool, logger, host: new FleetHostAdapter(outcomes, this.metricsRegistry, this.#partitions, store) });
+      const host = new FleetHostAdapter(outcomes, this.metricsRegistry, this.#partitions, store, () => this.#instances.all());
+      this.#fleet = new Fleet(settings, { workers, pool: this.pool, logger, host });
       this.traffic = this.#fleet;
     } else {
       const partitions = this.#partitions;
@@ -156,10 +169,13 @@ export class Balancer implements AdminControl {
         partitions: directory,
         resolvePartition: partitions === undefined ? undefined : (key, backendId) => partitions.resolve(key, backendId),
         onLearn: (sessionId, backendId) => store.publishLearned(sessionId, backendId),
+        // A shared store: the other instances' sessions count for bounded load and maxSessions.
+        cluster: shared ? { sessionsElsewhere: (backendId) => this.#instances.sessions(backendId) } : undefined,
       });
     }
-    this.#dashboard = new DashboardData(this.pool, () => this.traffic.totals, (id) => this.metricsRegistry.recent.p95Ms(id));
-    this.#drainMonitor = new DrainMonitor(this.pool, this.traffic.totals, config.drain.maxWait);
+    this.#totals = withOtherInstances(() => this.traffic.totals, this.#instances);
+    this.#dashboard = new DashboardData(this.pool, () => this.#totals, (id) => this.metricsRegistry.recent.p95Ms(id));
+    this.#drainMonitor = new DrainMonitor(this.pool, this.#totals, config.drain.maxWait);
     this.#drainMonitor.sessionIdle = config.affinity.sessionIdle;
     this.#backendAdmin = new BackendAdmin(
       this.pool,
@@ -182,6 +198,7 @@ export class Balancer implements AdminControl {
     this.#unfollow = store.onChange((change) => {
       if (change.kind === 'backends') this.#backendAdmin.follow(change.records);
       else if (change.kind === 'learned') this.traffic.learnedElsewhere(change.sessionId, change.backendId);
+      else if (change.kind === 'sessions') this.#instances.update(change.instance, change.counts);
     });
     this.pool.on('change', (change) => {
       if (change.from !== change.to) logger.info({ backend: change.backendId, from: change.from, to: change.to, cause: change.cause }, 'backend state changed');
@@ -220,6 +237,13 @@ export class Balancer implements AdminControl {
     this.#checker.setTargets(this.pool.configs());
     this.#checker.start();
     this.#partitions?.start();
+    if (this.#store.kind !== 'file') this.#publishTimer = setInterval(() => this.#store.publishSessions(this.#localSessions()), PUBLISH_SESSIONS_MS).unref();
+  }
+
+  /** #localSessions is this instance's own active sessions per backend (what it shares with the others). */
+  #localSessions(): Record<string, number> {
+    const totals = this.traffic.totals;
+    return Object.fromEntries(this.pool.configs().map((b) => [b.id, totals.activeSessions(b.id)]));
   }
 
   /** inFlight is the number of HTTP requests being served right now (this process, or all workers as last reported). */
@@ -240,6 +264,7 @@ export class Balancer implements AdminControl {
     this.#drainMonitor.stop();
     this.#dashboard.stop();
     this.#unfollow();
+    clearInterval(this.#publishTimer);
     this.#partitions?.close();
     this.#maintenance.close();
     this.#holds.close();
@@ -255,7 +280,7 @@ export class Balancer implements AdminControl {
   }
 
   backends(): BackendStatus[] {
-    const totals = this.traffic.totals;
+    const totals = this.#totals;
     return this.pool.members().map((m) => this.#dashboard.decorate(backendStatus(m, { ...totals.counters(m.config.id) }, this.#backendAdmin.sourceOf(m.config.id))));
   }
 
@@ -304,7 +329,7 @@ export class Balancer implements AdminControl {
 
   /** explainRoute is the router's own trace of a request (see src/admin/route-explanation.ts). */
   explainRoute(query: RouteQuery): RouteExplanation {
-    const totals = this.traffic.totals;
+    const totals = this.#totals;
     return explainRoute(query, {
       snapshot: this.pool.snapshot,
       activeSessions: (id) => totals.activeSessions(id),

@@ -14,6 +14,7 @@ import type { BalancerMetrics } from '../src/admin/metrics.js';
 import type { BackendConfig } from '../src/config/schema.js';
 import { BackendAdmin } from '../src/control/backend-admin.js';
 import { FleetHostAdapter } from '../src/control/fleet-host.js';
+import { InstanceLoad, withOtherInstances } from '../src/control/instance-load.js';
 import { MaintenanceBackoff } from '../src/control/maintenance-backoff.js';
 import { OutcomeRecorder } from '../src/control/outcome-recorder.js';
 import { PartitionAdmin, type PartitionAdminDeps } from '../src/control/partition-admin.js';
@@ -21,6 +22,7 @@ import { readReload } from '../src/control/reloader.js';
 import { parseConfigText } from '../src/config/load.js';
 import type { OutlierDetector } from '../src/health/outlier-detector.js';
 import { Pool } from '../src/pool/pool.js';
+import { SessionAccounting } from '../src/sessions/accounting.js';
 import type { StateHealth } from '../src/pool/readiness.js';
 import type { PartitionLookup } from '../src/routing/types.js';
 import { emptyRecords, type BackendRecords } from '../src/state/backend-records.js';
@@ -314,7 +316,8 @@ t.test('fleet host: workers reach outlier detection, the backoff and the partiti
   t.same(seen, ['ok a', 'fail a timeout', 'fail a backend-error', 'metric a', 'fail a connect']);
 
   const shared: [string, string | undefined][] = [];
-  const host = new FleetHostAdapter(outcomes, metrics, undefined, { publishLearned: (id, backend) => void shared.push([id, backend]) });
+  const host = new FleetHostAdapter(outcomes, metrics, undefined, { publishLearned: (id, backend) => void shared.push([id, backend]) }, () => ({ a: 4 }));
+  t.same(host.sessionsOnOtherInstances(), { a: 4 }, 'what the workers hear of the other instances');
   host.learned('s1', 'a');
   host.learned('s1', undefined);
   t.same(shared, [['s1', 'a'], ['s1', undefined]], 'a session id a worker learned goes to the state store');
@@ -329,7 +332,7 @@ t.test('fleet host: workers reach outlier detection, the backoff and the partiti
   await t.rejects(host.assignPartition('k', 'a', undefined), new AdminError('NOT_PARTITION_MODE', 'partition mode is not enabled (affinity.mode is not "partition")'));
 
   const { admin } = partitionAdmin();
-  const partitioned = new FleetHostAdapter(outcomes, metrics, admin, { publishLearned: () => undefined });
+  const partitioned = new FleetHostAdapter(outcomes, metrics, admin, { publishLearned: () => undefined }, () => ({}));
   t.same(await partitioned.assignPartition('k', 'a', undefined), { accepted: true, lookup: { backend: 'a', pinned: false, previous: undefined } });
   partitioned.partitionsSeen(['k']);
   t.same(partitioned.partitionCounts(), { a: 1, b: 0 });
@@ -357,4 +360,23 @@ t.test('reload: refused without a config file, or with one that cannot be read',
   const file = join(dir, 'lb.json');
   writeFileSync(file, '{ not json');
   await t.rejects(readReload(file, running, logger), { code: 'INVALID_CONFIG', message: /the config file is invalid; the running config is kept/ });
+});
+
+t.test('other instances\' sessions: summed per backend, added to this instance\'s totals, gone when an instance is', async (t) => {
+  const load = new InstanceLoad();
+  const local = new SessionAccounting(60_000);
+  local.touch('x', 'a', 'acme');
+  const totals = withOtherInstances(() => local, load);
+  t.same([totals.activeSessions('a'), totals.counters('a').sessions], [1, 1], 'alone: this instance\'s own');
+  load.update('B', { a: 2, b: 1 });
+  load.update('C', { a: 3 });
+  const cases = [
+    { what: 'a: own + B + C', got: [totals.activeSessions('a'), totals.counters('a').sessions, load.sessions('a')], want: [6, 6, 5] },
+    { what: 'b: only B', got: [totals.activeSessions('b'), totals.counters('b').sessions, load.sessions('b')], want: [1, 1, 1] },
+    { what: 'partition sessions stay this instance\'s', got: [totals.partitionSessions('acme')], want: [1] },
+  ];
+  for (const c of cases) t.same(c.got, c.want, c.what);
+  t.same(load.all(), { a: 5, b: 1 });
+  load.update('B', {});
+  t.same(load.all(), { a: 3 }, 'an instance reported with no counts is gone');
 });

@@ -4,7 +4,8 @@
  * be, wrapping the file store. What the seam promises the control plane:
  * - changes made elsewhere (onChange) reach the pool: a drain, a backend added or removed,
  *   a weight, all without a restart; partition assignments and learned session ids reach
- *   the router; session ids learned here are published;
+ *   the router; session ids learned here are published; session counts are published and
+ *   the other instances' are summed into status;
  * - the store's health is what /healthz shows, and a store that cannot be reached never
  *   turns /healthz to 503;
  * - while the store cannot take changes, admin changes are refused (503
@@ -75,7 +76,10 @@ class SeamStore implements StateStore {
     return this.inner.settlePartition(key);
   }
   readonly learned: [string, string | undefined][] = [];
-  publishSessions() {}
+  readonly published: Record<string, number>[] = [];
+  publishSessions(counts: Readonly<Record<string, number>>) {
+    this.published.push({ ...counts });
+  }
   publishLearned(sessionId: string, backendId: string | undefined) {
     this.learned.push([sessionId, backendId]);
   }
@@ -158,6 +162,17 @@ t.test('a store plugged in at start: its changes reach the pool, its health reac
   const server = await login.body.text();
   t.equal(server, 'c', 'forgotten there: placed anew here');
   t.same(store.learned, [['c-session', 'c']], 'and the new session id is shared');
+
+  // Sessions: this instance's are published; the others' are added (status, drains, bounded load).
+  await waitFor(() => store.published.length > 0, 5000, 'this instance to publish its session counts');
+  t.same(Object.keys(store.published.at(-1)!).sort(), ['a', 'c'], 'per backend of the pool');
+  const own = balancer.backends().find((r) => r.id === 'c')!.sessions;
+  store.announce({ kind: 'sessions', instance: 'B', counts: { c: 4, a: 1 } });
+  t.equal(balancer.backends().find((r) => r.id === 'c')!.sessions, own + 4, 'status sums the instances');
+  await waitFor(() => store.published.length > 1, 5000, 'the next publication');
+  t.equal(store.published.at(-1)!.c, own, 'what is published is this instance\'s own count, never the sum');
+  store.announce({ kind: 'sessions', instance: 'B', counts: {} });
+  t.equal(balancer.backends().find((r) => r.id === 'c')!.sessions, own, 'an instance that is gone no longer counts');
 
   // The store's health is reported, never as a reason for 503.
   t.same((await adminApi('GET', '/healthz')).json.state, { kind: 'redis', ok: true });

@@ -48,6 +48,8 @@ export interface FleetHost {
   assignPartition(key: string, backendId: string, replacing: string | undefined): Promise<AssignAnswer>;
   partitionsSeen(keys: readonly string[]): void;
   partitionCounts(): Record<string, number>;
+  /** The sessions other balancer instances hold, per backend: added to what each worker hears of the others. */
+  sessionsOnOtherInstances(): Record<string, number>;
   /** A worker learned (or forgot) a session id from a backend's Set-Cookie: shared with other instances. */
   learned(sessionId: string, backendId: string | undefined): void;
   readonly metricsRegistry: BalancerMetrics;
@@ -336,7 +338,12 @@ export class WorkerFleet implements TrafficPlane {
 
   #sendTotals(): void {
     const partitionCounts = this.options.host.partitionCounts();
-    for (const worker of this.#initialized) this.#send(worker, { type: 'totals', sessionsElsewhere: this.totals.sessionsElsewhere(worker.id), partitionCounts });
+    const otherInstances = this.options.host.sessionsOnOtherInstances();
+    for (const worker of this.#initialized) {
+      const elsewhere = this.totals.sessionsElsewhere(worker.id);
+      for (const [id, n] of Object.entries(otherInstances)) elsewhere[id] = (elsewhere[id] ?? 0) + n;
+      this.#send(worker, { type: 'totals', sessionsElsewhere: elsewhere, partitionCounts });
+    }
   }
 
   /** Sends a numbered change to every initialized worker but `except`, and notes it as sent. */

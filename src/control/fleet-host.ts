@@ -22,6 +22,8 @@ export class FleetHostAdapter implements FleetHost {
     private readonly partitions: PartitionAdmin | undefined,
     /** Where a learned session id is shared with other instances. */
     private readonly store: Pick<StateStore, 'publishLearned'>,
+    /** The sessions other instances hold, per backend (bounded load and maxSessions for the whole pool). */
+    readonly sessionsOnOtherInstances: () => Record<string, number>,
   ) {}
 
   recordOutcomes(backendId: string, runs: readonly number[]): void {

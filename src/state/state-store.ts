@@ -18,6 +18,8 @@
  *   2. a change made by one instance reaches onChange on every other within 1 s (pub/sub
  *      or keyspace notifications), and a periodic full resync (every few seconds) repairs
  *      whatever a missed message left wrong, reported through onChange like any change;
+ *      an instance's own changes are not reported back to it, and an instance that stops
+ *      publishing its session counts is reported gone (empty counts) after a few seconds;
  *   3. on failure (SPEC): reads keep answering from the last known copy, so existing
  *      sessions and known partitions route as before; assignPartition rejects (the proxy
  *      answers 503 with Retry-After, a tenant is never placed on two servers); health()
@@ -64,7 +66,11 @@ export type StateChange =
   | { readonly kind: 'backends'; readonly records: BackendRecords }
   /** A partition was assigned, moved or settled (record undefined: removed). */
   | { readonly kind: 'partition'; readonly key: string; readonly record: PartitionRecord | undefined }
-  /** Another instance's session counts per backend (summed into bounded load and maxSessions). */
+  /**
+   * Another instance's session counts per backend (summed into status, drains, bounded load
+   * and maxSessions); empty counts: that instance is gone (the store says so once it has
+   * not heard from it for a few seconds).
+   */
   | { readonly kind: 'sessions'; readonly instance: string; readonly counts: Readonly<Record<string, number>> }
   /** A session id learned by another instance, and its backend (undefined: forget it). */
   | { readonly kind: 'learned'; readonly sessionId: string; readonly backendId: string | undefined };
@@ -102,7 +108,7 @@ export interface StateStore extends PartitionWriter {
   saveBackends(records: BackendRecords): Promise<void>;
   /** The partition assignments, read in memory; undefined unless affinity.mode is partition. */
   readonly partitions: PartitionTable | undefined;
-  /** publishSessions shares this instance's session counts per backend (no-op for one instance). */
+  /** publishSessions shares this instance's own session counts per backend; the Balancer calls it every second with a shared store only. */
   publishSessions(counts: Readonly<Record<string, number>>): void;
   /** publishLearned shares a session id learned from a backend's Set-Cookie (no-op for one instance). */
   publishLearned(sessionId: string, backendId: string | undefined): void;

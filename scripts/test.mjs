@@ -36,6 +36,7 @@ export const UNITS = [
   'codec-request-head',
   'codec-response-differential',
   'codec-response-head',
+  'control-units',
   'config-json-schema',
   'config-load',
   'drain-monitor',

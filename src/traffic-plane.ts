@@ -53,6 +53,8 @@ export interface TrafficPlane {
   closeTunnels(id: string): void;
   /** A partition's assignment changed (worker caches follow); no-op in one process. */
   partitionChanged(key: string, lookup: PartitionLookup | undefined): void;
+  /** A session id learned (backendId) or forgotten (undefined) by another instance sharing the state: routed here the same. */
+  learnedElsewhere(sessionId: string, backendId: string | undefined): void;
   /** HTTP requests being served right now (for the shutdown log line). */
   readonly inFlight: number;
   /** Stops accepting, lets in-flight work finish for up to graceMs, then cuts the rest. */
@@ -71,13 +73,11 @@ export interface LocalTrafficDeps {
   readonly observer: ProxyObserver;
   /** Partition mode: the directory (or a worker's cache of it). */
   readonly partitions?: PartitionView | undefined;
-  /** Partition mode, one process: makes a new assignment durable before forwarding. */
-  readonly assignPartition?: ((key: string, backendId: string) => void) | undefined;
-  /** Partition mode, worker: asks the primary to make an assignment; see ProxyDeps.resolvePartition. */
+  /** Partition mode: makes a new assignment (one process: the state store; worker: the primary); see ProxyDeps.resolvePartition. */
   readonly resolvePartition?: ((key: string, backendId: string) => Promise<boolean>) | undefined;
   /** Worker: the sessions other workers hold, for bounded load. */
   readonly cluster?: ClusterLoad | undefined;
-  /** Worker: tells the others about session ids learned from Set-Cookie. */
+  /** Tells others (the other workers, or other instances through the state store) about session ids learned from Set-Cookie. */
   readonly onLearn?: ((sessionId: string, backendId: string | undefined) => void) | undefined;
 }
 
@@ -116,7 +116,6 @@ export class LocalTraffic implements TrafficPlane {
         access: this.#access,
         settings: proxySettings(config),
         observer: deps.observer,
-        assignPartition: deps.assignPartition,
         ...(deps.resolvePartition === undefined ? {} : { resolvePartition: deps.resolvePartition }),
       },
       {
@@ -198,6 +197,12 @@ export class LocalTraffic implements TrafficPlane {
 
   partitionChanged(): void {
     // One process: the router reads the directory itself.
+  }
+
+  learnedElsewhere(sessionId: string, backendId: string | undefined): void {
+    // learn() and forget() do not call onLearn: nothing is passed back.
+    if (backendId === undefined) this.sessions.learned.forget(sessionId);
+    else this.sessions.learned.learn(sessionId, backendId);
   }
 
   async listSessions(query: SessionQuery): Promise<Omit<SessionList, 'instance'>> {

@@ -63,6 +63,60 @@ t.test('ClusterTotals sums the workers, keeps the counters of dead ones, and tel
   t.same(totals.counters('a'), counters({}), 'a removed backend is forgotten, dead workers’ counters too');
 });
 
+t.test('ClusterTotals counts a browser held by two workers once, in status, bounded load and maxSessions', async (t) => {
+  const totals = new ClusterTotals();
+  const known = (id: string) => id !== 'gone';
+  // Steps: [worker, a's sessions in that worker, b's sessions, session changes]; then what the totals say.
+  const steps: { what: string; worker: number; a: number; b?: number; changes: [string, string | null][]; want: { a: number; b: number; elsewhere1: Record<string, number>; elsewhere2: Record<string, number> } }[] = [
+    { what: 'worker 1 places x and y on a', worker: 1, a: 2, changes: [['x', 'a'], ['y', 'a']], want: { a: 2, b: 0, elsewhere1: {}, elsewhere2: { a: 2 } } },
+    { what: 'x reaches worker 2 too: still one session', worker: 2, a: 1, changes: [['x', 'a']], want: { a: 2, b: 0, elsewhere1: { a: 0 }, elsewhere2: { a: 1 } } },
+    { what: 'a new browser z on worker 2', worker: 2, a: 2, changes: [['z', 'a']], want: { a: 3, b: 0, elsewhere1: { a: 1 }, elsewhere2: { a: 1 } } },
+    { what: 'x moves to b on worker 2 (a failover): counted on each backend it is held on', worker: 2, a: 1, b: 1, changes: [['x', 'b']], want: { a: 3, b: 1, elsewhere1: { a: 1, b: 1 }, elsewhere2: { a: 2 } } },
+    { what: 'x ends on worker 1', worker: 1, a: 1, changes: [['x', null], ['never-seen', null]], want: { a: 2, b: 1, elsewhere1: { a: 1, b: 1 }, elsewhere2: { a: 1 } } },
+    { what: 'y reaches worker 2 on a backend since removed: ignored', worker: 2, a: 1, b: 1, changes: [['y', 'gone']], want: { a: 2, b: 1, elsewhere1: { a: 1, b: 1 }, elsewhere2: { a: 1 } } },
+  ];
+  for (const step of steps) {
+    const c: Record<string, BackendCounters> = { a: counters({ sessions: step.a }) };
+    if (step.b !== undefined) c.b = counters({ sessions: step.b });
+    totals.update(step.worker, report({ counters: c, sessionChanges: step.changes }), known);
+    t.same(
+      { a: totals.counters('a').sessions, b: totals.activeSessions('b'), elsewhere1: totals.sessionsElsewhere(1), elsewhere2: totals.sessionsElsewhere(2) },
+      step.want,
+      step.what,
+    );
+  }
+  // z and x reach worker 1 too, then worker 2 dies: worker 1's own count is the truth.
+  totals.update(1, report({ counters: { a: counters({ sessions: 2 }), b: counters({ sessions: 1 }) }, sessionChanges: [['z', 'a'], ['x', 'b']] }), known);
+  t.equal(totals.counters('a').sessions, 2, 'y and z, once each');
+  t.equal(totals.counters('b').sessions, 1, 'x once');
+  totals.retire(2);
+  t.same([totals.counters('a').sessions, totals.counters('b').sessions], [2, 1], 'a dead worker takes its duplicates with it');
+  totals.update(2, report({ counters: { b: counters({ sessions: 1 }) }, sessionChanges: [['x', 'b']] }), known);
+  t.equal(totals.counters('b').sessions, 1, 'its replacement sees x: once');
+  totals.forgetBackend('b');
+  totals.update(1, report({ counters: { a: counters({ sessions: 2 }) }, sessionChanges: [['x', null]] }), known);
+  totals.update(2, report({ counters: {}, sessionChanges: [['x', null]] }), known);
+  t.equal(totals.counters('b').sessions, 0, 'a removed backend has no duplicates left to subtract');
+  t.equal(totals.counters('a').sessions, 2);
+});
+
+t.test('SessionAccounting tells a worker which sessions were placed, moved and ended', async (t) => {
+  let now = 1000;
+  const accounting = new SessionAccounting(10_000, 1_000_000, () => now);
+  accounting.touch('untracked', 'a');
+  t.same(accounting.takeChangedSessions(), [], 'nothing while not tracking');
+  accounting.trackSessionChanges();
+  accounting.touch('x', 'a');
+  accounting.touch('x', 'a');
+  accounting.touch('y', 'a');
+  accounting.touch('y', 'b');
+  t.same(accounting.takeChangedSessions(), [['x', 'a'], ['y', 'b']], 'placed, and moved: the backend now');
+  t.same(accounting.takeChangedSessions(), [], 'each change once');
+  now += 20_000;
+  accounting.sweep();
+  t.same(new Map(accounting.takeChangedSessions()), new Map([['untracked', null], ['x', null], ['y', null]]), 'ended: null');
+});
+
 t.test('WorkerReporter keeps outcomes in order as runs, latency as bucket counts, and passes maintenance on at once', async (t) => {
   const sent: ToPrimary[] = [];
   const reporter = new WorkerReporter((m) => sent.push(m), true);

@@ -4,8 +4,8 @@
  * - traffic is served, and a session sticks to its server whichever worker accepts its
  *   connection: by the affinity cookie (the primary hands every worker the same key), by
  *   the Tomcat route suffix, and by a session id one worker learned from a Set-Cookie;
- * - admin `drain` and a failed health check reach every worker; status sums the workers;
- *   /metrics shows the pool as one;
+ * - admin `drain` and a failed health check reach every worker; status sums the workers,
+ *   counting a browser whose connections reach both workers once; /metrics shows the pool as one;
  * - partition mode: concurrent first requests for one new key through different
  *   connections all get the same server, and the assignment is durable;
  * - a killed worker is replaced and the service goes on; SIGTERM exits 0 and leaves no
@@ -281,6 +281,38 @@ t.test('two workers: sessions stick whichever worker accepts; drain, health and 
     await waitFor(() => pids.every((pid) => !alive(pid)), 5000, 'workers gone');
     t.pass('no worker process is left');
   });
+});
+
+t.test('a browser whose connections reach both workers counts once: status, bounded load and maxSessions', async (t) => {
+  const sims = await startSims(t, ROUTES);
+  const lb = await startWorkers(t, sims);
+  const BROWSERS = 7;
+  const ROUNDS = 4;
+  const browsers: Map<string, string>[] = [];
+  for (let b = 0; b < BROWSERS; b++) {
+    const first = await fresh(lb.url, `/api/whoami?once=${b}-0`);
+    t.equal(first.status, 200);
+    browsers.push(first.cookies);
+  }
+  for (let r = 1; r < ROUNDS; r++) {
+    for (const [b, cookies] of browsers.entries()) t.equal((await fresh(lb.url, `/api/whoami?once=${b}-${r}`, cookies)).status, 200);
+  }
+  const lines = await accessLines(lb, '/api/whoami?once=', BROWSERS * ROUNDS);
+  const byBrowser = new Map<string, Set<number>>();
+  for (const l of lines) {
+    const b = l.path.split('=')[1]!.split('-')[0]!;
+    byBrowser.set(b, (byBrowser.get(b) ?? new Set()).add(l.worker));
+  }
+  t.ok([...byBrowser.values()].every((w) => w.size === 2), 'each browser was served by both workers');
+
+  // Every request counted means every worker's report with these sessions has arrived.
+  const sum = async (field: 'requests' | 'sessions') => {
+    let n = 0;
+    for (const id of ROUTES) n += (await row(lb, id))[field] as number;
+    return n;
+  };
+  await waitFor(async () => (await sum('requests')) === BROWSERS * ROUNDS, 15_000, 'status to count every request', 50);
+  t.equal(await sum('sessions'), BROWSERS, 'each browser counted once, not once per worker');
 });
 
 t.test('a session id learned by one worker routes the client through the other', async (t) => {

@@ -135,6 +135,7 @@ export type AdminErrorCode =
   | 'PARTITION_PINNED'
   | 'BODY_TOO_LARGE'
   | 'FORBIDDEN'
+  | 'STATE_UNAVAILABLE'
   | 'INTERNAL';
 
 const STATUS: Record<AdminErrorCode, number> = {
@@ -154,6 +155,8 @@ const STATUS: Record<AdminErrorCode, number> = {
   BODY_TOO_LARGE: 413,
   /** A cross-origin state change, or a tokenless API addressed by a non-loopback Host (DNS rebinding). */
   FORBIDDEN: 403,
+  /** The shared state store cannot take changes now (Redis unreachable): the change is refused, nothing applied. */
+  STATE_UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 

@@ -44,9 +44,14 @@ const KILL_AFTER_GRACE_MS = 5_000;
 export interface FleetHost {
   recordOutcomes(backendId: string, runs: readonly number[]): void;
   backendInMaintenance(backendId: string): void;
-  assignPartition(key: string, backendId: string, replacing: string | undefined): AssignAnswer;
+  /** A worker's new partition assignment: first writer wins, durable (and shared) before it resolves. */
+  assignPartition(key: string, backendId: string, replacing: string | undefined): Promise<AssignAnswer>;
   partitionsSeen(keys: readonly string[]): void;
   partitionCounts(): Record<string, number>;
+  /** The sessions other balancer instances hold, per backend: added to what each worker hears of the others. */
+  sessionsOnOtherInstances(): Record<string, number>;
+  /** A worker learned (or forgot) a session id from a backend's Set-Cookie: shared with other instances. */
+  learned(sessionId: string, backendId: string | undefined): void;
   readonly metricsRegistry: BalancerMetrics;
 }
 
@@ -283,9 +288,8 @@ export class WorkerFleet implements TrafficPlane {
         break;
       }
       case 'learned': {
-        if (message.backend === undefined) this.#learned.forget(message.sessionId);
-        else this.#learned.learn(message.sessionId, message.backend);
-        this.#broadcastChange({ ...message, change: ++this.#changes }, worker);
+        this.#learn(message.sessionId, message.backend, worker);
+        host.learned(message.sessionId, message.backend);
         break;
       }
       case 'applied': {
@@ -299,19 +303,28 @@ export class WorkerFleet implements TrafficPlane {
       case 'maintenance':
         if (pool.has(message.backend)) host.backendInMaintenance(message.backend);
         break;
-      case 'assign': {
-        let answer: AssignAnswer;
-        try {
-          answer = host.assignPartition(message.key, message.backend, message.replacing);
-        } catch (err) {
-          logger.error({ key: message.key, err: (err as Error).message }, 'cannot store a new partition assignment; answering 503');
-          this.#send(worker, { type: 'assigned', id: message.id, accepted: false, lookup: undefined, error: (err as Error).message });
-          return;
-        }
-        this.#send(worker, { type: 'assigned', id: message.id, ...answer });
+      case 'assign':
+        host.assignPartition(message.key, message.backend, message.replacing).then(
+          (answer) => this.#send(worker, { type: 'assigned', id: message.id, ...answer }),
+          (err: Error) => {
+            logger.error({ key: message.key, err: err.message }, 'cannot store a new partition assignment; answering 503');
+            this.#send(worker, { type: 'assigned', id: message.id, accepted: false, lookup: undefined, error: err.message });
+          },
+        );
         break;
-      }
     }
+  }
+
+  /** learnedElsewhere: another instance learned (or forgot) a session id; every worker is told. */
+  learnedElsewhere(sessionId: string, backendId: string | undefined): void {
+    this.#learn(sessionId, backendId, undefined);
+  }
+
+  /** #learn keeps a learned session id for workers that start later, and tells every worker but `from`. */
+  #learn(sessionId: string, backendId: string | undefined, from: Worker | undefined): void {
+    if (backendId === undefined) this.#learned.forget(sessionId);
+    else this.#learned.learn(sessionId, backendId);
+    this.#broadcastChange({ type: 'learned', sessionId, backend: backendId, change: ++this.#changes }, from);
   }
 
   #schedulePoolPush(): void {
@@ -325,7 +338,12 @@ export class WorkerFleet implements TrafficPlane {
 
   #sendTotals(): void {
     const partitionCounts = this.options.host.partitionCounts();
-    for (const worker of this.#initialized) this.#send(worker, { type: 'totals', sessionsElsewhere: this.totals.sessionsElsewhere(worker.id), partitionCounts });
+    const otherInstances = this.options.host.sessionsOnOtherInstances();
+    for (const worker of this.#initialized) {
+      const elsewhere = this.totals.sessionsElsewhere(worker.id);
+      for (const [id, n] of Object.entries(otherInstances)) elsewhere[id] = (elsewhere[id] ?? 0) + n;
+      this.#send(worker, { type: 'totals', sessionsElsewhere: elsewhere, partitionCounts });
+    }
   }
 
   /** Sends a numbered change to every initialized worker but `except`, and notes it as sent. */

@@ -61,6 +61,12 @@ export interface WorkerReport {
   readonly partitionSessions: [string, number][];
   /** Partition mode: keys that had requests (last-seen). */
   readonly partitionsSeen: string[];
+  /**
+   * [session key, backend] for every session placed or moved since the last report, [key,
+   * null] for every one that ended: the primary counts a browser seen by two workers once.
+   * Absent from reports that know nothing of it (then nothing is de-duplicated).
+   */
+  readonly sessionChanges?: [string, string | null][];
 }
 
 /** ToPrimary is every message a worker sends. */

@@ -60,6 +60,7 @@ export class WorkerReporter implements ProxyObserver {
       latency,
       partitionSessions: accounting.takeChangedPartitions(),
       partitionsSeen,
+      sessionChanges: accounting.takeChangedSessions(),
     };
     this.#outcomes = new Map();
     this.#latency = new Map();

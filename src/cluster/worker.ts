@@ -59,6 +59,7 @@ async function serve(init: WorkerInit): Promise<void> {
   const { learned, accounting } = traffic.sessions;
   for (const [sessionId, backend] of init.learned) learned.learn(sessionId, backend);
   if (partitions !== undefined) accounting.trackPartitionChanges();
+  accounting.trackSessionChanges();
   send({ type: 'applied', change: init.change });
 
   let stopping: Promise<void> | undefined;

@@ -1,8 +1,9 @@
 /**
  * HealthSink is the one thing health checking knows about the rest of servoy-lb (as
  * Traefik's checker knows only `setStatus(name, up)`): the active checker and the outlier
- * detector report verdicts into it and never import the pool or the balancer. The Pool
- * satisfies it structurally (`pool.setHealth`), so state flows one way: checks -> pool ->
+ * detector report verdicts into it and never import the pool or the balancer. In the
+ * balancer it is FailoverHolds (src/control/failover-holds.ts): the pool, plus the
+ * affinity.failoverDelay and maintenance timers. State flows one way: checks -> pool ->
  * snapshot -> router, and tests can pass a recording fake.
  */
 

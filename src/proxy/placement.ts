@@ -19,7 +19,7 @@ import type { ProxySettings } from './proxy-settings.js';
 export type BackendDecision = Extract<Decision, { kind: 'backend' }>;
 
 /** What placement needs of the proxy's collaborators (the same object: a reload's `trusted` is seen at once). */
-export type PlacementDeps = Pick<ProxyDeps, 'pool' | 'sessions' | 'trusted' | 'logger' | 'assignPartition' | 'resolvePartition'>;
+export type PlacementDeps = Pick<ProxyDeps, 'pool' | 'sessions' | 'trusted' | 'logger' | 'resolvePartition'>;
 
 /** Placement routes and commits requests for one ProxyServer; see the file comment. */
 export class Placement {
@@ -50,22 +50,13 @@ export class Placement {
   }
 
   /**
-   * commit applies a decision's side effects before anything is forwarded: a new partition
-   * assignment is made durable (so the answer the client gets is backed by it), and the
-   * session is counted. Returns the client id, or undefined if the assignment failed.
+   * commit applies a decision's side effects before anything is forwarded: the session is
+   * counted. (A new partition assignment was made durable before, by resolvePartition, so
+   * the answer the client gets is backed by it.) Returns the client id.
    */
-  commit(decision: BackendDecision, facts: RequestFacts, existingClientId: string | undefined): string | undefined {
+  commit(decision: BackendDecision, facts: RequestFacts, existingClientId: string | undefined): string {
     const { backend } = decision;
     const sessions = this.#deps.sessions;
-    if (decision.assignPartition !== undefined) {
-      try {
-        this.#deps.assignPartition?.(decision.assignPartition, backend.id);
-      } catch (err) {
-        this.#deps.logger.error({ key: decision.assignPartition, err: (err as Error).message }, 'cannot store a new partition assignment; answering 503');
-        return undefined;
-      }
-      this.#deps.logger.info({ key: decision.assignPartition, backend: backend.id }, 'partition assigned');
-    }
     const clientId = decision.clientId ?? existingClientId ?? sessions.codec.newClientId();
     // A session counts as confirmed once its client presents the balancer's cookie.
     sessions.accounting.touch(clientId, backend.id, facts.partitionKey, decision.clientId !== undefined);
@@ -118,10 +109,10 @@ export class Placement {
   }
 
   /**
-   * With `--workers`, a new partition's assignment is the primary's: ask it, then go on
-   * with the decision (assigned as decided) or a new one (the key lives elsewhere). Returns
-   * undefined when there is nothing to ask; the promise rejects when the primary cannot
-   * answer (or keeps answering otherwise: at most 3 rounds).
+   * A new partition's assignment is the state store's (with `--workers`, through the
+   * primary): ask for it, then go on with the decision (assigned as decided) or a new one
+   * (the key lives elsewhere). Returns undefined when there is nothing to ask; the promise
+   * rejects when the assignment cannot be stored (or keeps landing elsewhere: at most 3 rounds).
    */
   resolvePartition(decision: BackendDecision, facts: RequestFacts, refused: ReadonlySet<string> | undefined, attempt: number, go: (next: Decision) => void): Promise<void> | undefined {
     const key = decision.assignPartition;

@@ -61,13 +61,12 @@ export interface ProxyDeps {
   readonly access: AccessLog;
   readonly settings: ProxySettings;
   readonly observer?: ProxyObserver;
-  /** Partition mode: makes a new assignment durable before the request is forwarded. */
-  readonly assignPartition?: (key: string, backendId: string) => void;
   /**
-   * Partition mode with `--workers` (instead of assignPartition): the primary makes a new
-   * assignment. Resolves true when the key is now durably on the decision's backend (forward
-   * as decided), false when it lives elsewhere (the worker's partition view was updated:
-   * route again); a rejection answers 503. See src/cluster/worker-partitions.ts.
+   * Partition mode: the state store makes a new assignment (in one process through the
+   * Balancer's PartitionAdmin, with `--workers` through the primary). Resolves true when the
+   * key is now durably on the decision's backend (forward as decided), false when it lives
+   * elsewhere (the partition view was updated: route again); a rejection answers 503. See
+   * src/control/partition-admin.ts and src/cluster/worker-partitions.ts.
    */
   readonly resolvePartition?: (key: string, backendId: string) => Promise<boolean>;
 }
@@ -263,10 +262,6 @@ export class ProxyServer implements ExchangeHost {
     }
     const { backend } = decision;
     const clientId = isSessionless(decision) ? this.#placement.countRequest(backend.id) : this.#placement.commit(decision, exchange.facts, exchange.clientId);
-    if (clientId === undefined) {
-      exchange.fail(503, 'ok');
-      return;
-    }
     if (this.settings.paths?.hasStateless === true || exchange.inFlightOn !== undefined) this.#backendInFlight.enter(exchange, backend.id);
     exchange.backend = backend;
     exchange.reason = decision.reason;

@@ -127,10 +127,6 @@ export class WebSocketUpgrade {
     // A stateless or chosen-server tunnel is no session: not counted (nor its WebSocket).
     const sessionless = isSessionless(decision);
     const clientId = sessionless ? placement.countRequest(backend.id) : placement.commit(decision, facts, undefined);
-    if (clientId === undefined) {
-      closeAfter(socket, rawErrorResponse(deps.pages[503]));
-      return;
-    }
     let opened = false;
     host.trackTunnel(socket, backend.id);
     const untrack = (): void => host.untrackTunnel(socket, true);

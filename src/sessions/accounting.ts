@@ -80,6 +80,8 @@ export class SessionAccounting implements SessionTotals {
   #sweepTimer: NodeJS.Timeout | undefined;
   /** Partitions whose session count changed since takeChangedPartitions(); only when tracking. */
   #changedPartitions: Set<string> | undefined;
+  /** Sessions placed, moved or ended since takeChangedSessions(): their backend now (null: ended); only when tracking. */
+  #changedSessions: Map<string, string | null> | undefined;
 
   constructor(
     private idleMs: number,
@@ -146,6 +148,7 @@ export class SessionAccounting implements SessionTotals {
       entry = { backendId, partition, lastSeen: now, placedAt: now, websockets: 0, createdAt: now, requests: 1 };
       (confirmed ? this.#confirmed : this.#pending).set(sessionKey, entry);
       this.counters(backendId).sessions++;
+      this.#changedSessions?.set(sessionKey, backendId);
       if (partition !== undefined) this.#countPartition(partition, 1);
       return;
     }
@@ -158,6 +161,7 @@ export class SessionAccounting implements SessionTotals {
       this.counters(entry.backendId).sessions--;
       this.counters(backendId).sessions++;
       entry.backendId = backendId;
+      this.#changedSessions?.set(sessionKey, backendId);
     }
     entry.lastSeen = now;
     entry.requests++;
@@ -226,6 +230,7 @@ export class SessionAccounting implements SessionTotals {
   #drop(table: Map<string, SessionEntry>, key: string, entry: SessionEntry): void {
     table.delete(key);
     this.counters(entry.backendId).sessions--;
+    this.#changedSessions?.set(key, null);
     if (entry.partition !== undefined) this.#countPartition(entry.partition, -1);
   }
 
@@ -243,6 +248,24 @@ export class SessionAccounting implements SessionTotals {
     if (changed === undefined || changed.size === 0) return [];
     const out: [string, number][] = [];
     for (const key of changed) out.push([key, this.#partitionSessions.get(key) ?? 0]);
+    changed.clear();
+    return out;
+  }
+
+  /**
+   * trackSessionChanges makes the accounting remember which sessions were placed, moved or
+   * ended, so a worker can tell the primary (with `--workers`): a browser whose connections
+   * reach two workers is then counted once (ClusterTotals).
+   */
+  trackSessionChanges(): void {
+    this.#changedSessions ??= new Map();
+  }
+
+  /** takeChangedSessions returns [session key, backend now or null when ended] for each changed session, and forgets them. */
+  takeChangedSessions(): [string, string | null][] {
+    const changed = this.#changedSessions;
+    if (changed === undefined || changed.size === 0) return [];
+    const out = [...changed];
     changed.clear();
     return out;
   }

@@ -1,13 +1,14 @@
 /**
  * PartitionDirectory answers "where does partition K live?" for the router: a pin from
- * the config (affinity.partitions) wins, else the durable assignment in the
- * PartitionStore. It also makes new assignments durable (the store appends before it
- * returns, so the proxy forwards only after the assignment is safe) and lists partitions
- * for the admin plane.
+ * the config (affinity.partitions) wins, else the assignment in the state store's
+ * in-memory table (a synchronous read). It lists partitions for the admin plane, and runs
+ * administrators' moves through the store (new assignments are the PartitionAdmin's, also
+ * through the store). It follows moves made with --drain until their old server is settled.
  */
 import type { PartitionStatus } from '../admin/control.js';
 import type { PartitionLookup } from '../routing/types.js';
-import type { PartitionRecord, PartitionStore } from './partition-store.js';
+import type { PartitionRecord } from './partition-store.js';
+import type { PartitionTable, PartitionWriter } from './state-store.js';
 
 /** PartitionDirectory combines config pins and the durable store; see the file comment. */
 export class PartitionDirectory {
@@ -21,29 +22,30 @@ export class PartitionDirectory {
   readonly #drainingMoves = new Set<string>();
 
   constructor(
-    readonly store: PartitionStore,
+    readonly table: PartitionTable,
+    private readonly writer: PartitionWriter,
     pins: Readonly<Record<string, string>>,
   ) {
     this.#pins = new Map();
     this.setPins(pins);
     // Once at start-up: find the moves still draining (a restart mid-drain keeps them).
-    for (let offset = 0; offset < store.size; offset += 10_000) {
-      for (const record of store.entries(offset, 10_000)) if (record.drainPrevious === true) this.#drainingMoves.add(record.key);
+    for (let offset = 0; offset < table.size; offset += 10_000) {
+      for (const record of table.entries(offset, 10_000)) if (record.drainPrevious === true) this.#drainingMoves.add(record.key);
     }
   }
 
   /**
    * settleDrainedMoves forgets the old server of moves made with --drain once `done` says
-   * their live sessions there have ended; the store journals the change.
+   * their live sessions there have ended; the store records the change.
    */
-  settleDrainedMoves(done: (key: string, record: PartitionRecord) => boolean): string[] {
+  async settleDrainedMoves(done: (key: string, record: PartitionRecord) => boolean): Promise<string[]> {
     const settled: string[] = [];
-    for (const key of this.#drainingMoves) {
-      const record = this.store.get(key);
+    for (const key of [...this.#drainingMoves]) {
+      const record = this.table.get(key);
       if (record === undefined || record.drainPrevious !== true) {
         this.#drainingMoves.delete(key);
       } else if (done(key, record)) {
-        this.store.clearPrevious(key);
+        await this.writer.settlePartition(key);
         this.#drainingMoves.delete(key);
         settled.push(key);
       }
@@ -64,31 +66,28 @@ export class PartitionDirectory {
   lookup(key: string): PartitionLookup | undefined {
     const pinned = this.#pins.get(key);
     if (pinned !== undefined) return { backend: pinned, pinned: true };
-    const record = this.store.get(key);
+    const record = this.table.get(key);
     if (record === undefined) return undefined;
     return { backend: record.backend, pinned: false, previous: record.drainPrevious === true ? record.previous : undefined };
   }
 
   /** count is how many partitions a backend holds (pins included): bounded load for new ones. */
   count(backendId: string): number {
-    return (this.store.counts().get(backendId) ?? 0) + (this.#pinCounts.get(backendId) ?? 0);
-  }
-
-  /**
-   * assign makes a new assignment durable. A key assigned a moment ago whose server then
-   * refused the connection (nothing was answered yet) is moved instead.
-   */
-  assign(key: string, backendId: string): void {
-    if (this.store.get(key) === undefined) this.store.assign(key, backendId);
-    else this.store.move(key, backendId, false);
+    return (this.table.counts().get(backendId) ?? 0) + (this.#pinCounts.get(backendId) ?? 0);
   }
 
   /** move is `partitions move KEY ID [--drain]`. Pinned keys are moved by editing the config. */
-  move(key: string, backendId: string, drain: boolean): PartitionRecord {
-    const record = this.store.move(key, backendId, drain);
+  async move(key: string, backendId: string, drain: boolean): Promise<PartitionRecord> {
+    const record = await this.writer.movePartition(key, backendId, drain);
     if (record.drainPrevious === true) this.#drainingMoves.add(key);
     else this.#drainingMoves.delete(key);
     return record;
+  }
+
+  /** changed follows an assignment changed elsewhere (another instance, a resync): a move with --drain is followed until settled. */
+  changed(key: string, record: PartitionRecord | undefined): void {
+    if (record?.drainPrevious === true) this.#drainingMoves.add(key);
+    else this.#drainingMoves.delete(key);
   }
 
   /** isPinned says whether the config pins a key. */
@@ -99,14 +98,14 @@ export class PartitionDirectory {
   /** seen notes a request for a key (last-seen, memory only). */
   seen(key: string): void {
     if (this.#pins.has(key)) this.#pinSeen.set(key, Date.now());
-    this.store.touch(key);
+    this.table.touch(key);
   }
 
   /** total is the number of partitions: pins plus assignments not shadowed by a pin. */
   get total(): number {
     let shadowed = 0;
-    for (const key of this.#pins.keys()) if (this.store.get(key) !== undefined) shadowed++;
-    return this.#pins.size + this.store.size - shadowed;
+    for (const key of this.#pins.keys()) if (this.table.get(key) !== undefined) shadowed++;
+    return this.#pins.size + this.table.size - shadowed;
   }
 
   /** page lists partitions: pins first (by key), then assignments (by key). */
@@ -122,7 +121,7 @@ export class PartitionDirectory {
       let from = 0;
       // Assignments shadowed by a pin are not listed twice.
       while (rows.length < limit) {
-        const chunk = this.store.entries(from, 1000);
+        const chunk = this.table.entries(from, 1000);
         if (chunk.length === 0) break;
         from += chunk.length;
         for (const record of chunk) {
@@ -143,7 +142,7 @@ export class PartitionDirectory {
   status(key: string, sessions: number): PartitionStatus | undefined {
     const pinned = this.#pins.get(key);
     if (pinned !== undefined) return { key, backend: pinned, pinned: true, assignedAt: null, lastSeen: iso(this.#pinSeen.get(key)), previous: null, sessions };
-    const record = this.store.get(key);
+    const record = this.table.get(key);
     return record === undefined ? undefined : this.#status(record, sessions);
   }
 
@@ -153,7 +152,7 @@ export class PartitionDirectory {
       backend: record.backend,
       pinned: false,
       assignedAt: iso(record.assignedAt),
-      lastSeen: iso(this.store.lastSeen(record.key)),
+      lastSeen: iso(this.table.lastSeen(record.key)),
       previous: record.drainPrevious === true ? (record.previous ?? null) : null,
       sessions,
     };

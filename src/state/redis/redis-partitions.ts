@@ -1,0 +1,266 @@
+/**
+ * RedisPartitions: the partition assignments of partition mode, shared by every instance
+ * of the pool (SPEC "Several balancers"): the first instance to assign a new key wins,
+ * atomically (a Lua script: read, set if absent, count, publish, in one step), and every
+ * instance routes it the same.
+ *
+ * The request path never waits for Redis for a known key: each instance keeps a full copy
+ * (`get`), filled by a full read at start (`resync`), kept current by the change channel,
+ * and read again in full every `resyncEveryMs` and after the subscriber reconnects, so a
+ * missed message cannot leave an instance wrong for long. Only a key this instance has
+ * not seen pays a round trip (`assign`), and where the master has replicas the new
+ * assignment waits for one to acknowledge it (`WAIT 1 <ms>`) before it is used, so a
+ * Sentinel failover cannot forget it.
+ *
+ * Redis down: `get` goes on answering from the copy; `assign` and `move` throw a
+ * SharedStateUnreachableError at once (the router answers a new key 503 + Retry-After:
+ * a tenant is never placed on two servers).
+ */
+import type { RedisConnection } from './redis-connection.js';
+import type { RedisKeys } from './redis-keys.js';
+import { connectedReplicas, replicaAck, type ReplicaAck } from './redis-replication.js';
+
+/** SharedPartition is one assignment as stored (the key is the hash field). */
+export interface SharedPartition {
+  readonly backend: string;
+  /** When it was first assigned (ms since epoch). */
+  readonly assignedAt: number;
+  /** The backend before the last move. */
+  readonly previous?: string;
+  /** When it was last moved. */
+  readonly movedAt?: number;
+  /** Moved with --drain: sessions on `previous` finish there. */
+  readonly drainPrevious?: boolean;
+}
+
+/** AssignResult is the winner for a key and whether this call made the assignment. */
+export interface AssignResult {
+  readonly partition: SharedPartition;
+  /** True when this call assigned the key; false when another instance (or an earlier call) had. */
+  readonly created: boolean;
+  /** Only for created assignments: what the replicas said. */
+  readonly ack: ReplicaAck;
+}
+
+/** PartitionOptions tune the sync; the defaults suit production. */
+export interface PartitionOptions {
+  /** How long a new assignment waits for a replica's acknowledgement (default 500 ms). */
+  waitMs?: number;
+  /** Full read this often (default 10 s). */
+  resyncEveryMs?: number;
+}
+
+// KEYS: partitions, counts, channel. ARGV: key, record JSON, backend.
+const ASSIGN = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then return {0, current} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('PUBLISH', KEYS[3], '{"key":' .. cjson.encode(ARGV[1]) .. ',"partition":' .. ARGV[2] .. '}')
+return {1, ARGV[2]}
+`;
+
+// KEYS: partitions, counts, channel. ARGV: key, record JSON, new backend. Returns the previous record or false.
+const MOVE = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local old = cjson.decode(current)['backend']
+  if redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then redis.call('HDEL', KEYS[2], old) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('PUBLISH', KEYS[3], '{"key":' .. cjson.encode(ARGV[1]) .. ',"partition":' .. ARGV[2] .. '}')
+return current
+`;
+
+/** parsePartition reads a stored record; undefined when it is not one (never trusted blindly). */
+export function parsePartition(text: string): SharedPartition | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<SharedPartition> | null;
+    if (typeof value?.backend !== 'string' || typeof value.assignedAt !== 'number') return undefined;
+    return value as SharedPartition;
+  } catch {
+    return undefined;
+  }
+}
+
+/** parsePartitionChange reads a message of the change channel. */
+export function parsePartitionChange(text: string): { key: string; partition: SharedPartition } | undefined {
+  try {
+    const value = JSON.parse(text) as { key?: unknown; partition?: unknown } | null;
+    if (typeof value?.key !== 'string') return undefined;
+    const partition = parsePartition(JSON.stringify(value.partition));
+    return partition === undefined ? undefined : { key: value.key, partition };
+  } catch {
+    return undefined;
+  }
+}
+
+/** changedAt is when a record last changed (its move, else its assignment). */
+function changedAt(partition: SharedPartition): number {
+  return partition.movedAt ?? partition.assignedAt;
+}
+
+/** RedisPartitions is the shared assignment table with a local copy; see the file comment. */
+export class RedisPartitions {
+  #copy = new Map<string, SharedPartition>();
+  #replicas = 0;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #unsubscribe: (() => void)[] = [];
+  readonly #waitMs: number;
+  readonly #resyncEveryMs: number;
+  #lastResync = 0;
+
+  constructor(
+    readonly conn: RedisConnection,
+    readonly keys: RedisKeys,
+    opts: PartitionOptions = {},
+  ) {
+    this.#waitMs = opts.waitMs ?? 500;
+    this.#resyncEveryMs = opts.resyncEveryMs ?? 10_000;
+  }
+
+  /**
+   * start subscribes to changes, reads everything once (when Redis is up) and then every
+   * `resyncEveryMs` and after a reconnect. `initial` is a copy to serve from meanwhile
+   * (the local copy of the last shared state when Redis is down at start).
+   */
+  async start(initial?: ReadonlyMap<string, SharedPartition>): Promise<void> {
+    if (initial !== undefined) this.#copy = new Map(initial);
+    await this.conn.subscribe(this.keys.partitionChanges, (message) => this.#onMessage(message));
+    this.#unsubscribe.push(this.conn.onResubscribed(() => void this.resync().catch(() => undefined)));
+    this.#unsubscribe.push(this.conn.onState((state) => state.up && void this.resync().catch(() => undefined)));
+    if (this.conn.state.up) await this.resync().catch(() => undefined);
+    this.#timer = setInterval(() => void this.resync().catch(() => undefined), this.#resyncEveryMs);
+    this.#timer.unref();
+  }
+
+  /** stop ends the timers and listeners (the connection is the caller's). */
+  stop(): void {
+    clearInterval(this.#timer);
+    for (const fn of this.#unsubscribe.splice(0)) fn();
+  }
+
+  /** get is the request path's read: the local copy, no Redis round trip. */
+  get(key: string): SharedPartition | undefined {
+    return this.#copy.get(key);
+  }
+
+  /** size is how many assignments the local copy holds. */
+  get size(): number {
+    return this.#copy.size;
+  }
+
+  /** snapshot is the whole local copy (for the local copy file and the admin list). */
+  snapshot(): ReadonlyMap<string, SharedPartition> {
+    return this.#copy;
+  }
+
+  /** lastResync is when the last full read finished (ms since epoch; 0 before the first). */
+  get lastResync(): number {
+    return this.#lastResync;
+  }
+
+  /** replicas is the number of replicas the master had at the last check. */
+  get replicas(): number {
+    return this.#replicas;
+  }
+
+  /**
+   * assign gives `key` to `backend` unless some instance already assigned it: returns the
+   * winner either way. A created assignment waits for a replica where there is one.
+   */
+  async assign(key: string, backend: string, now = Date.now()): Promise<AssignResult> {
+    const record = JSON.stringify({ backend, assignedAt: now } satisfies SharedPartition);
+    const [created, stored] = await this.conn.run(
+      (c) => c.eval(ASSIGN, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, record, backend) as Promise<[number, string]>,
+    );
+    const partition = parsePartition(stored) ?? { backend, assignedAt: now };
+    this.#copy.set(key, partition);
+    if (created !== 1) return { partition, created: false, ack: { kind: 'none' } };
+    return { partition, created: true, ack: await this.#waitForReplica() };
+  }
+
+  /**
+   * move gives `key` to `backend` whatever it had (an admin's explicit overwrite),
+   * remembering the previous backend; `drain` keeps the old one's sessions there.
+   */
+  async move(key: string, backend: string, opts: { drain?: boolean; now?: number } = {}): Promise<{ partition: SharedPartition; previous?: SharedPartition; ack: ReplicaAck }> {
+    const now = opts.now ?? Date.now();
+    const before = await this.conn.run((c) => c.hget(this.keys.partitions, key));
+    const old = before === null ? undefined : parsePartition(before);
+    const partition: SharedPartition = {
+      backend,
+      assignedAt: old?.assignedAt ?? now,
+      movedAt: now,
+      ...(old !== undefined && old.backend !== backend ? { previous: old.backend, ...(opts.drain === true ? { drainPrevious: true } : {}) } : {}),
+    };
+    await this.conn.run((c) => c.eval(MOVE, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, JSON.stringify(partition), backend));
+    this.#copy.set(key, partition);
+    const ack = await this.#waitForReplica();
+    return old === undefined ? { partition, ack } : { partition, previous: old, ack };
+  }
+
+  /** counts is the number of partitions per backend, read from Redis (bounded load for new keys). */
+  async counts(): Promise<Map<string, number>> {
+    const flat = await this.conn.run((c) => c.hgetall(this.keys.partitionCounts));
+    return new Map(Object.entries(flat).map(([backend, n]) => [backend, Number(n)]));
+  }
+
+  /** localCounts is the number of partitions per backend in the local copy (no round trip). */
+  localCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const p of this.#copy.values()) counts.set(p.backend, (counts.get(p.backend) ?? 0) + 1);
+    return counts;
+  }
+
+  /**
+   * resync reads every assignment (HSCAN in chunks, so a large table never blocks Redis)
+   * and replaces the local copy; it also refreshes the replica count. A key the copy
+   * holds that Redis has lost (restarted without persistence, failed over to a replica
+   * that missed it) is written back first-writer-wins: the data of that tenant is still
+   * where this instance sent it, and if another instance wrote it back first, its
+   * answer is taken.
+   */
+  async resync(): Promise<{ restored: number }> {
+    const next = new Map<string, SharedPartition>();
+    let restored = 0;
+    await this.conn.run(async (c) => {
+      let cursor = '0';
+      do {
+        const [nextCursor, flat] = await c.hscan(this.keys.partitions, cursor, 'COUNT', 1000);
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const partition = parsePartition(flat[i + 1]!);
+          if (partition !== undefined) next.set(flat[i]!, partition);
+        }
+        cursor = nextCursor;
+      } while (cursor !== '0');
+      this.#replicas = connectedReplicas(await c.info('replication'));
+      const lost = [...this.#copy].filter(([key]) => !next.has(key));
+      for (const [key, partition] of lost) {
+        const [created, stored] = (await c.eval(ASSIGN, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, JSON.stringify(partition), partition.backend)) as [number, string];
+        next.set(key, parsePartition(stored) ?? partition);
+        if (created === 1) restored++;
+      }
+    });
+    // A message that arrived during the read may be newer than what the scan saw: keep the newer.
+    for (const [key, partition] of this.#copy) {
+      const scanned = next.get(key);
+      if (scanned === undefined || changedAt(partition) > changedAt(scanned)) next.set(key, partition);
+    }
+    this.#copy = next;
+    this.#lastResync = Date.now();
+    return { restored };
+  }
+
+  async #waitForReplica(): Promise<ReplicaAck> {
+    if (this.#replicas === 0) return replicaAck(undefined, this.#waitMs);
+    const acks = await this.conn.run((c) => c.wait(1, this.#waitMs));
+    return replicaAck(Number(acks), this.#waitMs);
+  }
+
+  #onMessage(message: string): void {
+    const change = parsePartitionChange(message);
+    if (change !== undefined) this.#copy.set(change.key, change.partition);
+  }
+}

@@ -9,6 +9,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { RedisConnection, type ConnectionOptions } from '../../src/state/redis/redis-connection.js';
+import { redisKeys, type RedisKeys } from '../../src/state/redis/redis-keys.js';
+import { redisTarget } from '../../src/state/redis/redis-settings.js';
 import { freePort, type TestLike } from './processes.js';
 
 /** The server binary; REDIS_SERVER overrides it. */
@@ -31,12 +34,16 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: no persistence) and resolves once it answers PING. */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  /** Thaws a paused server (SIGCONT). */
+  resume(): void;
   /** Stops it for good (also done at teardown). */
   stop(): Promise<void>;
 }
 
-/** startRedis starts a redis-server on a free loopback port, stopped at teardown. */
-export async function startRedis(t: TestLike): Promise<TestRedis> {
+/** startRedis starts a redis-server on a free loopback port, stopped at teardown; `extraArgs` go to redis-server (e.g. `--replicaof`). */
+export async function startRedis(t: TestLike, extraArgs: string[] = []): Promise<TestRedis> {
   const port = await freePort();
   const dir = join(t.testdir(), `redis-${port}`);
   mkdirSync(dir, { recursive: true });
@@ -45,7 +52,7 @@ export async function startRedis(t: TestLike): Promise<TestRedis> {
 
   const launch = async (): Promise<void> => {
     output = '';
-    const child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'], {
+    const child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc = child;
@@ -76,6 +83,8 @@ export async function startRedis(t: TestLike): Promise<TestRedis> {
       await kill();
       await launch();
     },
+    pause: () => void proc?.kill('SIGSTOP'),
+    resume: () => void proc?.kill('SIGCONT'),
     stop: kill,
   };
 }
@@ -106,4 +115,24 @@ function pingOnce(port: number): Promise<boolean> {
       if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
     });
   });
+}
+
+/** An instance's view of a test Redis: its connection and the keys of one pool. */
+export interface TestInstance {
+  conn: RedisConnection;
+  keys: RedisKeys;
+}
+
+/**
+ * connectInstance opens a RedisConnection as one balancer instance would (short command
+ * timeout and backoff, so failure tests run quickly), waits until it is up, and closes it
+ * at teardown.
+ */
+export async function connectInstance(t: TestLike, redis: TestRedis, pool = 'test', opts: ConnectionOptions = {}): Promise<TestInstance> {
+  const target = redisTarget({ url: redis.url, pool });
+  if (!target.ok) throw new Error(target.error);
+  const conn = new RedisConnection(target.target, { commandTimeoutMs: 1000, maxBackoffMs: 200, ...opts });
+  t.teardown(() => conn.close());
+  if (!(await conn.waitUntilUp(30_000))) throw new Error(`no connection to ${redis.url}: ${conn.state.lastError ?? '?'}`);
+  return { conn, keys: redisKeys(target.target.prefix) };
 }

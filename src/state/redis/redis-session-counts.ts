@@ -65,6 +65,7 @@ export interface SessionCountOptions {
 /** RedisSessionCounts writes this instance's counts and reads the pool's sum; see the file comment. */
 export class RedisSessionCounts {
   #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<unknown> | undefined;
   #byInstance: InstanceCounts = new Map();
   #total = new Map<string, number>();
   readonly #everyMs: number;
@@ -85,7 +86,12 @@ export class RedisSessionCounts {
 
   /** start writes `local()` and reads the sum now and every `everyMs` (errors while Redis is down are skipped). */
   start(local: () => ReadonlyMap<string, number>): void {
-    const tick = (): void => void this.exchange(local()).catch(() => undefined);
+    const tick = (): void => {
+      if (this.#inFlight !== undefined) return; // Redis slow: skip a beat rather than pile up
+      this.#inFlight = this.exchange(local())
+        .catch(() => undefined)
+        .then(() => (this.#inFlight = undefined));
+    };
     tick();
     this.#timer = setInterval(tick, this.#everyMs);
     this.#timer.unref();
@@ -95,6 +101,7 @@ export class RedisSessionCounts {
   async stop(clean = true): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#inFlight; // an exchange in flight would write the counts back after the delete
     if (clean) await this.conn.run((c) => c.multi().del(this.keys.counts(this.instance)).srem(this.keys.countInstances, this.instance).exec()).catch(() => undefined);
   }
 

@@ -49,6 +49,7 @@ export const UNITS = [
   'path-normalise',
   'pool',
   'readiness',
+  'redis-units',
   'request-cookies',
   'router',
   'router-partition',

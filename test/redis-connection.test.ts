@@ -14,8 +14,10 @@ const skip = redisMissing() ?? false;
 
 t.test('up, down with a typed error at once, and back on the same client', { skip }, async (t) => {
   const redis = await startRedis(t);
-  const { conn } = await connectInstance(t, redis);
+  const { conn } = await connectInstance(t, redis, 'test', { name: 'servoy-lb-test' });
   t.equal(conn.state.up, true, 'up once connected');
+  t.equal(await conn.waitUntilUp(1), true, 'already up: at once');
+  t.match(await conn.run((c) => c.client('LIST')), /name=servoy-lb-test/, 'named in CLIENT LIST');
   t.equal(conn.state.lastError, undefined, 'no error before the first failure');
   t.equal(conn.address, `127.0.0.1:${redis.port}`);
   t.equal(await conn.run((c) => c.ping()), 'PONG');

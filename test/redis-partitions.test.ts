@@ -43,6 +43,7 @@ t.test('200 concurrent first assignments over two instances: one backend per key
   t.same(Object.fromEntries(counts), Object.fromEntries(A.localCounts()), 'counts in Redis = counts of the copy');
   t.same(Object.fromEntries(B.localCounts()), Object.fromEntries(A.localCounts()));
   t.equal(A.size, 20);
+  t.same([...A.snapshot().keys()].sort(), [...keys].sort(), 'the snapshot holds every key');
 });
 
 t.test('changes reach the other instance by message, and a missed one by the periodic resync', { skip }, async (t) => {

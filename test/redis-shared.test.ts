@@ -79,6 +79,11 @@ t.test('session counts are summed over live instances and leave when an instance
   t.same([...C.byInstance.keys()], ['C'], 'only C is left');
   t.same(await three.conn.run((c) => c.smembers(three.keys.countInstances)), ['C'], 'the instance set is pruned');
 
+  const defaults = new RedisSessionCounts(three.conn, three.keys, 'D');
+  t.same(Object.fromEntries(await defaults.exchange(new Map([['s9', 1]]))), { s9: 1 }, 'one exchange with the default timing');
+  t.ok((await three.conn.run((c) => c.pttl(three.keys.counts('D')))) > 1000, 'written with the default expiry (5 s)');
+  await defaults.stop();
+
   await redis.kill();
   await waitFor(() => !three.conn.state.up, 10_000, 'down');
   await t.rejects(C.exchange(new Map()), SharedStateUnreachableError, 'an exchange while down fails typed (the timer skips it)');

@@ -71,6 +71,7 @@ t.test('redisTarget: what to connect to, the address for messages, the key prefi
       settings: { url: 'rediss://lb:p%40ss@r.example:6380/2', pool: 'eu' },
       want: { options: { host: 'r.example', port: 6380, db: 2, username: 'lb', password: 'p@ss', tls: { servername: 'r.example' } }, address: 'r.example:6380', prefix: 'servoy-lb:eu:' },
     },
+    { desc: '{url} without a pool', settings: { url: 'redis://h:1/3' }, want: { options: { host: 'h', port: 1, db: 3 }, address: 'h:1', prefix: 'servoy-lb:default:' } },
     { desc: 'IPv6', settings: 'redis://[::1]:7000', want: { options: { host: '::1', port: 7000, db: 0 }, address: '[::1]:7000', prefix: 'servoy-lb:default:' } },
     {
       desc: 'sentinel',

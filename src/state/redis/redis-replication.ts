@@ -9,8 +9,7 @@
 export function connectedReplicas(info: string): number {
   const role = /^role:(\w+)/m.exec(info)?.[1];
   if (role !== 'master') return 0;
-  const n = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
-  return Number.isInteger(n) ? n : 0;
+  return Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
 }
 
 /** ReplicaAck says what WAIT gave for a new assignment. */

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { ConfigError, parseConfigText } from '../src/config/load.js';
 import type { BackendConfig, RedisSettings } from '../src/config/schema.js';
 import { adminRefusal, newPartitionAnswer, startDecision, stateHealth } from '../src/state/redis/failure-policy.js';
-import { LocalSharedCopy, localCopyFile, parseCopy, type SharedCopy } from '../src/state/redis/local-copy.js';
+import { copyFrom, LocalSharedCopy, localCopyFile, parseCopy, partitionsOf, type SharedCopy } from '../src/state/redis/local-copy.js';
 import { applyChange, configDrift, EMPTY_POOL, parseAdmin, parseEntry, parsePoolChange, snapshotFrom, type PoolSnapshot } from '../src/state/redis/pool-changes.js';
 import { reconnectDelay } from '../src/state/redis/redis-connection.js';
 import { describeRedisError, isConnectionFailure, SharedStateUnreachableError } from '../src/state/redis/redis-errors.js';
@@ -256,6 +256,13 @@ t.test('the local copy: atomic writes, private, damaged copies reported', async 
   mkdirSync(join(dir, 'a-dir', 'inside'), { recursive: true });
   await t.rejects(blocked.save(copy()), 'cannot rename over a directory');
   t.notOk(readdirSync(dir).some((f) => f.endsWith('.tmp')), 'the temp file is removed after a failed rename');
+});
+
+t.test('a copy of what an instance knows, and back', async (t) => {
+  const c = copy();
+  const made = copyFrom(c.pool, partitionsOf(c), 'secret', c.savedAt);
+  t.same(made, c, 'round trip');
+  t.same(copyFrom(c.pool, new Map(), undefined, 5), { version: 1, savedAt: 5, pool: c.pool, partitions: {} }, 'no secret: none written');
 });
 
 t.test('failure decisions', async (t) => {

@@ -52,6 +52,16 @@ export function parseCopy(text: string): CopyRead {
   };
 }
 
+/** copyFrom is the copy of what an instance knows now (saved after every resync by the wiring). */
+export function copyFrom(pool: PoolSnapshot, partitions: ReadonlyMap<string, SharedPartition>, cookieSecret: string | undefined, now = Date.now()): SharedCopy {
+  return { version: 1, savedAt: now, pool, partitions: Object.fromEntries(partitions), ...(cookieSecret === undefined ? {} : { cookieSecret }) };
+}
+
+/** partitionsOf is the copy's assignments as the map RedisPartitions.start takes. */
+export function partitionsOf(copy: SharedCopy): Map<string, SharedPartition> {
+  return new Map(Object.entries(copy.partitions));
+}
+
 /** LocalSharedCopy reads and atomically writes the copy; see the file comment. */
 export class LocalSharedCopy {
   #writing: Promise<void> = Promise.resolve();

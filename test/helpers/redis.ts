@@ -6,7 +6,7 @@
  * and bring it back under clients that stay connected to the same address.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { RedisConnection, type ConnectionOptions } from '../../src/state/redis/redis-connection.js';
@@ -44,6 +44,34 @@ export interface TestRedis {
 
 /** startRedis starts a redis-server on a free loopback port, stopped at teardown; `extraArgs` go to redis-server (e.g. `--replicaof`). */
 export async function startRedis(t: TestLike, extraArgs: string[] = []): Promise<TestRedis> {
+  return startServer(t, (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...extraArgs]);
+}
+
+/**
+ * startSentinel starts a Redis Sentinel on a free loopback port that monitors `master`
+ * as `name` (quorum 1, a master is down after 1 s), stopped at teardown.
+ */
+export async function startSentinel(t: TestLike, master: TestRedis, name = 'mymaster'): Promise<TestRedis> {
+  return startServer(t, (port, dir) => {
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        'protected-mode no',
+        `dir ${dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 10000`,
+        '',
+      ].join('\n'),
+    );
+    return [conf, '--sentinel'];
+  });
+}
+
+async function startServer(t: TestLike, argsFor: (port: number, dir: string) => string[]): Promise<TestRedis> {
   const port = await freePort();
   const dir = join(t.testdir(), `redis-${port}`);
   mkdirSync(dir, { recursive: true });
@@ -52,7 +80,7 @@ export async function startRedis(t: TestLike, extraArgs: string[] = []): Promise
 
   const launch = async (): Promise<void> => {
     output = '';
-    const child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...extraArgs], {
+    const child = spawn(BIN, argsFor(port, dir), {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc = child;

@@ -42,8 +42,9 @@
  * What remains: that wiring (after the state-store seam and the control-plane split of
  * src/balancer.ts land), start-checks accepting state.redis, a test with two balancer
  * processes (and a --workers 2 one) on one Redis, and the bench of Redis mode against
- * file mode on the sticky path. Sentinel is configured (redisTarget) but only the plain
- * URL form is tested against a real server here; WAIT is tested with a real replica.
+ * file mode on the sticky path. Sentinel is tested with one real sentinel, a master and a
+ * replica (connect, WAIT, a forced failover followed by the same connection); a failover
+ * under load, with several sentinels, is not.
  */
 export * from './failure-policy.js';
 export * from './local-copy.js';

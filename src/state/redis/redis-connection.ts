@@ -71,7 +71,11 @@ export class RedisConnection {
       sentinelRetryStrategy: (times) => reconnectDelay(times, maxBackoff),
       maintNotifications: 'disabled',
       lazyConnect: true,
+      // After a failover the old master may answer as a replica: reconnect (through the sentinels) to the new one.
+      reconnectOnError: (err) => /^READONLY\b/.test(err.message),
     };
+    // Sentinels announce a failover (+switch-master): reconnect at once, not on the next error.
+    if (target.options.sentinels !== undefined) options.failoverDetector = true;
     if (opts.name !== undefined) options.connectionName = opts.name;
     this.#state = { up: false, since: Date.now(), lastError: 'not connected yet' };
     this.client = new Redis(options);

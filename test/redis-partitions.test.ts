@@ -100,6 +100,10 @@ t.test('with a replica, a new assignment waits for its acknowledgement (WAIT)', 
   const known = await A.assign('acme', 'b');
   t.same(known.ack, { kind: 'none' }, 'a known key waits for nothing');
 
+  // A replica (say, a stale master after a failover) refuses writes: that is the shared state being unreachable, not a bug.
+  const onTheReplica = new RedisPartitions(onReplica.conn, onReplica.keys);
+  await t.rejects(onTheReplica.assign('initech', 'a'), { name: 'SharedStateUnreachableError', message: /READONLY/ });
+
   // A replica that stops answering: WAIT times out and says so.
   replica.pause();
   t.teardown(() => replica.resume());

@@ -54,3 +54,15 @@ t.test('through a sentinel: WAIT on the replica, and the same connection follows
   const after = await partitions.assign('globex', 'b');
   t.equal(after.created, true, 'new assignments work on the new master');
 });
+
+t.test('no sentinel answering: not up, and the reason says so', { skip: redisMissing() ?? false }, async (t) => {
+  const gone = await startRedis(t);
+  await gone.kill();
+  const target = redisTarget({ sentinels: [`127.0.0.1:${gone.port}`], masterName: 'mymaster', db: 0, tls: false });
+  if (!target.ok) throw new Error(target.error);
+  const conn = new RedisConnection(target.target, { maxBackoffMs: 100 });
+  t.teardown(() => conn.close());
+  t.equal(await conn.waitUntilUp(200), false);
+  await waitFor(() => conn.state.lastError === 'all sentinels unreachable', 30_000, 'the reason');
+  await t.rejects(conn.run((c) => c.ping()), { message: `shared state unreachable: Redis at master mymaster via sentinels 127.0.0.1:${gone.port}: all sentinels unreachable; try again when it is back` });
+});

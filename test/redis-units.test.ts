@@ -118,7 +118,7 @@ t.test('client errors in a few words; connection failures told from reply errors
     [new Error('Connection is closed.'), 'not connected', true],
     [new Error("Stream isn't writeable and enableOfflineQueue options is false"), 'not connected', true],
     [Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' }), 'not connected', true],
-    [new Error('All sentinels are unreachable. Retrying from scratch after 10ms.'), 'all sentinels unreachable', true],
+    [new Error('All sentinels are unreachable. Retrying from scratch after 10ms. Last error: Connection is closed.'), 'all sentinels unreachable', true],
     [new Error('something else\nsecond line'), 'something else', true],
     ['a string', 'a string', true],
     [undefined, 'undefined', true],

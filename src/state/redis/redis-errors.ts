@@ -40,9 +40,9 @@ export function describeRedisError(err: unknown): string {
     case 'ENETUNREACH':
       return 'host unreachable';
   }
+  if (/All sentinels are unreachable/i.test(message)) return 'all sentinels unreachable';
   if (/command timed out/i.test(message)) return 'no answer in time';
   if (/connection is closed|stream isn't writeable|connection lost/i.test(message) || e?.name === 'MaxRetriesPerRequestError') return 'not connected';
-  if (/All sentinels are unreachable/i.test(message)) return 'all sentinels unreachable';
   return message.split('\n')[0]!.slice(0, 200);
 }
 

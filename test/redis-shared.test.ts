@@ -46,6 +46,12 @@ t.test('learned session ids are shared and expire', { skip }, async (t) => {
   await waitFor(async () => (await B.lookup('SHORT')) === undefined, 10_000, 'the session id to expire');
   t.pass('expired');
 
+  // Redis frozen: the lookup gives up after the command timeout and says "unknown".
+  await A.learn('FROZEN', 'a');
+  redis.pause();
+  t.equal(await A.lookup('FROZEN'), undefined, 'no answer in time: unknown');
+  redis.resume();
+
   await redis.kill();
   await waitFor(() => !one.conn.state.up, 10_000, 'down');
   t.equal(await A.lookup('ABC123'), undefined, 'Redis down: unknown, at once');

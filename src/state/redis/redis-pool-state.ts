@@ -187,8 +187,9 @@ export class RedisPoolState {
     const version = Number(await this.conn.run((c) => c.eval(CHANGE, 3, this.keys.poolBackends, this.keys.poolAdmin, this.keys.poolVersion, this.keys.poolChanges, op, id, value)));
     if (version < 0) throw new UnknownBackendError(id);
     // Admin changes are rare: read the pool back, so the caller sees what every instance will.
-    // (Our own message comes back too, and is ignored: its version is no longer new.)
-    return this.resync();
+    // (Our own message comes back too, and is ignored: its version is no longer new.) The
+    // change is made even if that read fails; the catch-up after the reconnect brings it.
+    return this.resync().catch(() => this.#snapshot);
   }
 
   #onMessage(message: string): void {

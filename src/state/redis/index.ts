@@ -22,23 +22,31 @@
  * - local-copy.ts         the last shared state beside state.file (atomic temp + rename), to start with Redis down
  * - failure-policy.ts     pure: start from Redis / the copy / refuse; new key -> 503 Retry-After;
  *                         admin change -> refused; /healthz state
+ * - redis-shared-state.ts all of the above opened together with the start-up rule applied
+ *                         (RedisSharedState.open -> ok + warnings, or the refusal sentence),
+ *                         and the local copy saved whenever the shared state changed
  *
  * How they are meant to be wired, behind the state-store seam (the interface over what
  * must be durable or shared, whose file implementation is the FileStateStore and the
- * PartitionStore): a RedisStateStore owns one RedisConnection (redisTarget(config.state.redis))
- * and one of each block on its keys (redisKeys(target.prefix)). At start it waits a short
- * while for Redis (waitUntilUp), reads the local copy, and applies startDecision; it seeds
- * the pool with the config's backends (RedisPoolState.seed: a no-op after the first start,
- * logging configDrift), takes sharedCookieSecret unless the config names one, and starts
- * the partitions' and the pool's sync. The router reads RedisPartitions.get (memory) and
- * on a miss asks newPartitionAnswer, then assign (one round trip, WAIT where there are
- * replicas); the pool follows RedisPoolState.onChange; bounded load, maxSessions and
- * `drained` read RedisSessionCounts.total; admin commands check adminRefusal and turn a
- * SharedStateUnreachableError into their error answer; /healthz and status show
- * stateHealth. Every resync also saves the LocalSharedCopy. With --workers, only the
- * primary talks to Redis and hands snapshots to its workers, as it does for the file
- * store today.
- *
+ * PartitionStore): the Redis implementation calls RedisSharedState.open, which makes one
+ * RedisConnection (redisTarget(config.state.redis)) and one of each block on
+ * redisKeys(target.prefix), waits a short while for Redis, reads the local copy and
+ * applies startDecision, seeds the pool with the config's backends (a no-op after the
+ * first start; configDrift comes back as a warning to log), takes sharedCookieSecret
+ * unless the config names one, and starts the pool's and the partitions' sync. Then:
+ * - the router reads RedisPartitions.get (memory, no round trip); on a miss it asks
+ *   newPartitionAnswer (503 + Retry-After while Redis is down), else assign (one round
+ *   trip, WAIT where the master has replicas);
+ * - the pool follows RedisPoolState.onChange; admin commands call setAdmin / setBackend /
+ *   removeBackend, check adminRefusal first, and answer a SharedStateUnreachableError
+ *   with its message;
+ * - bounded load, maxSessions and `drained` read RedisSessionCounts.total, started with
+ *   the instance's own counts (counts.start(local));
+ * - a servlet session id this instance never saw is looked up in RedisLearnedSessions;
+ * - /healthz and status show RedisSharedState.health (never a 503 for Redis alone);
+ * - with --workers, the primary opens it and answers its workers as it does today
+ *   (WorkerPartitions asks the primary): workers never talk to Redis.
+
  * What remains: that wiring (after the state-store seam and the control-plane split of
  * src/balancer.ts land), start-checks accepting state.redis, a test with two balancer
  * processes (and a --workers 2 one) on one Redis, and the bench of Redis mode against
@@ -58,4 +66,5 @@ export * from './redis-partitions.js';
 export * from './redis-pool-state.js';
 export * from './redis-replication.js';
 export * from './redis-session-counts.js';
+export * from './redis-shared-state.js';
 export * from './redis-settings.js';

@@ -101,6 +101,11 @@ function changedAt(partition: SharedPartition): number {
   return partition.movedAt ?? partition.assignedAt;
 }
 
+/** samePartition compares two records field by field (JSON order may differ between writers). */
+function samePartition(a: SharedPartition | undefined, b: SharedPartition): boolean {
+  return a !== undefined && a.backend === b.backend && a.assignedAt === b.assignedAt && a.movedAt === b.movedAt && a.previous === b.previous && a.drainPrevious === b.drainPrevious;
+}
+
 /** RedisPartitions is the shared assignment table with a local copy; see the file comment. */
 export class RedisPartitions {
   #copy = new Map<string, SharedPartition>();
@@ -110,6 +115,7 @@ export class RedisPartitions {
   readonly #waitMs: number;
   readonly #resyncEveryMs: number;
   #lastResync = 0;
+  readonly #listeners = new Set<() => void>();
 
   constructor(
     readonly conn: RedisConnection,
@@ -139,6 +145,13 @@ export class RedisPartitions {
   stop(): void {
     clearInterval(this.#timer);
     for (const fn of this.#unsubscribe.splice(0)) fn();
+    this.#listeners.clear();
+  }
+
+  /** onChange calls fn whenever the local copy changed (a message, an assignment, a move, a resync that found a difference). */
+  onChange(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
   }
 
   /** get is the request path's read: the local copy, no Redis round trip. */
@@ -176,7 +189,7 @@ export class RedisPartitions {
       (c) => c.eval(ASSIGN, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, record, backend) as Promise<[number, string]>,
     );
     const partition = parsePartition(stored) ?? { backend, assignedAt: now };
-    this.#copy.set(key, partition);
+    this.#set(key, partition);
     if (created !== 1) return { partition, created: false, ack: { kind: 'none' } };
     return { partition, created: true, ack: await this.#waitForReplica() };
   }
@@ -196,7 +209,7 @@ export class RedisPartitions {
       ...(old !== undefined && old.backend !== backend ? { previous: old.backend, ...(opts.drain === true ? { drainPrevious: true } : {}) } : {}),
     };
     await this.conn.run((c) => c.eval(MOVE, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, JSON.stringify(partition), backend));
-    this.#copy.set(key, partition);
+    this.#set(key, partition);
     const ack = await this.#waitForReplica();
     return old === undefined ? { partition, ack } : { partition, previous: old, ack };
   }
@@ -248,8 +261,10 @@ export class RedisPartitions {
       const scanned = next.get(key);
       if (scanned === undefined || changedAt(partition) > changedAt(scanned)) next.set(key, partition);
     }
+    const changed = next.size !== this.#copy.size || [...next].some(([key, p]) => !samePartition(this.#copy.get(key), p));
     this.#copy = next;
     this.#lastResync = Date.now();
+    if (changed) this.#notify();
     return { restored };
   }
 
@@ -261,6 +276,16 @@ export class RedisPartitions {
 
   #onMessage(message: string): void {
     const change = parsePartitionChange(message);
-    if (change !== undefined) this.#copy.set(change.key, change.partition);
+    if (change !== undefined) this.#set(change.key, change.partition);
+  }
+
+  #set(key: string, partition: SharedPartition): void {
+    if (samePartition(this.#copy.get(key), partition)) return;
+    this.#copy.set(key, partition);
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const fn of this.#listeners) fn();
   }
 }

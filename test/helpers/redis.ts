@@ -2,11 +2,12 @@
  * A real redis-server for integration tests (Debian's package; `.ci/run` installs it when
  * missing): each test starts its own on a free loopback port, with no persistence and its
  * own directory under the test's tmp dir, and stops it at teardown. Never the system Redis
- * on 6379. `kill()` and `restart()` keep the port, so failure tests can take Redis away
+ * on 6379 (its own temp dir, removed at teardown). `kill()` and `restart()` keep the port, so failure tests can take Redis away
  * and bring it back under clients that stay connected to the same address.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { join } from 'node:path';
 import { RedisConnection, type ConnectionOptions } from '../../src/state/redis/redis-connection.js';
@@ -73,8 +74,9 @@ export async function startSentinel(t: TestLike, master: TestRedis, name = 'myma
 
 async function startServer(t: TestLike, argsFor: (port: number, dir: string) => string[]): Promise<TestRedis> {
   const port = await freePort();
-  const dir = join(t.testdir(), `redis-${port}`);
-  mkdirSync(dir, { recursive: true });
+  // Its own temp dir (not t.testdir(): calling that again in the test would empty it under the server).
+  const dir = mkdtempSync(join(tmpdir(), `servoy-lb-redis-${port}-`));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   let proc: ChildProcess | undefined;
   let output = '';
 

@@ -77,7 +77,7 @@ export class RedisConnection {
     // Sentinels announce a failover (+switch-master): reconnect at once, not on the next error.
     if (target.options.sentinels !== undefined) options.failoverDetector = true;
     if (opts.name !== undefined) options.connectionName = opts.name;
-    this.#state = { up: false, since: Date.now(), lastError: 'not connected yet' };
+    this.#state = { up: false, since: Date.now(), lastError: 'no answer yet' };
     this.client = new Redis(options);
     this.#subscriber = new Redis({ ...options, autoResubscribe: true });
     this.client.on('ready', () => this.#set({ up: true, since: Date.now(), ...this.#lastError() }));
@@ -185,7 +185,7 @@ export class RedisConnection {
   }
 
   #lastError(): { lastError?: string } {
-    return this.#state.lastError === undefined || this.#state.lastError === 'not connected yet' ? {} : { lastError: this.#state.lastError };
+    return this.#state.lastError === undefined || this.#state.lastError === 'no answer yet' ? {} : { lastError: this.#state.lastError };
   }
 
   #set(state: ConnectionState): void {

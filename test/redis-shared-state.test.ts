@@ -110,3 +110,10 @@ t.test('Redis down at start with a local copy: served from it, caught up when Re
   const created = await S.partitions.assign('new', 'a');
   t.equal(created.created, true, 'new tenants are assigned again');
 });
+
+t.test('a Redis that refuses the scripts (an ACL without scripting, say): start refused, saying why', { skip }, async (t) => {
+  const redis = await startRedis(t, ['--rename-command', 'EVAL', '']);
+  const res = await RedisSharedState.open(options(redis, join(t.testdir(), 'state.json')));
+  t.equal(res.ok, false);
+  t.match(!res.ok && res.error, /^cannot start: ERR unknown command 'eval'/i);
+});

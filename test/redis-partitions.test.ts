@@ -83,6 +83,11 @@ t.test('changes reach the other instance by message, and a missed one by the per
   await waitFor(() => B.lastResync > before, 10_000, 'another resync');
   t.equal(B.get('garbled'), undefined);
   t.equal(B.get('x'), undefined);
+
+  // A reply error of Redis itself (here: the hash replaced by a string) is a bug to see, not an outage.
+  const other = new RedisPartitions(one.conn, { ...one.keys, partitions: `${one.keys.partitions}:broken` });
+  await one.conn.run((c) => c.set(`${one.keys.partitions}:broken`, 'a string'));
+  await t.rejects(other.assign('k', 'a'), { name: 'ReplyError', message: /WRONGTYPE/ });
 });
 
 t.test('with a replica, a new assignment waits for its acknowledgement (WAIT)', { skip }, async (t) => {

@@ -43,7 +43,20 @@ t.test('through a sentinel: WAIT on the replica, and the same connection follows
   const acme = await partitions.assign('acme', 'a');
   t.same(acme.ack, { kind: 'acknowledged', replicas: 1 }, 'the replica holds it before the request goes on');
 
-  await admin.call('SENTINEL', 'FAILOVER', 'mymaster');
+  // The sentinel calls a replica "good" only once it has pinged it and read its INFO: until then it answers NOGOODSLAVE.
+  await waitFor(
+    () =>
+      admin.call('SENTINEL', 'FAILOVER', 'mymaster').then(
+        () => true,
+        (err: Error) => {
+          if (/NOGOODSLAVE/.test(err.message)) return false;
+          throw err;
+        },
+      ),
+    60_000,
+    'the sentinel to accept the failover',
+    250,
+  );
   await waitFor(
     async () => (await conn.run((c) => c.config('GET', 'port')).catch(() => [])).at(1) === String(replica.port) && /role:master/.test(await conn.run((c) => c.info('replication')).catch(() => '')),
     60_000,

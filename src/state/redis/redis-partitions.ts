@@ -16,6 +16,7 @@
  * SharedStateUnreachableError at once (the router answers a new key 503 + Retry-After:
  * a tenant is never placed on two servers).
  */
+import { LuaScript } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
 import { connectedReplicas, replicaAck, type ReplicaAck } from './redis-replication.js';
@@ -51,17 +52,17 @@ export interface PartitionOptions {
 }
 
 // KEYS: partitions, counts, channel. ARGV: key, record JSON, backend.
-const ASSIGN = `
+const ASSIGN = new LuaScript(`
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then return {0, current} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 redis.call('PUBLISH', KEYS[3], '{"key":' .. cjson.encode(ARGV[1]) .. ',"partition":' .. ARGV[2] .. '}')
 return {1, ARGV[2]}
-`;
+`);
 
 // KEYS: partitions, counts, channel. ARGV: key, record JSON, new backend. Returns the previous record or false.
-const MOVE = `
+const MOVE = new LuaScript(`
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then
   local old = cjson.decode(current)['backend']
@@ -71,7 +72,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 redis.call('PUBLISH', KEYS[3], '{"key":' .. cjson.encode(ARGV[1]) .. ',"partition":' .. ARGV[2] .. '}')
 return current
-`;
+`);
 
 /** parsePartition reads a stored record; undefined when it is not one (never trusted blindly). */
 export function parsePartition(text: string): SharedPartition | undefined {
@@ -186,7 +187,7 @@ export class RedisPartitions {
   async assign(key: string, backend: string, now = Date.now()): Promise<AssignResult> {
     const record = JSON.stringify({ backend, assignedAt: now } satisfies SharedPartition);
     const [created, stored] = await this.conn.run(
-      (c) => c.eval(ASSIGN, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, record, backend) as Promise<[number, string]>,
+      (c) => ASSIGN.run(c, this.#scriptKeys(), [key, record, backend]) as Promise<[number, string]>,
     );
     const partition = parsePartition(stored) ?? { backend, assignedAt: now };
     this.#set(key, partition);
@@ -208,7 +209,7 @@ export class RedisPartitions {
       movedAt: now,
       ...(old !== undefined && old.backend !== backend ? { previous: old.backend, ...(opts.drain === true ? { drainPrevious: true } : {}) } : {}),
     };
-    await this.conn.run((c) => c.eval(MOVE, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, JSON.stringify(partition), backend));
+    await this.conn.run((c) => MOVE.run(c, this.#scriptKeys(), [key, JSON.stringify(partition), backend]));
     this.#set(key, partition);
     const ack = await this.#waitForReplica();
     return old === undefined ? { partition, ack } : { partition, previous: old, ack };
@@ -251,7 +252,7 @@ export class RedisPartitions {
       this.#replicas = connectedReplicas(await c.info('replication'));
       const lost = [...this.#copy].filter(([key]) => !next.has(key));
       for (const [key, partition] of lost) {
-        const [created, stored] = (await c.eval(ASSIGN, 3, this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges, key, JSON.stringify(partition), partition.backend)) as [number, string];
+        const [created, stored] = (await ASSIGN.run(c, this.#scriptKeys(), [key, JSON.stringify(partition), partition.backend])) as [number, string];
         next.set(key, parsePartition(stored) ?? partition);
         if (created === 1) restored++;
       }
@@ -266,6 +267,10 @@ export class RedisPartitions {
     this.#lastResync = Date.now();
     if (changed) this.#notify();
     return { restored };
+  }
+
+  #scriptKeys(): string[] {
+    return [this.keys.partitions, this.keys.partitionCounts, this.keys.partitionChanges];
   }
 
   async #waitForReplica(): Promise<ReplicaAck> {

@@ -19,13 +19,14 @@
  */
 import type { BackendConfig } from '../../config/schema.js';
 import type { AdminRecord } from '../backend-records.js';
+import { LuaScript } from './lua-script.js';
 import { applyChange, EMPTY_POOL, parsePoolChange, snapshotFrom, type PoolOp, type PoolSnapshot } from './pool-changes.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
 
 // KEYS: backends, admin, version. ARGV: channel, op, id, value.
 // Returns the new version, or -1 when the backend does not exist (remove-backend, set-admin).
-const CHANGE = `
+const CHANGE = new LuaScript(`
 local op, id, value = ARGV[2], ARGV[3], ARGV[4]
 local stored = value
 if op == 'set-backend' then
@@ -45,11 +46,11 @@ end
 local version = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[1], version .. '\\n' .. op .. '\\n' .. id .. '\\n' .. stored)
 return version
-`;
+`);
 
 // KEYS: backends, admin, version, seeded. ARGV: channel, now, n, then n (id, entry) pairs, then (id, admin) pairs.
 // Returns the new version, or 0 when the pool was seeded before.
-const SEED = `
+const SEED = new LuaScript(`
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local n = tonumber(ARGV[3])
 for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[4 + 2 * i], ARGV[5 + 2 * i]) end
@@ -58,7 +59,7 @@ redis.call('SET', KEYS[4], ARGV[2])
 local version = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[1], version .. '\\nseed\\n\\n')
 return version
-`;
+`);
 
 /** UnknownBackendError: a change names a backend the shared pool does not have. */
 export class UnknownBackendError extends Error {
@@ -180,11 +181,11 @@ export class RedisPoolState {
     const args: string[] = [this.keys.poolChanges, String(Date.now()), String(known.backends.length)];
     known.backends.forEach((backend, i) => args.push(backend.id, JSON.stringify({ at: i, backend })));
     for (const [id, record] of Object.entries(known.admin)) args.push(id, JSON.stringify(record));
-    return c.eval(SEED, 4, this.keys.poolBackends, this.keys.poolAdmin, this.keys.poolVersion, this.keys.poolSeeded, ...args);
+    return SEED.run(c, [this.keys.poolBackends, this.keys.poolAdmin, this.keys.poolVersion, this.keys.poolSeeded], args);
   }
 
   async #change(op: PoolOp, id: string, value: string): Promise<PoolSnapshot> {
-    const version = Number(await this.conn.run((c) => c.eval(CHANGE, 3, this.keys.poolBackends, this.keys.poolAdmin, this.keys.poolVersion, this.keys.poolChanges, op, id, value)));
+    const version = Number(await this.conn.run((c) => CHANGE.run(c, [this.keys.poolBackends, this.keys.poolAdmin, this.keys.poolVersion], [this.keys.poolChanges, op, id, value])));
     if (version < 0) throw new UnknownBackendError(id);
     // Admin changes are rare: read the pool back, so the caller sees what every instance will.
     // (Our own message comes back too, and is ignored: its version is no longer new.) The

@@ -13,6 +13,7 @@
  *                         admin move, counts, local copy kept by pub/sub + periodic/reconnect resync;
  *                         assignments Redis lost are written back first-writer-wins
  * - redis-replication.ts  replicas from INFO replication; what WAIT said
+ * - lua-script.ts         scripts by EVALSHA, the script itself only on NOSCRIPT
  * - pool-changes.ts       pure: pool snapshot, change messages with versions, gap -> resync, config drift
  * - redis-pool-state.ts   the shared pool (backends, weights, admin states): Lua change + publish,
  *                         seeding from the config only at the pool's first start (marker key)

@@ -68,6 +68,26 @@ t.test('changes reach the other instance by message, and a missed one by the per
   t.equal(moved.previous?.backend, 'a');
   await waitFor(() => B.get('acme')?.backend === 'b', 10_000, 'the move in B');
   t.same(Object.fromEntries(await B.counts()), { b: 1 }, 'the old backend no longer counts it');
+  const cleared = await A.clearPrevious('acme');
+  t.same(cleared, { backend: 'b', assignedAt: 1000, movedAt: 2000 }, 'the drained move settled: the old backend forgotten');
+  await waitFor(() => B.get('acme')?.previous === undefined, 10_000, 'the settled move in B');
+  t.same(Object.fromEntries(await B.counts()), { b: 1 }, 'counts unchanged by settling');
+  t.equal(await A.clearPrevious('nobody'), undefined);
+
+  await A.assign('gone', 'a');
+  await waitFor(() => B.get('gone') !== undefined, 10_000, 'B to know gone');
+  t.equal(await A.delete('gone'), true, 'deleted');
+  t.equal(await A.delete('gone'), false, 'nothing left to delete');
+  await waitFor(() => B.get('gone') === undefined, 10_000, 'the deletion in B');
+  t.same(Object.fromEntries(await B.counts()), { b: 1 });
+  // Deleted behind B's back (no message): its resync drops it, and does not write it back (same epoch: no data loss).
+  await A.assign('gone-silently', 'c');
+  await waitFor(() => B.get('gone-silently') !== undefined, 10_000, 'B to know gone-silently');
+  await one.conn.run((c) => c.hdel(one.keys.partitions, 'gone-silently'));
+  await waitFor(() => B.get('gone-silently') === undefined, 10_000, "B's resync to drop it");
+  t.equal(await one.conn.run((c) => c.hget(one.keys.partitions, 'gone-silently')), null, 'not written back');
+  t.ok(B.epoch, 'B knows the epoch it read under');
+
   const fresh = await A.move('new-one', 'c', { now: 3000 });
   t.same(fresh.partition, { backend: 'c', assignedAt: 3000, movedAt: 3000 }, 'moving an unknown key assigns it');
   t.equal(fresh.previous, undefined);

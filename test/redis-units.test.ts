@@ -198,6 +198,7 @@ t.test('stored partitions and their messages are checked, never trusted', async 
   t.same(parsePartition('{"backend":"a","assignedAt":1}'), { backend: 'a', assignedAt: 1 });
   for (const bad of ['nope', 'null', '{"backend":1,"assignedAt":1}', '{"backend":"a"}']) t.equal(parsePartition(bad), undefined, bad);
   t.same(parsePartitionChange('{"key":"k","partition":{"backend":"a","assignedAt":1}}'), { key: 'k', partition: { backend: 'a', assignedAt: 1 } });
+  t.same(parsePartitionChange('{"key":"k","deleted":true}'), { key: 'k', deleted: true });
   for (const bad of ['nope', 'null', '{"partition":{"backend":"a","assignedAt":1}}', '{"key":"k"}', '{"key":"k","partition":{"backend":"a"}}']) t.equal(parsePartitionChange(bad), undefined, bad);
 });
 
@@ -240,6 +241,7 @@ t.test('the local copy: atomic writes, private, damaged copies reported', async 
     ['admin null', JSON.stringify({ ...copy(), pool: { version: 1, backends: [], admin: null } }), 'pool or savedAt missing'],
     ['partitions a list', JSON.stringify({ ...copy(), partitions: [] }), 'partitions missing'],
     ['secret a number', JSON.stringify({ ...copy(), cookieSecret: 5 }), 'cookieSecret is not a string'],
+    ['epoch a number', JSON.stringify({ ...copy(), partitionsEpoch: 5 }), 'partitionsEpoch is not a string'],
   ];
   for (const [desc, text, reason] of cases) {
     writeFileSync(file, text);
@@ -260,9 +262,9 @@ t.test('the local copy: atomic writes, private, damaged copies reported', async 
 
 t.test('a copy of what an instance knows, and back', async (t) => {
   const c = copy();
-  const made = copyFrom(c.pool, partitionsOf(c), 'secret', c.savedAt);
+  const made = copyFrom(c.pool, partitionsOf(c), 'secret', undefined, c.savedAt);
   t.same(made, c, 'round trip');
-  t.same(copyFrom(c.pool, new Map(), undefined, 5), { version: 1, savedAt: 5, pool: c.pool, partitions: {} }, 'no secret: none written');
+  t.same(copyFrom(c.pool, new Map(), undefined, 'e1', 5), { version: 1, savedAt: 5, pool: c.pool, partitions: {}, partitionsEpoch: 'e1' }, 'no secret: none written; the epoch kept');
 });
 
 t.test('failure decisions', async (t) => {

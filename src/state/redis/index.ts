@@ -10,8 +10,9 @@
  *                         reconnect with backoff forever, observable up/down/since/lastError
  * - redis-errors.ts       SharedStateUnreachableError ("shared state unreachable: Redis at H:P: why; ...")
  * - redis-partitions.ts   first-writer-wins assignment (Lua), WAIT for a replica where there is one,
- *                         admin move, counts, local copy kept by pub/sub + periodic/reconnect resync;
- *                         assignments Redis lost are written back first-writer-wins
+ *                         admin move, clearPrevious (a drained move settled), delete, counts; a local
+ *                         copy kept by pub/sub + periodic/reconnect resync; assignments Redis lost
+ *                         (an epoch key tells) are written back first-writer-wins
  * - redis-replication.ts  replicas from INFO replication; what WAIT said
  * - lua-script.ts         scripts by EVALSHA, the script itself only on NOSCRIPT
  * - pool-changes.ts       pure: pool snapshot, change messages with versions, gap -> resync, config drift

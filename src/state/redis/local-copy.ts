@@ -20,6 +20,8 @@ export interface SharedCopy {
   readonly pool: PoolSnapshot;
   readonly partitions: Readonly<Record<string, SharedPartition>>;
   readonly cookieSecret?: string;
+  /** The epoch of the Redis data the partitions were read from (RedisPartitions.epoch). */
+  readonly partitionsEpoch?: string;
 }
 
 /** CopyRead is what reading the local copy found. */
@@ -45,6 +47,7 @@ export function parseCopy(text: string): CopyRead {
   }
   if (typeof value.partitions !== 'object' || value.partitions === null || Array.isArray(value.partitions)) return { kind: 'damaged', reason: 'partitions missing' };
   if (value.cookieSecret !== undefined && typeof value.cookieSecret !== 'string') return { kind: 'damaged', reason: 'cookieSecret is not a string' };
+  if (value.partitionsEpoch !== undefined && typeof value.partitionsEpoch !== 'string') return { kind: 'damaged', reason: 'partitionsEpoch is not a string' };
   const backends = (pool.backends as unknown[]).filter((b): b is BackendConfig => typeof (b as BackendConfig)?.id === 'string' && typeof (b as BackendConfig)?.url === 'string');
   return {
     kind: 'ok',
@@ -53,8 +56,15 @@ export function parseCopy(text: string): CopyRead {
 }
 
 /** copyFrom is the copy of what an instance knows now (saved after every resync by the wiring). */
-export function copyFrom(pool: PoolSnapshot, partitions: ReadonlyMap<string, SharedPartition>, cookieSecret: string | undefined, now = Date.now()): SharedCopy {
-  return { version: 1, savedAt: now, pool, partitions: Object.fromEntries(partitions), ...(cookieSecret === undefined ? {} : { cookieSecret }) };
+export function copyFrom(pool: PoolSnapshot, partitions: ReadonlyMap<string, SharedPartition>, cookieSecret: string | undefined, partitionsEpoch: string | undefined, now = Date.now()): SharedCopy {
+  return {
+    version: 1,
+    savedAt: now,
+    pool,
+    partitions: Object.fromEntries(partitions),
+    ...(cookieSecret === undefined ? {} : { cookieSecret }),
+    ...(partitionsEpoch === undefined ? {} : { partitionsEpoch }),
+  };
 }
 
 /** partitionsOf is the copy's assignments as the map RedisPartitions.start takes. */

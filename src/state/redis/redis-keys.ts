@@ -9,7 +9,8 @@
  *   pool:changes         chan  "<version>\n<op>\n<id>\n<value>" per pool change
  *   partitions           hash  partition key -> {"backend":..,"assignedAt":..,...}
  *   partitions:counts    hash  backend id -> number of partitions it holds
- *   partitions:changes   chan  {"key":..,"record":{...}} per assignment or move
+ *   partitions:epoch     str   random id set with the first read: missing = Redis lost the data
+ *   partitions:changes   chan  {"key":..,"partition":{...}} or {"key":..,"deleted":true} per change
  *   cookie-secret        str   the generated affinity-cookie secret (first writer wins)
  *   session:<id>         str   backend of a learned session id (expires)
  *   counts:<instance>    hash  backend id -> sessions held by one instance (expires)
@@ -25,6 +26,7 @@ export interface RedisKeys {
   readonly poolChanges: string;
   readonly partitions: string;
   readonly partitionCounts: string;
+  readonly partitionsEpoch: string;
   readonly partitionChanges: string;
   readonly cookieSecret: string;
   readonly countInstances: string;
@@ -42,6 +44,7 @@ export function redisKeys(prefix: string): RedisKeys {
     poolChanges: `${prefix}pool:changes`,
     partitions: `${prefix}partitions`,
     partitionCounts: `${prefix}partitions:counts`,
+    partitionsEpoch: `${prefix}partitions:epoch`,
     partitionChanges: `${prefix}partitions:changes`,
     cookieSecret: `${prefix}cookie-secret`,
     countInstances: `${prefix}counts:instances`,

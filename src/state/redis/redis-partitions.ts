@@ -16,6 +16,7 @@
  * SharedStateUnreachableError at once (the router answers a new key 503 + Retry-After:
  * a tenant is never placed on two servers).
  */
+import { randomUUID } from 'node:crypto';
 import { LuaScript } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -74,6 +75,17 @@ redis.call('PUBLISH', KEYS[3], '{"key":' .. cjson.encode(ARGV[1]) .. ',"partitio
 return current
 `);
 
+// KEYS: partitions, counts, channel. ARGV: key. Returns 1 when the key was assigned, else 0.
+const DELETE = new LuaScript(`
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+local old = cjson.decode(current)['backend']
+if redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then redis.call('HDEL', KEYS[2], old) end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[3], '{"key":' .. cjson.encode(ARGV[1]) .. ',"deleted":true}')
+return 1
+`);
+
 /** parsePartition reads a stored record; undefined when it is not one (never trusted blindly). */
 export function parsePartition(text: string): SharedPartition | undefined {
   try {
@@ -85,21 +97,20 @@ export function parsePartition(text: string): SharedPartition | undefined {
   }
 }
 
+/** PartitionChange is one message of the change channel: a key's new record, or its deletion. */
+export type PartitionChange = { key: string; partition: SharedPartition } | { key: string; deleted: true };
+
 /** parsePartitionChange reads a message of the change channel. */
-export function parsePartitionChange(text: string): { key: string; partition: SharedPartition } | undefined {
+export function parsePartitionChange(text: string): PartitionChange | undefined {
   try {
-    const value = JSON.parse(text) as { key?: unknown; partition?: unknown } | null;
+    const value = JSON.parse(text) as { key?: unknown; partition?: unknown; deleted?: unknown } | null;
     if (typeof value?.key !== 'string') return undefined;
+    if (value.deleted === true) return { key: value.key, deleted: true };
     const partition = parsePartition(JSON.stringify(value.partition));
     return partition === undefined ? undefined : { key: value.key, partition };
   } catch {
     return undefined;
   }
-}
-
-/** changedAt is when a record last changed (its move, else its assignment). */
-function changedAt(partition: SharedPartition): number {
-  return partition.movedAt ?? partition.assignedAt;
 }
 
 /** samePartition compares two records field by field (JSON order may differ between writers). */
@@ -117,6 +128,10 @@ export class RedisPartitions {
   readonly #resyncEveryMs: number;
   #lastResync = 0;
   readonly #listeners = new Set<() => void>();
+  /** The epoch of the Redis data the copy came from (undefined: not read from Redis yet). */
+  #epoch: string | undefined;
+  /** Keys changed by this instance or a message while a resync reads: newer than what it read. */
+  #touched: Set<string> | undefined;
 
   constructor(
     readonly conn: RedisConnection,
@@ -130,10 +145,12 @@ export class RedisPartitions {
   /**
    * start subscribes to changes, reads everything once (when Redis is up) and then every
    * `resyncEveryMs` and after a reconnect. `initial` is a copy to serve from meanwhile
-   * (the local copy of the last shared state when Redis is down at start).
+   * (the local copy of the last shared state when Redis is down at start), and `epoch`
+   * the epoch it was read under (see resync).
    */
-  async start(initial?: ReadonlyMap<string, SharedPartition>): Promise<void> {
+  async start(initial?: ReadonlyMap<string, SharedPartition>, epoch?: string): Promise<void> {
     if (initial !== undefined) this.#copy = new Map(initial);
+    this.#epoch = epoch;
     await this.conn.subscribe(this.keys.partitionChanges, (message) => this.#onMessage(message));
     this.#unsubscribe.push(this.conn.onResubscribed(() => void this.resync().catch(() => undefined)));
     this.#unsubscribe.push(this.conn.onState((state) => state.up && void this.resync().catch(() => undefined)));
@@ -178,6 +195,33 @@ export class RedisPartitions {
   /** replicas is the number of replicas the master had at the last check. */
   get replicas(): number {
     return this.#replicas;
+  }
+
+  /** epoch identifies the Redis data the copy was last read from (kept in the local copy file). */
+  get epoch(): string | undefined {
+    return this.#epoch;
+  }
+
+  /** delete forgets a key's assignment everywhere (its next request is a new partition); false when it had none. */
+  async delete(key: string): Promise<boolean> {
+    const deleted = Number(await this.conn.run((c) => DELETE.run(c, this.#scriptKeys(), [key]))) === 1;
+    this.#remove(key);
+    return deleted;
+  }
+
+  /**
+   * clearPrevious forgets where a key was before its last move (the sessions left on
+   * the old backend after a move with --drain have ended); undefined when the key has none.
+   */
+  async clearPrevious(key: string): Promise<SharedPartition | undefined> {
+    const stored = await this.conn.run((c) => c.hget(this.keys.partitions, key));
+    const current = stored === null ? undefined : parsePartition(stored);
+    if (current === undefined) return undefined;
+    const { previous: _previous, drainPrevious: _drain, ...rest } = current;
+    const partition: SharedPartition = rest;
+    await this.conn.run((c) => MOVE.run(c, this.#scriptKeys(), [key, JSON.stringify(partition), partition.backend]));
+    this.#set(key, partition);
+    return partition;
   }
 
   /**
@@ -230,37 +274,54 @@ export class RedisPartitions {
 
   /**
    * resync reads every assignment (HSCAN in chunks, so a large table never blocks Redis)
-   * and replaces the local copy; it also refreshes the replica count. A key the copy
-   * holds that Redis has lost (restarted without persistence, failed over to a replica
-   * that missed it) is written back first-writer-wins: the data of that tenant is still
-   * where this instance sent it, and if another instance wrote it back first, its
-   * answer is taken.
+   * and replaces the local copy; it also refreshes the replica count.
+   *
+   * Redis is the truth, except when it has lost the data (restarted without persistence,
+   * replaced): an epoch key, set by the first read of a fresh Redis, tells. When the
+   * epoch is missing, or not the one the copy was read under (or the copy's epoch is
+   * unknown), the keys the copy holds and Redis lacks are written back first-writer-wins
+   * (that tenant's data is still where this instance sent it; if another instance wrote
+   * it back first, its answer is taken): forgetting an assignment could split a tenant
+   * over two servers, bringing back a deleted one cannot. When the epoch is the same, a
+   * key Redis lacks was deleted, and goes.
    */
   async resync(): Promise<{ restored: number }> {
     const next = new Map<string, SharedPartition>();
     let restored = 0;
-    await this.conn.run(async (c) => {
-      let cursor = '0';
-      do {
-        const [nextCursor, flat] = await c.hscan(this.keys.partitions, cursor, 'COUNT', 1000);
-        for (let i = 0; i + 1 < flat.length; i += 2) {
-          const partition = parsePartition(flat[i + 1]!);
-          if (partition !== undefined) next.set(flat[i]!, partition);
+    const touched = new Set<string>();
+    this.#touched = touched;
+    try {
+      await this.conn.run(async (c) => {
+        const stored = await c.get(this.keys.partitionsEpoch);
+        if (stored === null) await c.set(this.keys.partitionsEpoch, randomUUID(), 'NX');
+        const epoch = stored ?? (await c.get(this.keys.partitionsEpoch)) ?? '';
+        let cursor = '0';
+        do {
+          const [nextCursor, flat] = await c.hscan(this.keys.partitions, cursor, 'COUNT', 1000);
+          for (let i = 0; i + 1 < flat.length; i += 2) {
+            const partition = parsePartition(flat[i + 1]!);
+            if (partition !== undefined) next.set(flat[i]!, partition);
+          }
+          cursor = nextCursor;
+        } while (cursor !== '0');
+        this.#replicas = connectedReplicas(await c.info('replication'));
+        if (stored === null || this.#epoch !== epoch) {
+          for (const [key, partition] of [...this.#copy].filter(([key]) => !next.has(key))) {
+            const [created, winner] = (await ASSIGN.run(c, this.#scriptKeys(), [key, JSON.stringify(partition), partition.backend])) as [number, string];
+            next.set(key, parsePartition(winner) ?? partition);
+            if (created === 1) restored++;
+          }
         }
-        cursor = nextCursor;
-      } while (cursor !== '0');
-      this.#replicas = connectedReplicas(await c.info('replication'));
-      const lost = [...this.#copy].filter(([key]) => !next.has(key));
-      for (const [key, partition] of lost) {
-        const [created, stored] = (await ASSIGN.run(c, this.#scriptKeys(), [key, JSON.stringify(partition), partition.backend])) as [number, string];
-        next.set(key, parsePartition(stored) ?? partition);
-        if (created === 1) restored++;
-      }
-    });
-    // A message that arrived during the read may be newer than what the scan saw: keep the newer.
-    for (const [key, partition] of this.#copy) {
-      const scanned = next.get(key);
-      if (scanned === undefined || changedAt(partition) > changedAt(scanned)) next.set(key, partition);
+        this.#epoch = epoch;
+      });
+    } finally {
+      this.#touched = undefined;
+    }
+    // Keys changed while the read ran: the copy has them newer than the read (or deleted).
+    for (const key of touched) {
+      const partition = this.#copy.get(key);
+      if (partition === undefined) next.delete(key);
+      else next.set(key, partition);
     }
     const changed = next.size !== this.#copy.size || [...next].some(([key, p]) => !samePartition(this.#copy.get(key), p));
     this.#copy = next;
@@ -281,13 +342,21 @@ export class RedisPartitions {
 
   #onMessage(message: string): void {
     const change = parsePartitionChange(message);
-    if (change !== undefined) this.#set(change.key, change.partition);
+    if (change === undefined) return;
+    if ('deleted' in change) this.#remove(change.key);
+    else this.#set(change.key, change.partition);
   }
 
   #set(key: string, partition: SharedPartition): void {
+    this.#touched?.add(key);
     if (samePartition(this.#copy.get(key), partition)) return;
     this.#copy.set(key, partition);
     this.#notify();
+  }
+
+  #remove(key: string): void {
+    this.#touched?.add(key);
+    if (this.#copy.delete(key)) this.#notify();
   }
 
   #notify(): void {

@@ -95,7 +95,7 @@ export class RedisSharedState {
     if (decision.kind === 'local-copy') {
       warnings.push(decision.warning);
       await shared.pool.start(decision.copy.pool);
-      await shared.partitions.start(partitionsOf(decision.copy));
+      await shared.partitions.start(partitionsOf(decision.copy), decision.copy.partitionsEpoch);
       secret ??= decision.copy.cookieSecret;
     } else {
       try {
@@ -129,7 +129,7 @@ export class RedisSharedState {
   /** saveCopy writes the local copy of what this instance knows now. */
   async saveCopy(): Promise<void> {
     this.#dirty = false;
-    await this.copy.save(copyFrom(this.pool.snapshot, this.partitions.snapshot(), this.cookieSecret));
+    await this.copy.save(copyFrom(this.pool.snapshot, this.partitions.snapshot(), this.cookieSecret, this.partitions.epoch));
   }
 
   /** close stops the sync and the counts (a clean stop removes this instance's counts), saves the copy, and disconnects. */

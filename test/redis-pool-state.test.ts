@@ -50,8 +50,10 @@ t.test('seeded once from the config, then run-time changes on A reach B', { skip
 
   const seen: PoolSnapshot[] = [];
   B.onChange((s) => seen.push(s));
+  const asked = Date.now();
   await A.setAdmin('s2', { admin: 'draining', since: 1234 });
-  await waitFor(() => B.snapshot.admin['s2']?.admin === 'draining', 10_000, 'the drain on B');
+  await waitFor(() => B.snapshot.admin['s2']?.admin === 'draining', 10_000, 'the drain on B', 1);
+  t.comment(`a drain on A was seen on B ${Date.now() - asked} ms after it was asked for (target: within 1 s; a measurement, not a bound)`);
   t.same(B.snapshot.admin, { s2: { admin: 'draining', since: 1234 } });
   await A.setBackend(backend('s3', 7));
   await waitFor(() => B.snapshot.backends.find((b) => b.id === 's3')?.weight === 7, 10_000, 'the weight on B');

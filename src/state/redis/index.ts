@@ -48,13 +48,17 @@
  * - /healthz and status show RedisSharedState.health (never a 503 for Redis alone);
  * - with --workers, the primary opens it and answers its workers as it does today
  *   (WorkerPartitions asks the primary): workers never talk to Redis.
-
+ *
  * What remains: that wiring (after the state-store seam and the control-plane split of
  * src/balancer.ts land), start-checks accepting state.redis, a test with two balancer
  * processes (and a --workers 2 one) on one Redis, and the bench of Redis mode against
  * file mode on the sticky path. Sentinel is tested with one real sentinel, a master and a
  * replica (connect, WAIT, a forced failover followed by the same connection); a failover
- * under load, with several sentinels, is not.
+ * under load, with several sentinels, is not. Also open: shared events (the seam's event
+ * log is not in Redis yet); what to do when WAIT is not acknowledged in time (assign
+ * reports `unacknowledged`, the caller decides); `move` reads, then writes (two round
+ * trips: fine for an admin command, not atomic against a concurrent move); Redis Cluster
+ * is not supported (the scripts touch keys they compute, e.g. the per-instance counts).
  */
 export * from './failure-policy.js';
 export * from './local-copy.js';

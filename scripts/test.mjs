@@ -55,6 +55,7 @@ export const UNITS = [
   'proxy-protocol',
   'pool',
   'readiness',
+  'redis-units',
   'request-cookies',
   'router',
   'router-partition',

@@ -58,6 +58,39 @@ const host = z.string().min(1);
 /** Backend ids and routes go into cookies and Tomcat session-id suffixes: keep them token-safe. */
 const token = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "_" or "-"');
 
+const redisUrl = z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL');
+const redisPool = token.optional().meta({ description: 'Name of the shared pool: the Redis keys start with "servoy-lb:<pool>:" (default "default"), so several pools can share one Redis.' });
+
+/**
+ * state.redis: a redis:// (or rediss://) URL, the same with a pool name, or Redis Sentinel
+ * (sentinels and the master's name). Every instance of one pool must name the same Redis
+ * and pool.
+ */
+const redisSettings = z
+  .union([
+    redisUrl.meta({ description: 'Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS), shared by several balancer instances.' }),
+    z.strictObject({
+      url: redisUrl.meta({ description: 'Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS).' }),
+      pool: redisPool,
+    }),
+    z.strictObject({
+      sentinels: z
+        .array(z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$/, 'expected "host:port"'))
+        .min(1)
+        .meta({ description: 'Redis Sentinel addresses, "host:port" each.' }),
+      masterName: z.string().min(1).meta({ description: 'The name the sentinels monitor the master by (sentinel monitor NAME ...).' }),
+      username: z.string().min(1).optional().meta({ description: 'Redis ACL user of the master and replicas.' }),
+      password: z.string().min(1).optional().meta({ description: 'Password of the master and replicas.' }),
+      sentinelPassword: z.string().min(1).optional().meta({ description: 'Password of the sentinels, when they have one.' }),
+      db: z.number().int().min(0).max(65535).default(0).meta({ description: 'Database number.' }),
+      tls: z.boolean().default(false).meta({ description: 'Connect to the master with TLS.' }),
+      pool: redisPool,
+    }),
+  ])
+  .meta({ description: 'Shared state of several balancer instances: a Redis URL, {url, pool}, or Redis Sentinel {sentinels, masterName, ...}.' });
+/** RedisSettings is a validated `state.redis`. */
+export type RedisSettings = z.output<typeof redisSettings>;
+
 const backendUrl = z
   .string()
   .refine((value) => {
@@ -223,10 +256,16 @@ export const configSchema = z
       })
       .prefault({}),
     state: z
-      .union([
-        z.strictObject({ file: z.string().min(1).default('./servoy-lb.state.json').meta({ description: 'State file, relative to this file.' }) }),
-        z.strictObject({ redis: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').meta({ description: 'Redis URL, shared by several balancer instances.' }) }),
-      ])
+      // One object with both keys optional rather than a union of two: a union would hide a
+      // mistake inside state.redis (zod reports the file form's "unknown key redis" instead).
+      .strictObject({
+        file: z.string().min(1).optional().meta({ description: 'State file, relative to this file (default ./servoy-lb.state.json).' }),
+        redis: redisSettings.optional(),
+      })
+      .superRefine((state, ctx) => {
+        if (state.file !== undefined && state.redis !== undefined) ctx.addIssue({ code: 'custom', message: 'expected either an object with "file" or an object with "redis"' });
+      })
+      .transform((state): { file: string } | { redis: RedisSettings } => (state.redis !== undefined ? { redis: state.redis } : { file: state.file ?? './servoy-lb.state.json' }))
       .default({ file: './servoy-lb.state.json' })
       .meta({ description: 'Where partition assignments, admin states and the generated cookie secret are kept.' }),
     errorPages: z

@@ -178,7 +178,7 @@
       $('login-message').textContent = '';
       start();
     } catch (err) {
-      $('login-message').textContent = err.code === 'UNAUTHORIZED' ? 'Wrong token: ' + err.message + '.' : err.message;
+      $('login-message').textContent = err.code === 'UNAUTHORIZED' ? "That is not this balancer's admin token (admin.token in its config file)." : err.message;
     }
   });
 
@@ -246,6 +246,7 @@
       problem(what);
       notice(done);
     } catch (err) {
+      notice('');
       failed(what, err);
     }
     if (state.running) await refresh();
@@ -357,11 +358,10 @@
   function updateRow(row, b) {
     const c = row.cells;
     const link = adminLink(b.id);
-    c.backend.replaceChildren(
-      el('strong', { text: b.id }),
-      link ? el('a', { href: link, target: '_blank', rel: 'noopener noreferrer', text: 'admin pages', title: b.id + "'s /servoy-admin/ through the balancer", className: 'admin-link' }) : null,
-      el('span', { className: 'sub', text: b.url + (b.source === 'runtime' ? ' (added at run time)' : '') }),
-    );
+    const parts = [el('strong', { text: b.id })];
+    if (link) parts.push(el('a', { href: link, target: '_blank', rel: 'noopener noreferrer', text: 'admin pages', title: b.id + "'s /servoy-admin/ through the balancer", className: 'admin-link' }));
+    parts.push(el('span', { className: 'sub', text: b.url + (b.source === 'runtime' ? ' (added at run time)' : '') }));
+    c.backend.replaceChildren(...parts);
     const badge = el('span', { className: 'state state-' + b.state, text: b.state });
     const extra = [];
     if (b.state === 'draining') extra.push(el('span', { className: 'left', text: plural(b.sessions, 'session') + ' left' + (b.websockets > 0 ? ', ' + plural(b.websockets, 'WebSocket') : '') }));

@@ -131,7 +131,10 @@ async function openDashboard(t: Test, prefix: string): Promise<Dashboard> {
   };
 }
 
-t.test('the dashboard in Chromium against the real balancer', { skip: SKIP }, async (t) => {
+// The two tests mostly wait (for the page's 2 s refresh, for a session to idle out): run side by side.
+t.jobs = 2;
+
+t.test('the dashboard in Chromium against the real balancer', { skip: SKIP, buffered: true }, async (t) => {
   const top = t;
   const sims = await startSims(t, ['servoy-a', 'servoy-b', 'servoy-c']);
   const lb = await start(t, config(backendsFor(sims.slice(0, 2)), {
@@ -310,7 +313,7 @@ t.test('the dashboard in Chromium against the real balancer', { skip: SKIP }, as
   await t.test('no console errors, no CSP violations', (t) => checkClean(t));
 });
 
-t.test('partition mode, no token: partitions searched and moved on the page', { skip: SKIP }, async (t) => {
+t.test('partition mode, no token: partitions searched and moved on the page', { skip: SKIP, buffered: true }, async (t) => {
   const sims = await startSims(t, ['servoy-a', 'servoy-b']);
   const lb = await start(t, config(backendsFor(sims), {
     affinity: { mode: 'partition', partitionKey: { from: 'header', name: 'X-Tenant' }, partitions: { acme: 'servoy-a' } },

@@ -24,6 +24,8 @@
     tokenRequired: true,
     running: false,
     timer: undefined,
+    refreshing: null, // the refresh under way
+    again: false, // another was asked for meanwhile
     skewMs: 0, // server clock minus this browser's, from the Date header
     backends: [],
     series: null,
@@ -217,13 +219,37 @@
     }
   }
 
+  /**
+   * refresh reads everything and renders; the next one follows REFRESH_MS after it began.
+   * A refresh asked for while one runs (an action's) runs right after it, never beside it.
+   */
   async function refresh() {
+    if (state.refreshing) {
+      state.again = true;
+      return state.refreshing;
+    }
     clearTimeout(state.timer);
     const started = Date.now();
+    state.refreshing = readAll();
+    try {
+      await state.refreshing;
+    } finally {
+      state.refreshing = null;
+    }
+    if (!state.running) return;
+    if (state.again) {
+      state.again = false;
+      return refresh();
+    }
+    state.timer = setTimeout(refresh, Math.max(0, REFRESH_MS - (Date.now() - started)));
+  }
+
+  async function readAll() {
+    const filter = $('session-filter').value;
     const calls = [
       load('backends (GET /api/backends)', '/api/backends', (d) => (state.backends = d.backends)),
       load('charts (GET /api/series)', '/api/series', (d) => (state.series = d)),
-      load('sessions (GET /api/sessions)', sessionsPath(), renderSessions),
+      loadSessions(filter),
       load('events (GET /api/events)', '/api/events?limit=50', renderEvents),
     ];
     if (state.info === null) calls.push(load('dashboard (GET /api/dashboard)', '/api/dashboard', useInfo));
@@ -236,7 +262,6 @@
     renderCharts();
     renderPartitions();
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
-    state.timer = setTimeout(refresh, Math.max(0, REFRESH_MS - (Date.now() - started)));
   }
 
   /** act runs an action (a change), says how it went and refreshes at once. */
@@ -485,13 +510,15 @@
 
   // ---- sessions --------------------------------------------------------------------------
 
-  function sessionsPath() {
-    const backend = $('session-filter').value;
-    return '/api/sessions?limit=' + SESSIONS_SHOWN + (backend ? '&backend=' + encodeURIComponent(backend) : '');
+  /** loadSessions reads the sessions of `backend` ('' for all); an answer for a filter no longer chosen is dropped. */
+  function loadSessions(backend) {
+    const path = '/api/sessions?limit=' + SESSIONS_SHOWN + (backend ? '&backend=' + encodeURIComponent(backend) : '');
+    return load('sessions (GET /api/sessions)', path, (list) => {
+      if (backend === $('session-filter').value) renderSessions(list, backend);
+    });
   }
 
-  function renderSessions(list) {
-    const backend = $('session-filter').value;
+  function renderSessions(list, backend) {
     const rows = list.sessions.map((s) =>
       el('tr', {},
         el('td', { text: s.client, className: 'client' }),
@@ -510,7 +537,7 @@
     $('session-count').textContent = count;
   }
 
-  $('session-filter').addEventListener('change', () => load('sessions (GET /api/sessions)', sessionsPath(), renderSessions));
+  $('session-filter').addEventListener('change', () => loadSessions($('session-filter').value));
 
   // ---- partitions ------------------------------------------------------------------------
 

@@ -7,7 +7,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { createHash } from 'node:crypto';
+import type { Logger } from '../log.js';
 import { AdminError } from './control.js';
+
+/** The logging the admin server needs; a pino Logger fits. */
+export type AdminLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
 
 /** The largest request body the admin API reads (the biggest real one is a few hundred bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;

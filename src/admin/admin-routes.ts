@@ -8,10 +8,9 @@ import { isIP } from 'node:net';
 import { backendSchema } from '../config/schema.js';
 import { friendlyErrorMap, issuesToProblems } from '../config/zod-problems.js';
 import { readiness } from '../pool/readiness.js';
-import { isObject, route, type Call, type Route } from './admin-http.js';
+import { isObject, route, type AdminLogger, type Call, type Route } from './admin-http.js';
 import { AdminError, type AdminControl } from './control.js';
 import { observeRoutes } from './observe-routes.js';
-import type { AdminLogger } from './admin-server.js';
 
 const ACTIONS = ['drain', 'undrain', 'disable', 'enable'] as const;
 

@@ -13,7 +13,7 @@
  * - state changes (any method but GET/HEAD) coming from another origin (Origin header or
  *   Sec-Fetch-Site) are refused, so neither a page on the balancer's own host nor any
  *   other site can drive the API through a visitor's browser;
- * - with a token every call but /healthz and the dashboard shell needs
+ * - with a token every call but /healthz, the dashboard's files and the sign-in calls needs
  *   `Authorization: Bearer TOKEN` (compared in constant time on SHA-256 digests, so neither
  *   content nor length leaks) or the dashboard's HttpOnly SameSite=Strict cookie, which
  *   holds a random session id of this process (dashboard-sessions.ts), never the token.
@@ -26,7 +26,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import type { Logger } from '../log.js';
 import { isLoopback } from '../config/cross-checks.js';
 import { TrustedProxies } from '../proxy/trusted-proxies.js';
 import {
@@ -42,6 +41,7 @@ import {
   send,
   sessionCookie,
   sha256,
+  type AdminLogger,
   type Call,
   type Reply,
   type Route,
@@ -51,10 +51,7 @@ import { AdminError, type AdminControl } from './control.js';
 import { dashboardRoutes, type DashboardFile } from './dashboard-assets.js';
 import { DashboardSessions } from './dashboard-sessions.js';
 
-export { ADMIN_COOKIE, MAX_BODY_BYTES } from './admin-http.js';
-
-/** The logging the admin server needs; a pino Logger fits. */
-export type AdminLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
+export { ADMIN_COOKIE, MAX_BODY_BYTES, type AdminLogger } from './admin-http.js';
 
 /** AdminServerOptions: where to listen and the token that guards the API (none: loopback only). */
 export interface AdminServerOptions {

@@ -15,7 +15,8 @@
  *   "pieces on disk" they extend;
  * - like a stock Servoy server it has no health endpoint: `/` is its start page (a session
  *   is made for it, as Tomcat does), so a balancer probes `/` and keeps the cookie. "Broken"
- *   (setHealthy(false)) is a server whose application failed: 500 to every request.
+ *   (setHealthy(false)) is a server whose application failed: 500 to every request;
+ * - `/servoy-admin/` stands for Servoy's admin pages: a small page naming the server.
  *
  * Requests from servoy-lb's health checker (its User-Agent) are served exactly like any
  * other; they are only counted apart (`healthChecks`, and their sessions are not in
@@ -266,6 +267,10 @@ export async function startServoySim(opts: ServoySimOptions): Promise<ServoySim>
 
     if (req.method === 'GET' && (path === '/' || path === '/index.html')) {
       return send(res, 200, `<!doctype html><html><head><title>${escapeHtml(name)}</title></head><body><h1>Servoy server ${escapeHtml(name)}</h1><p>route ${escapeHtml(route)}, session request ${s.requests}</p></body></html>\n`);
+    }
+    if (req.method === 'GET' && (path === '/servoy-admin' || path.startsWith('/servoy-admin/'))) {
+      // Servoy's admin pages, reduced to saying which server answered (the dashboard links them per server).
+      return send(res, 200, `<!doctype html><html><head><title>Servoy Admin - ${escapeHtml(name)}</title></head><body><h1>Servoy Admin</h1><p>server ${escapeHtml(name)}, route ${escapeHtml(route)}</p></body></html>\n`);
     }
     if (path === '/api/whoami') {
       req.resume();

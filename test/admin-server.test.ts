@@ -74,7 +74,7 @@ t.test('authorization with a token', async (t) => {
   t.equal(page.status, 200, 'the dashboard shell needs no token (its data does)');
   t.match(page.headers['content-type'], /text\/html/);
   t.match(page.headers['content-security-policy'], /frame-ancestors 'none'/);
-  t.match(page.text, /<script src="\/dashboard\.js">/);
+  t.match(page.text, /<script src="\/dashboard\.js" defer>/);
   t.notMatch(page.text, /servoy-a/, 'the shell holds no backend data');
   const script = await call(url, 'GET', '/dashboard.js');
   t.equal(script.status, 200);

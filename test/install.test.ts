@@ -34,7 +34,7 @@ function run(command: string, args: string[], cwd: string, timeout: number): Pro
 t.test('npm pack + npm install -g give a working servoy-lb', { timeout: 180_000 }, async (t) => {
   const dir = t.testdir({ prefix: {}, clone: {} });
   const clone = join(dir, 'clone');
-  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'examples', 'bin', 'schema', 'lb.config.json', 'README.md', 'LICENSE', 'test', 'bench']) {
+  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'dashboard', 'examples', 'bin', 'schema', 'lb.config.json', 'README.md', 'LICENSE', 'test', 'bench']) {
     await cp(join(root, entry), join(clone, entry), { recursive: true });
   }
   await symlink(join(root, 'node_modules'), join(clone, 'node_modules'));
@@ -45,7 +45,7 @@ t.test('npm pack + npm install -g give a working servoy-lb', { timeout: 180_000 
   }
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
   const files = info.files.map((f) => f.path);
-  for (const needed of ['bin/servoy-lb', 'dist/src/cli/main.js', 'schema/lb.config.schema.json', 'examples/lb.config.full.json', 'examples/systemd/servoy-lb.service', 'lb.config.json', 'README.md', 'LICENSE', 'package.json']) {
+  for (const needed of ['bin/servoy-lb', 'dist/src/cli/main.js', 'schema/lb.config.schema.json', 'examples/lb.config.full.json', 'examples/systemd/servoy-lb.service', 'dashboard/index.html', 'dashboard/dashboard.js', 'lb.config.json', 'README.md', 'LICENSE', 'package.json']) {
     t.ok(files.includes(needed), `the tarball has ${needed}`);
   }
   t.same(files.filter((f) => /^(test|bench|src|scripts|dist\/test)\//.test(f)), [], 'no tests, benchmarks, scripts or TypeScript sources');

@@ -13,35 +13,45 @@
  * - state changes (any method but GET/HEAD) coming from another origin (Origin header or
  *   Sec-Fetch-Site) are refused, so neither a page on the balancer's own host nor any
  *   other site can drive the API through a visitor's browser;
- * - with a token every call but /healthz and the dashboard shell needs
+ * - with a token every call but /healthz, the dashboard's files and the sign-in calls needs
  *   `Authorization: Bearer TOKEN` (compared in constant time on SHA-256 digests, so neither
  *   content nor length leaks) or the dashboard's HttpOnly SameSite=Strict cookie, which
  *   holds a random session id of this process (dashboard-sessions.ts), never the token.
  * Bodies are limited to 64 KiB; errors never carry a stack trace.
+ *
+ * What the calls do is in admin-routes.ts, the dashboard's files in dashboard-assets.ts,
+ * the HTTP plumbing (routing, body reader, cookies) in admin-http.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { isIP, type AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Logger } from '../log.js';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import { isLoopback } from '../config/cross-checks.js';
-import { backendSchema } from '../config/schema.js';
-import { friendlyErrorMap, issuesToProblems } from '../config/zod-problems.js';
-import { AdminError, type AdminControl, type AdminErrorCode } from './control.js';
-import { DashboardSessions } from './dashboard-sessions.js';
-import { observeRoutes } from './observe-routes.js';
 import { TrustedProxies } from '../proxy/trusted-proxies.js';
-import { readiness } from '../pool/readiness.js';
+import {
+  ADMIN_COOKIE,
+  bearerToken,
+  checkSameOrigin,
+  cookieAttributes,
+  isObject,
+  matchRoute,
+  pathSegments,
+  readJsonBody,
+  route,
+  send,
+  sessionCookie,
+  sha256,
+  type AdminLogger,
+  type Call,
+  type Reply,
+  type Route,
+} from './admin-http.js';
+import { adminRoutes } from './admin-routes.js';
+import { AdminError, type AdminControl } from './control.js';
+import { dashboardRoutes, type DashboardFile } from './dashboard-assets.js';
+import { DashboardSessions } from './dashboard-sessions.js';
 
-/** The largest request body the admin API reads (the biggest real one is a few hundred bytes). */
-export const MAX_BODY_BYTES = 64 * 1024;
-
-/** Name of the dashboard's sign-in cookie (it holds a session id, see dashboard-sessions.ts). */
-export const ADMIN_COOKIE = 'servoylb_admin';
-
-/** The logging the admin server needs; a pino Logger fits. */
-export type AdminLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
+export { ADMIN_COOKIE, MAX_BODY_BYTES, type AdminLogger } from './admin-http.js';
 
 /** AdminServerOptions: where to listen and the token that guards the API (none: loopback only). */
 export interface AdminServerOptions {
@@ -53,35 +63,11 @@ export interface AdminServerOptions {
   /** admin.tls: serve HTTPS (TLS 1.2+) with this certificate and key. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
   readonly logger: AdminLogger;
+  /** The dashboard's files (tests); by default the package's dashboard/ and uPlot (dashboard-assets.ts). */
+  readonly dashboardFiles?: readonly DashboardFile[];
 }
 
-type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-
-/** What a route answers: JSON, or a text body with its own content type. */
-type Reply =
-  | { status: number; json: unknown; headers?: Record<string, string> }
-  | { status: number; text: string; contentType: string; headers?: Record<string, string> };
-
-interface Call {
-  readonly req: IncomingMessage;
-  readonly params: Readonly<Record<string, string>>;
-  readonly query: URLSearchParams;
-  /** The parsed JSON body; undefined when there is none. */
-  body(): Promise<unknown>;
-}
-
-interface Route {
-  readonly method: Method;
-  /** Segments; ":name" captures one (percent-decoded) segment. */
-  readonly path: readonly string[];
-  /** false for /healthz, the dashboard shell and login/logout. */
-  readonly auth: boolean;
-  handle(call: Call): Promise<Reply> | Reply;
-}
-
-const ACTIONS = ['drain', 'undrain', 'disable', 'enable'] as const;
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
-const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
 
 /** AdminServer serves the admin API and dashboard for one AdminControl; see the file comment. */
 export class AdminServer {
@@ -151,7 +137,10 @@ export class AdminServer {
       }
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
       const segments = pathSegments(url.pathname);
-      const matches = segments === undefined ? [] : this.#routes.flatMap((route) => matchRoute(route, segments));
+      const matches = segments === undefined ? [] : this.#routes.flatMap((r) => {
+        const params = matchRoute(r, segments);
+        return params === undefined ? [] : [{ route: r, params }];
+      });
       if (matches.length === 0) throw new AdminError('NOT_FOUND', `no such admin API call: ${req.method} ${url.pathname}`);
       const method = req.method === 'HEAD' ? 'GET' : req.method;
       const match = matches.find((m) => m.route.method === method);
@@ -227,111 +216,24 @@ export class AdminServer {
   }
 
   #buildRoutes(): Route[] {
-    const control = this.#control;
-    const log = this.#options.logger;
-    const audit = (call: Call, what: string, extra: object = {}): void =>
-      log.info({ remote: call.req.socket.remoteAddress, ...extra }, `admin: ${what}`);
-    /** An admin action that succeeded goes to the events (GET /api/events) with who asked. */
-    const done = (call: Call, what: string, backend: string | null, to: string | null = null, from: string | null = null): void =>
-      control.recordAdminAction({ backend, what, who: call.req.socket.remoteAddress ?? 'unknown', from, to });
-    const route = (method: Method, path: string, handle: Route['handle'], auth = true): Route => ({
-      method,
-      path: path.split('/').filter(Boolean),
-      auth,
-      handle,
-    });
-
     return [
-      route('GET', '/healthz', () => {
-        const report = readiness(control.backends().map((b) => b.state), control.stateHealth());
-        return { status: report.ok ? 200 : 503, json: report };
-      }, false),
-      route('GET', '/', () => dashboardPage(), false),
-      route('GET', '/dashboard.js', () => ({ status: 200, text: DASHBOARD_JS, contentType: 'text/javascript; charset=utf-8' }), false),
+      ...dashboardRoutes(this.#options.dashboardFiles),
+      route('GET', '/login', (call) => this.#signedIn(call), false),
       route('POST', '/login', (call) => this.#login(call), false),
       route('POST', '/logout', (call) => this.#logout(call), false),
-
-      route('GET', '/api/backends', () => ({ status: 200, json: { backends: control.backends() } })),
-      route('POST', '/api/backends', async (call) => {
-        const input = parseBackendInput(await call.body());
-        audit(call, `add backend ${input.id}`, { url: input.url });
-        const backend = await control.addBackend(input);
-        done(call, `add ${input.url}`, input.id, backend.state, 'absent');
-        return { status: 201, json: { backend } };
-      }),
-      route('DELETE', '/api/backends/:id', async (call) => {
-        const id = call.params.id!;
-        const force = ['1', 'true', 'yes'].includes(call.query.get('force') ?? '');
-        audit(call, `remove backend ${id}`, { force });
-        await control.removeBackend(id, force);
-        done(call, force ? 'remove --force' : 'remove', id, 'absent');
-        return { status: 200, json: { removed: id } };
-      }),
-      route('PATCH', '/api/backends/:id', async (call) => {
-        const id = call.params.id!;
-        const body = await call.body();
-        const keys = isObject(body) ? Object.keys(body) : [];
-        const weight = isObject(body) ? body.weight : undefined;
-        if (keys.length !== 1 || keys[0] !== 'weight' || typeof weight !== 'number') {
-          throw new AdminError('INVALID_BODY', 'expected a JSON body {"weight": N} (a whole number from 1 to 1000; weight is the one setting changed at run time)');
-        }
-        audit(call, `set weight of ${id}`, { weight });
-        const backend = await control.setWeight(id, weight);
-        done(call, `weight ${weight}`, id);
-        return { status: 200, json: { backend } };
-      }),
-      ...ACTIONS.map((action) =>
-        route('POST', `/api/backends/:id/${action}`, async (call) => {
-          const id = call.params.id!;
-          const close = action === 'disable' && ['1', 'true', 'yes'].includes(call.query.get('close') ?? '');
-          audit(call, `${action} ${id}`, close ? { close } : undefined);
-          const backend = await control.setAdminState(id, action, close ? { close } : undefined);
-          done(call, close ? `${action} --close` : action, id, backend.state);
-          return { status: 200, json: { backend } };
-        }),
-      ),
-      route('GET', '/api/route', (call) => {
-        const given = (name: string) => {
-          const value = call.query.get(name);
-          return value === null || value === '' ? undefined : value;
-        };
-        const query = { key: given('key'), client: given('client'), path: given('path'), cookie: given('cookie'), session: given('session') };
-        if (query.key === undefined && query.client === undefined && query.cookie === undefined && query.session === undefined) throw new AdminError('INVALID_BODY', 'say which request to explain: client=ADDR (a client address) and, in partition mode, key=KEY, e.g. /api/route?client=10.0.0.5');
-        const explained = control.explainRoute(query);
-        if (query.path === undefined) return { status: 200, json: explained };
-        // The path rules' answer goes next to the route explanation; the client defaults to the key when it is an address.
-        const client = query.client ?? (query.key !== undefined && isIP(query.key) !== 0 ? query.key : undefined);
-        const pathExplanation = control.explainPath?.(query.path, client);
-        return { status: 200, json: { ...explained, ...(pathExplanation === undefined ? {} : { path: pathExplanation }) } };
-      }),
-      route('POST', '/api/reload', async (call) => {
-        audit(call, 'reload');
-        const result = await control.reload();
-        done(call, 'reload', null);
-        return { status: 200, json: result };
-      }),
-      route('GET', '/api/partitions', (call) => {
-        const offset = pagingNumber(call.query.get('offset'), 0, 'offset');
-        const limit = Math.min(pagingNumber(call.query.get('limit'), 1000, 'limit'), 10_000);
-        return { status: 200, json: control.listPartitions(offset, limit) };
-      }),
-      route('PUT', '/api/partitions/:key', async (call) => {
-        const key = call.params.key!;
-        const body = await call.body();
-        const backend = isObject(body) ? body.backend : undefined;
-        const drain = isObject(body) ? body.drain === true : false;
-        if (typeof backend !== 'string' || backend === '') throw new AdminError('INVALID_BODY', 'expected a JSON body {"backend": "<id>", "drain": false}');
-        audit(call, `move partition ${key} to ${backend}`, { drain });
-        const partition = await control.movePartition(key, backend, drain);
-        done(call, `move partition ${key}${drain ? ' --drain' : ''}`, backend);
-        return { status: 200, json: { partition } };
-      }),
-      ...observeRoutes(control).map((r) => route('GET', r.path, (call) => r.handle(call.query))),
-      route('GET', '/metrics', async () => {
-        const { contentType, body } = await control.metrics();
-        return { status: 200, text: body, contentType };
-      }),
+      ...adminRoutes(this.#control, this.#options.logger),
     ];
+  }
+
+  /**
+   * GET /login tells the dashboard, with a 200 either way, whether it must ask for the
+   * token: a page that probed the API instead would log a failed (401) request in the
+   * browser's console on every first visit.
+   */
+  #signedIn(call: Call): Reply {
+    if (this.#tokenDigest === undefined) return { status: 200, json: { tokenRequired: false, signedIn: true } };
+    const session = sessionCookie(call.req);
+    return { status: 200, json: { tokenRequired: true, signedIn: session !== undefined && this.#sessions.valid(session) } };
   }
 
   async #login(call: Call): Promise<Reply> {
@@ -350,281 +252,4 @@ export class AdminServer {
     if (session !== undefined) this.#sessions.delete(session);
     return { status: 200, json: { status: 'ok' }, headers: { 'set-cookie': `${ADMIN_COOKIE}=; ${cookieAttributes(call.req)}; Max-Age=0` } };
   }
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
-}
-
-/** pathSegments splits and decodes a path; a trailing slash is ignored, bad escapes match nothing. */
-function pathSegments(pathname: string): string[] | undefined {
-  try {
-    return pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
-  } catch {
-    return undefined;
-  }
-}
-
-function matchRoute(route: Route, segments: readonly string[]): { route: Route; params: Record<string, string> }[] {
-  if (route.path.length !== segments.length) return [];
-  const params: Record<string, string> = {};
-  for (let i = 0; i < segments.length; i++) {
-    const want = route.path[i]!;
-    const got = segments[i]!;
-    if (want.startsWith(':')) params[want.slice(1)] = got;
-    else if (want !== got) return [];
-  }
-  return [{ route, params }];
-}
-
-/** Refuses state changes sent by a browser on behalf of another origin (CSRF). */
-function checkSameOrigin(req: IncomingMessage): void {
-  const site = req.headers['sec-fetch-site'];
-  const origin = req.headers.origin;
-  let crossOrigin = site !== undefined && site !== 'same-origin' && site !== 'none';
-  if (!crossOrigin && origin !== undefined) {
-    try {
-      crossOrigin = new URL(origin).host.toLowerCase() !== (req.headers.host ?? '').toLowerCase();
-    } catch {
-      crossOrigin = true; // "null" and garbage
-    }
-  }
-  if (crossOrigin) throw new AdminError('FORBIDDEN', 'the admin API refuses changes requested by another origin');
-}
-
-function bearerToken(req: IncomingMessage): string | undefined {
-  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
-  return match?.[1];
-}
-
-/** The session id in the dashboard's cookie, if the request has one. */
-function sessionCookie(req: IncomingMessage): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim() !== ADMIN_COOKIE) continue;
-    return part.slice(eq + 1).trim() || undefined;
-  }
-  return undefined;
-}
-
-/** The sign-in cookie's attributes: script-proof, same-site only, whole admin origin; Secure over TLS. */
-function cookieAttributes(req: IncomingMessage): string {
-  return `HttpOnly; SameSite=Strict; Path=/${(req.socket as Partial<TLSSocket>).encrypted === true ? '; Secure' : ''}`;
-}
-
-/** readJsonBody reads at most MAX_BODY_BYTES and parses them; an empty body is undefined. */
-function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const tooLarge = (): AdminError => new AdminError('BODY_TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES / 1024} KiB`);
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
-    req.resume();
-    return Promise.reject(tooLarge());
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
-      req.off('data', onData).off('end', onEnd);
-      req.resume(); // discard the rest; the answer closes the connection
-      reject(tooLarge());
-    };
-    const onEnd = (): void => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve(undefined);
-      try {
-        resolve(JSON.parse(text));
-      } catch (err) {
-        reject(new AdminError('INVALID_BODY', `the request body is not valid JSON (${(err as Error).message})`));
-      }
-    };
-    req.on('data', onData).on('end', onEnd).on('error', reject);
-  });
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** parseBackendInput checks a POST /api/backends body with the config file's own backend rules. */
-function parseBackendInput(body: unknown): Parameters<AdminControl['addBackend']>[0] {
-  if (!isObject(body)) {
-    throw new AdminError('INVALID_BODY', 'expected a JSON object such as {"id": "servoy-c", "url": "http://10.0.0.13:8080", "weight": 1}');
-  }
-  const parsed = backendSchema.safeParse(body, { error: friendlyErrorMap });
-  if (!parsed.success) {
-    const problems = issuesToProblems(parsed.error.issues);
-    throw new AdminError('INVALID_BODY', `invalid backend: ${problems.join('; ')}`, problems);
-  }
-  const { id, url, weight, maxSessions, route } = parsed.data;
-  return { id, url, weight, ...(maxSessions === undefined ? {} : { maxSessions }), ...(route === undefined ? {} : { route }) };
-}
-
-function send(res: ServerResponse, reply: Reply): void {
-  const isJson = 'json' in reply;
-  const body = isJson ? `${JSON.stringify(reply.json, null, 2)}\n` : reply.text;
-  res.writeHead(reply.status, {
-    ...COMMON_HEADERS,
-    'content-type': isJson ? 'application/json; charset=utf-8' : reply.contentType,
-    'content-length': Buffer.byteLength(body),
-    ...reply.headers,
-  });
-  res.end(body);
-}
-
-/** Error codes the dashboard script knows; kept here so a renamed code fails the build. */
-const DASHBOARD_CODES: readonly AdminErrorCode[] = ['UNAUTHORIZED'];
-
-function dashboardPage(): Reply {
-  return {
-    status: 200,
-    text: DASHBOARD_HTML,
-    contentType: 'text/html; charset=utf-8',
-    headers: {
-      'content-security-policy':
-        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-      'x-frame-options': 'DENY',
-      'referrer-policy': 'no-referrer',
-    },
-  };
-}
-
-const DASHBOARD_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>servoy-lb</title>
-<style>
-body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; }
-th, td { padding: .35em .8em; border-bottom: 1px solid #ddd; text-align: left; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.up { color: #080; } .down { color: #b00; } .draining, .drained, .maintenance { color: #a60; } .disabled { color: #777; }
-#msg { color: #b00; min-height: 1.4em; }
-button { margin-right: .3em; }
-</style>
-</head>
-<body>
-<h1>servoy-lb</h1>
-<form id="login" hidden>
-  <p>The admin API needs its token (admin.token in the config).</p>
-  <input id="token" type="password" autocomplete="current-password" placeholder="admin token" required>
-  <button type="submit">Sign in</button>
-</form>
-<div id="main" hidden>
-<table>
-<thead><tr><th>id</th><th>url</th><th>state</th><th>health</th><th>weight</th><th>sessions</th><th>websockets</th><th>requests</th><th>errors</th><th></th></tr></thead>
-<tbody id="rows"></tbody>
-</table>
-<p><button id="logout" type="button">Sign out</button></p>
-</div>
-<p id="msg"></p>
-<script src="/dashboard.js"></script>
-</body>
-</html>
-`;
-
-const DASHBOARD_JS = `'use strict';
-const $ = (id) => document.getElementById(id);
-const CODES = ${JSON.stringify(DASHBOARD_CODES)};
-let signedIn = true;
-
-async function api(method, path, body) {
-  const init = { method, credentials: 'same-origin', headers: {} };
-  if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
-  const res = await fetch(path, init);
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const err = new Error(data.error ? data.error.message : 'HTTP ' + res.status);
-    err.code = data.error && data.error.code;
-    throw err;
-  }
-  return data;
-}
-
-function show(loggedIn, message) {
-  signedIn = loggedIn;
-  $('login').hidden = loggedIn;
-  $('main').hidden = !loggedIn;
-  $('msg').textContent = message || '';
-}
-
-function cell(text, cls) {
-  const td = document.createElement('td');
-  td.textContent = String(text);
-  if (cls) td.className = cls;
-  return td;
-}
-
-const ALLOWED = {
-  drain: (b) => b.admin === 'ready',
-  undrain: (b) => b.admin === 'draining',
-  disable: (b) => b.admin !== 'disabled',
-  enable: (b) => b.admin === 'disabled',
-};
-
-function row(b) {
-  const tr = document.createElement('tr');
-  tr.append(cell(b.id), cell(b.url), cell(b.state, b.state), cell(b.health, b.health),
-    cell(b.weight, 'n'), cell(b.maxSessions ? b.sessions + '/' + b.maxSessions : b.sessions, 'n'),
-    cell(b.websockets, 'n'), cell(b.requests, 'n'), cell(b.errors, 'n'));
-  const actions = document.createElement('td');
-  for (const action of Object.keys(ALLOWED)) {
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.textContent = action;
-    button.disabled = !ALLOWED[action](b);
-    button.addEventListener('click', () => act(b, action));
-    actions.append(button);
-  }
-  tr.append(actions);
-  return tr;
-}
-
-async function act(b, action) {
-  if (action === 'disable' && !confirm('Disable ' + b.id + '? It gets no traffic at all; its ' + b.sessions + ' sessions are placed on other servers.')) return;
-  try {
-    await api('POST', '/api/backends/' + encodeURIComponent(b.id) + '/' + action);
-    await refresh();
-  } catch (err) { failed(err); }
-}
-
-function failed(err) {
-  if (CODES.includes(err.code)) show(false, signedIn ? '' : err.message);
-  else $('msg').textContent = err.message;
-}
-
-async function refresh() {
-  try {
-    const data = await api('GET', '/api/backends');
-    $('rows').replaceChildren(...data.backends.map(row));
-    show(true);
-  } catch (err) { failed(err); }
-}
-
-$('login').addEventListener('submit', async (event) => {
-  event.preventDefault();
-  try {
-    await api('POST', '/login', { token: $('token').value });
-    $('token').value = '';
-    await refresh();
-  } catch (err) { $('msg').textContent = err.message; }
-});
-
-$('logout').addEventListener('click', async () => {
-  await api('POST', '/logout').catch(() => {});
-  show(false);
-});
-
-refresh();
-setInterval(() => { if (signedIn) refresh(); }, 2000);
-`;
-
-/** pagingNumber reads a non-negative integer query parameter, or answers 400. */
-function pagingNumber(value: string | null, fallback: number, name: string): number {
-  if (value === null || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new AdminError('INVALID_BODY', `the query parameter "${name}" must be a whole number >= 0`);
-  return n;
 }

@@ -184,6 +184,12 @@ export interface AdminStateOptions {
 
 /** AdminControl is implemented by the Balancer; see the file comment. */
 export interface AdminControl {
+  /**
+   * The balancer's client-facing URL (its traffic listener; a wildcard bind shows as
+   * 127.0.0.1): the dashboard links each server's admin pages through it. Empty or absent
+   * while unknown (a control that does not listen for clients).
+   */
+  readonly url?: string;
   backends(): BackendStatus[];
   /** Adds a backend at run time (persisted). Throws BACKEND_EXISTS / INVALID_BODY. */
   addBackend(input: { id: string; url: string; weight?: number; maxSessions?: number; route?: string }): Promise<BackendStatus>;

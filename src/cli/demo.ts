@@ -38,6 +38,8 @@ export function registerDemo(program: Command): void {
           backends: sims.map((sim) => ({ id: sim.route, url: sim.url })),
           healthCheck: { path: '/' },
           affinity: { sessionIdle: '2m' },
+          // Servoy's admin pages for this machine only; the dashboard links each server's through the balancer.
+          paths: [{ prefix: '/servoy-admin/', allow: ['127.0.0.1', '::1'] }],
           state: { file: join(dir, 'servoy-lb.state.json') },
           log: { level: opts.logLevel },
         });
@@ -75,7 +77,7 @@ Try:
                                        put servoy-a in Servoy maintenance mode (new users get 503 there)
 A WebSocket at ${url.replace(/^http/, 'ws')}/websocket/1/main/1 reaches the server of its session.
 
-Administer it (dashboard: ${adminUrl}/):
+Administer it (dashboard: ${adminUrl}/, with a link to each server's /servoy-admin/ through the balancer):
   node bin/servoy-lb status --admin ${adminUrl}
   node bin/servoy-lb drain servoy-a --wait --admin ${adminUrl}     users finish on servoy-a (sessions idle out after 2 minutes here), new ones go elsewhere
   node bin/servoy-lb undrain servoy-a --admin ${adminUrl}

@@ -4,7 +4,7 @@
  * its calls shows that every route reaches the right call and every AdminError becomes
  * the right answer; the real Balancer behind the same API is tested elsewhere.
  */
-import { AdminServer, type AdminLogger } from '../../src/admin/admin-server.js';
+import { AdminServer, type AdminLogger, type AdminServerOptions } from '../../src/admin/admin-server.js';
 import { AdminError, type AdminControl, type BackendStatus, type ReloadResult, type RouteExplanation } from '../../src/admin/control.js';
 import { BalancerMetrics } from '../../src/admin/metrics.js';
 import { EventLog } from '../../src/admin/events.js';
@@ -38,6 +38,8 @@ export function statusRow(id: string, overrides: Partial<BackendStatus> = {}): B
 
 /** FakeControl is an in-memory AdminControl that records every call. */
 export interface FakeControl extends AdminControl {
+  /** The traffic URL the dashboard links through ('' for none). */
+  url: string;
   readonly calls: unknown[][];
   readonly rows: Map<string, BackendStatus>;
   readonly metricsSource: BalancerMetrics;
@@ -64,6 +66,7 @@ export function createFakeControl(): FakeControl {
     return row;
   };
   const fake: FakeControl = {
+    url: 'http://127.0.0.1:8080',
     calls,
     rows,
     reloadFails: false,
@@ -199,7 +202,7 @@ interface Teardown {
 }
 
 /** startFakeAdmin runs a real AdminServer on 127.0.0.1 (random port) in front of a fake control. */
-export async function startFakeAdmin(t: Teardown, options: { token?: string } = {}) {
+export async function startFakeAdmin(t: Teardown, options: Partial<Omit<AdminServerOptions, 'host' | 'port' | 'logger'>> = {}) {
   const control = createFakeControl();
   const logger = memoryLogger();
   const server = new AdminServer(control, { host: '127.0.0.1', port: 0, logger, ...options });

@@ -15,6 +15,7 @@ import type { Dispatcher } from 'undici';
 import type { BackendView } from '../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../routing/types.js';
 import type { ErrorStatus } from './error-pages.js';
+import { HOP_BY_HOP_RESPONSE, KEEP_ALIVE_OR_CLOSE, removeConnectionOptions } from './response-headers.js';
 
 /** ExchangeHost is what an exchange needs from the proxy server that started it. */
 export interface ExchangeHost {
@@ -47,12 +48,6 @@ export interface ExchangeHost {
 
 /** ExchangeOutcome classifies how an exchange ended, for counters and the access log. */
 export type ExchangeOutcome = 'ok' | 'client-abort' | 'client-timeout' | 'backend-error' | 'timeout' | 'bad-request' | 'no-resources';
-
-/** Response headers never relayed to the client (hop-by-hop, RFC 9110 7.6.1). */
-const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te', 'proxy-authenticate']);
-
-/** A Connection header value that lists no other header (the common case: skip the token scan). */
-const KEEP_ALIVE_OR_CLOSE = /^\s*(?:keep-alive|close)\s*$/i;
 
 /** Connection errors that mean nothing reached the backend and a new session may go elsewhere. */
 const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -329,18 +324,5 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     clearInterval(this.#bodyWatch);
     this.res.off('close', this.#onClientClose);
     this.host.finished(this, outcome);
-  }
-}
-
-/** Removes the headers a backend named in its Connection header: they are hop-by-hop too (RFC 9110 7.6.1). */
-function removeConnectionOptions(headers: string[], tokens: string): void {
-  const names = new Set<string>();
-  for (const token of tokens.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t !== '' && t !== 'close' && t !== 'keep-alive') names.add(t);
-  }
-  if (names.size === 0) return;
-  for (let i = headers.length - 2; i >= 0; i -= 2) {
-    if (names.has(headers[i]!.toLowerCase())) headers.splice(i, 2);
   }
 }

@@ -14,7 +14,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { BackendView } from '../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../routing/types.js';
-import type { ErrorStatus } from './error-pages.js';
+import { type ErrorPage, type ErrorStatus, sendPage } from './error-pages.js';
+import { type AccessEntry, bytesInOf } from './access-log.js';
 import { HOP_BY_HOP_RESPONSE, KEEP_ALIVE_OR_CLOSE, removeConnectionOptions } from './response-headers.js';
 
 /** ExchangeHost is what an exchange needs from the proxy server that started it. */
@@ -291,6 +292,29 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   #isNewToServer(): boolean {
     const reason = this.reason;
     return reason === 'new-session' || reason === 'replaced' || reason === 'partition-new' || (reason === 'affinity-cookie' && this.facts.sessionId === undefined);
+  }
+
+  /** bodyTouched: a byte of the request body was read (the request can no longer move). */
+  get bodyTouched(): boolean {
+    return this.hasBody && this.req.readableDidRead;
+  }
+
+  /** sendPage answers with one of the balancer's pages (a started response is cut). */
+  sendPage(page: ErrorPage): void {
+    sendPage(this.res, this.req.method, this.hasBody, page);
+  }
+
+  /** answerPage answers with `page` and ends the exchange (the proxy answered itself). */
+  answerPage(page: ErrorPage, outcome: ExchangeOutcome): void {
+    this.status = page.status;
+    this.sendPage(page);
+    this.#finish(outcome);
+  }
+
+  /** accessFields are the request's fields of the access-log line. */
+  accessFields(): Pick<AccessEntry, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'> {
+    const { req } = this;
+    return { method: req.method!, host: req.headers.host, path: req.url!, httpVersion: req.httpVersion, bytesIn: bytesInOf(req.socket), userAgent: req.headers['user-agent'], referer: req.headers.referer };
   }
 
   /** prepareRetry resets per-attempt state before the exchange is dispatched again. */

@@ -14,7 +14,9 @@ import { STATUS_CODES } from 'node:http';
 import type { BackendView } from '../../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../../routing/types.js';
 import type { ResponseHead } from '../codec/response-head.js';
-import type { ErrorStatus } from '../error-pages.js';
+import type { ErrorPage, ErrorStatus } from '../error-pages.js';
+import { type AccessEntry, bytesInOf } from '../access-log.js';
+import type { RawRequestView } from './request-view.js';
 import type { ExchangeOutcome } from '../http-exchange.js';
 import { relayedResponseHeaders } from '../response-headers.js';
 import { statusFor, type UpstreamError } from '../upstream/errors.js';
@@ -46,13 +48,17 @@ export interface RelayHost {
 export class FrontRelay implements ResponseSink, FrontRequestListener {
   backend!: BackendView;
   reason!: RouteReason;
-  clientId = '';
+  clientId!: string;
   setCookie = false;
   /** Backends that refused this request, skipped on retry. */
   refused: Set<string> | undefined;
   status = 0;
   unavailableRetried = false;
   choiceCookie: string | undefined;
+  /** Path rules: the balancer answered itself (400 bad path, 403 denied); for the access log. */
+  pathVerdict: 'bad-path' | 'path-denied' | undefined;
+  /** The backend this request counts as in flight on (BackendInFlight). */
+  inFlightOn: string | undefined;
   #upstream: UpstreamExchange | undefined;
   #pool: UpstreamPool | undefined;
   /** A reused backend socket was found closed before it answered: sent once more on a fresh one. */
@@ -68,6 +74,8 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
     /** The headers for the backend (already rewritten: upstreamHeaders()). */
     readonly upstreamHeaders: string[],
     readonly startedAt: number,
+    /** The request's routing and logging view (the access log reads host, user agent, referer). */
+    readonly view?: RawRequestView,
   ) {
     req.listener = this;
     // The raw exchange sends the framing it is told, and the headers must say it: a
@@ -86,6 +94,35 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
   /** Response body bytes sent to the client. */
   get bytesOut(): number {
     return this.req.bytesOut;
+  }
+
+  /** bodyTouched: a byte of the request body was read (the request can no longer move). */
+  get bodyTouched(): boolean {
+    return this.req.body?.readableDidRead ?? false;
+  }
+
+  /** sendPage answers with one of the balancer's pages (a started response is cut). */
+  sendPage(page: ErrorPage): void {
+    this.req.sendPage(page);
+  }
+
+  /** answerPage answers with `page` and ends the relay (the proxy answered itself). */
+  answerPage(page: ErrorPage, outcome: ExchangeOutcome): void {
+    this.status = page.status;
+    this.req.sendPage(page);
+    this.#finish(outcome);
+  }
+
+  /** watchBody: the front connection itself times out a stalled body (FrontSettings.bodyIdleTimeout). */
+  watchBody(): void {
+    // Nothing to do here.
+  }
+
+  /** accessFields are the request's fields of the access-log line. */
+  accessFields(): Pick<AccessEntry, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'> {
+    const { head, socket } = this.req;
+    const view = this.view;
+    return { method: head.method, host: view?.host, path: head.target, httpVersion: head.versionMinor === 1 ? '1.1' : '1.0', bytesIn: bytesInOf(socket), userAgent: view?.userAgent, referer: view?.referer };
   }
 
   /** dispatch sends the request to `backend` through its pool (again, after a retry). */

@@ -11,6 +11,7 @@
  * has started.
  */
 import { STATUS_CODES } from 'node:http';
+import { isIP } from 'node:net';
 import type { BackendView } from '../../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../../routing/types.js';
 import type { ResponseHead } from '../codec/response-head.js';
@@ -128,7 +129,14 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
   /** dispatch sends the request to `backend` through its pool (again, after a retry). */
   dispatch(pool: UpstreamPool): void {
     const { head, body } = this.req;
-    const request: UpstreamRequest = { method: head.method, target: head.target, headers: this.upstreamHeaders, body: head.body, ...(body !== undefined ? { source: body } : {}) };
+    let headers = this.upstreamHeaders;
+    if (this.view !== undefined && this.view.host === undefined) {
+      // HTTP/1.0 without Host: the backend gets an HTTP/1.1 request, which needs one (undici
+      // adds the origin's, as here).
+      const { host, port } = pool.options;
+      headers = [...headers, 'host', isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`];
+    }
+    const request: UpstreamRequest = { method: head.method, target: head.target, headers, body: head.body, ...(body !== undefined ? { source: body } : {}) };
     this.#pool = pool;
     this.#upstream = exchange(pool, request, this);
   }

@@ -243,7 +243,8 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   #badBody(reason: string): void {
     this.handler.malformed?.(400, reason);
     const req = this.#req!;
-    this.#body!.destroy(new Error(`malformed request body: ${reason}`));
+    // Destroyed without an error: the consumer may not listen yet; the abort tells the relay.
+    this.#body!.destroy();
     if (req.headersSent) {
       req.destroy();
       return;

@@ -70,8 +70,8 @@ function hasDate(headers: readonly string[]): boolean {
 export function renderResponseHead(status: number, reason: string, headers: readonly string[], framing: ResponseFraming, keepAliveSeconds: number): string {
   let head = `HTTP/1.1 ${status} ${reason}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  if (!hasDate(headers)) head += `Date: ${utcDate()}\r\n`;
   head += framing.keepAlive ? `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveSeconds}\r\n` : 'Connection: close\r\n';
+  if (!hasDate(headers)) head += `Date: ${utcDate()}\r\n`;
   if (framing.wire === BodyWire.Chunked) head += 'Transfer-Encoding: chunked\r\n';
   return `${head}\r\n`;
 }

@@ -186,7 +186,18 @@ t.test('refusals: a page with Connection: close, then the connection closes', as
     t.match(c.received(), status, name);
     t.match(c.received(), /\r\nconnection: close\r\n/i, `${name}: Connection: close`);
   }
-  t.same(front.aborted, [['/a', 'client-abort']], 'only the malformed chunked body was a request, and it was aborted');
+  t.same(front.aborted, [], 'a malformed chunk in the head\'s own read is refused before the request is handed on');
+  t.same(front.seen, [], 'no request reached the handler');
+
+  // A malformed chunk in a later read: the request in progress is aborted, the client gets 400.
+  const late = await rawClient(t, front.url);
+  late.write(`POST /late HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n`);
+  await until(() => front.seen.length === 1, 'the request at the handler');
+  late.write('zz\r\n');
+  await late.closed();
+  t.match(late.received(), /^HTTP\/1\.1 400 /);
+  t.same(front.aborted, [['/late', 'client-abort']], 'the request was aborted');
+  front.seen.length = 0;
 
   // A malformed request behind a valid one: its 400 after the valid one's answer.
   const c = await rawClient(t, front.url);

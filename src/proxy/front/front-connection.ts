@@ -185,12 +185,15 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
       if (expect === 'continue' && r.versionMinor === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
       this.#armBodyTimer();
     }
-    this.handler.request(req);
-    if (body !== undefined && this.#state === State.Body && this.#buf !== undefined) {
+    if (body !== undefined && this.#buf !== undefined) {
+      // Body bytes that came with the head are checked before the request is handed on: a
+      // malformed chunk in the same read gets its 400 before anything is sent to a backend.
       const rest = this.#buf;
       this.#buf = undefined;
       this.#feedBody(rest, 0);
+      if ((this.#state as State) === State.Closed) return false; // #feedBody may have refused it
     }
+    this.handler.request(req);
     return true;
   }
 

@@ -39,6 +39,7 @@ export const UNITS = [
   'config-load',
   'drain-monitor',
   'duration',
+  'front-request-view',
   'handshake-answer',
   'hash-pins',
   'health-expect-status',

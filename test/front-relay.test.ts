@@ -12,6 +12,7 @@ import type { RouteReason } from '../src/routing/types.js';
 import { loadErrorPages, type ErrorStatus } from '../src/proxy/error-pages.js';
 import { FrontConnection, type FrontSettings } from '../src/proxy/front/front-connection.js';
 import { FrontRelay, type RelayHost } from '../src/proxy/front/relay.js';
+import { RawRequestView } from '../src/proxy/front/request-view.js';
 import type { ExchangeOutcome } from '../src/proxy/http-exchange.js';
 import { upstreamHeaders } from '../src/proxy/request-headers.js';
 import { UpstreamPools } from '../src/proxy/upstream/pools.js';
@@ -65,12 +66,16 @@ async function rig(t: Tap.Test, backends: { id: string; url: string }[], opts: {
     sockets.push(socket);
     new FrontConnection(socket, SETTINGS, {
       request(req) {
-        const relay = new FrontRelay(host, req, { clientAddress: '127.0.0.1', affinityCookie: undefined, sessionId: undefined }, upstreamHeaders(req.head.headers, { peerAddress: '127.0.0.1', trusted: false, proto: 'http' }), performance.now());
+        const view = new RawRequestView(req.socket.remoteAddress, req.head.target, req.head.headers);
+        const relay = new FrontRelay(host, req, { clientAddress: '127.0.0.1', affinityCookie: undefined, sessionId: undefined }, upstreamHeaders(req.head.headers, { peerAddress: '127.0.0.1', trusted: false, proto: 'http' }), performance.now(), view);
         relay.backend = backends[0] as BackendView;
         relay.reason = opts.reason ?? 'new-session';
         relay.setCookie = true;
         r.relays.push(relay);
-        relay.dispatch(pools.get(relay.backend));
+        relay.watchBody();
+        if (req.head.target === '/no-backend') relay.fail(503, 'ok');
+        else if (req.head.target === '/own-page') relay.answerPage(pages[404], 'ok');
+        else relay.dispatch(pools.get(relay.backend));
       },
     });
   });
@@ -263,4 +268,20 @@ t.test('a large response with a slow client: all of it, in order', async (t) => 
   t.same(r.outcomes, [[200, 'ok']]);
   await until(() => got > size, 'the whole body at the client');
   t.equal(r.relays[0]!.bytesOut, size);
+});
+
+t.test('answers of the proxy itself, and what the access log reads', async (t) => {
+  const b = await backend(t, (req) => req.socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+  const r = await rig(t, [{ id: 'a', url: b.url }]);
+  const c = await rawClient(t, r.url);
+  c.write(`GET /no-backend HTTP/1.1\r\n${H}User-Agent: ua\r\nReferer: ref\r\n\r\nGET /own-page HTTP/1.1\r\n${H}\r\nGET /x HTTP/1.0\r\n\r\n`);
+  await c.closed();
+  t.match(c.received(), /^HTTP\/1\.1 503 [^]*HTTP\/1\.1 404 [^]*HTTP\/1\.1 200 /, 'the 503 and the 404 pages, then the forwarded answer');
+  t.same(r.outcomes, [[503, 'ok'], [404, 'ok'], [200, 'ok']]);
+  const [first, , last] = r.relays;
+  t.match(first!.accessFields(), { method: 'GET', host: 'lb.test', path: '/no-backend', httpVersion: '1.1', userAgent: 'ua', referer: 'ref' });
+  t.ok(first!.accessFields().bytesIn === 0, 'bytes in: what was read since the last read, so each request counts its own');
+  t.match(last!.accessFields(), { httpVersion: '1.0', host: undefined });
+  t.notOk(last!.bodyTouched, 'no body');
+  t.match(b.requests[0]!.head, new RegExp(`\r\nhost: 127\\.0\\.0\\.1:${b.port}`), 'HTTP/1.0 without Host: the backend gets one');
 });

@@ -157,6 +157,8 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
   // FrontRequestListener
 
   aborted(why: AbortReason): void {
+    // A stalled body before the answer: the front connection answers the 408 page itself.
+    if (why === 'client-timeout' && !this.req.headersSent) this.status = 408;
     this.#clientGone = true;
     this.#upstream?.abort();
     this.#finish(why);

@@ -9,6 +9,12 @@
  * decisions and their side effects in placement.ts, the WebSocket upgrade path in
  * websocket-upgrade.ts, malformed input in client-errors.ts, per-backend in-flight counts
  * in backend-in-flight.ts, and writing the balancer's own pages in error-pages.ts.
+ *
+ * Two data planes share the request path from routing on (#route, #dispatch and the
+ * exchange host methods): node:http + undici (the default: HttpExchange), and with
+ * SERVOY_LB_DATA_PLANE=raw the raw-socket one (src/proxy/front/ + src/proxy/upstream/:
+ * FrontRelay), whose listener parses requests with the strict codec. WebSocket handshakes
+ * take the node:http path on both (#onRawUpgrade hands the socket over).
  */
 import { listenOn } from './listen.js';
 import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

@@ -41,6 +41,7 @@ export const UNITS = [
   'config-load',
   'drain-monitor',
   'duration',
+  'front-request-view',
   'handshake-answer',
   'hash-pins',
   'health-expect-status',

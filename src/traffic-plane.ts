@@ -17,6 +17,12 @@ import { proxySettings } from './proxy/proxy-settings.js';
 import { RedirectServer } from './proxy/redirect-server.js';
 import { TrustedProxies } from './proxy/trusted-proxies.js';
 import { Upstreams } from './proxy/upstreams.js';
+import { UpstreamPools } from './proxy/upstream/pools.js';
+
+/** dataPlane: which data plane serves client requests (SERVOY_LB_DATA_PLANE: `node`, the default, or `raw`). */
+export function dataPlane(env: NodeJS.ProcessEnv = process.env): 'node' | 'raw' {
+  return env.SERVOY_LB_DATA_PLANE === 'raw' ? 'raw' : 'node';
+}
 import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
 import type { PartitionLookup } from './routing/types.js';
 import { SessionAccounting, type SessionTotals } from './sessions/accounting.js';
@@ -86,6 +92,8 @@ export class LocalTraffic implements TrafficPlane {
   readonly proxy: ProxyServer;
   readonly sessions: SessionContext;
   readonly #upstreams: Upstreams;
+  /** The raw data plane's backend pools (SERVOY_LB_DATA_PLANE=raw), else undefined. */
+  readonly #pools: UpstreamPools | undefined;
   readonly #access: AccessLog;
   /** The access log's file (log.file), undefined while it goes to stdout. */
   #accessFile: AccessFile | undefined;
@@ -102,6 +110,9 @@ export class LocalTraffic implements TrafficPlane {
     const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle, onChange: deps.onLearn });
     this.sessions = new SessionContext(new AffinityCookieCodec(settings.secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config), deps.partitions, deps.cluster);
     this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
+    // SERVOY_LB_DATA_PLANE=raw: the raw-socket data plane (src/proxy/front/, src/proxy/upstream/);
+    // internal, until the whole suite passes on it. undici stays for WebSocket handshakes.
+    this.#pools = dataPlane() === 'raw' ? new UpstreamPools({ connect: config.timeouts.connect, response: config.timeouts.response }) : undefined;
     this.#accessFile = config.log.file === undefined ? undefined : new AccessFile(config.log.file, deps.logger);
     const worker = (deps.logger.bindings() as { worker?: number }).worker;
     this.#access = new AccessLog({ format: config.log.format, sink: this.#accessFile ?? stdoutSink(deps.logger), worker });
@@ -109,6 +120,7 @@ export class LocalTraffic implements TrafficPlane {
       {
         pool: deps.pool,
         upstreams: this.#upstreams,
+        ...(this.#pools === undefined ? {} : { pools: this.#pools }),
         sessions: this.sessions,
         trusted: new TrustedProxies(config.trustedProxies),
         pages: settings.pages,
@@ -166,10 +178,11 @@ export class LocalTraffic implements TrafficPlane {
     if (JSON.stringify(running.secrets) !== JSON.stringify(next.secrets)) sessions.codec = new AffinityCookieCodec(next.secrets);
     sessions.accounting.setIdle(config.affinity.sessionIdle);
     this.proxy.reconfigure({ settings: proxySettings(config), trusted: new TrustedProxies(config.trustedProxies), pages: next.pages });
-    if (next.tls !== undefined && 'setSecureContext' in this.proxy.server) {
-      (this.proxy.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...next.tls, minVersion: 'TLSv1.2' });
+    if (next.tls !== undefined) this.proxy.setSecureContext(next.tls);
+    if (JSON.stringify(running.config.timeouts) !== JSON.stringify(config.timeouts)) {
+      this.#upstreams.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
+      this.#pools?.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
     }
-    if (JSON.stringify(running.config.timeouts) !== JSON.stringify(config.timeouts)) this.#upstreams.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
     this.#access.format = config.log.format;
     if (config.log.file !== this.#accessFile?.path) {
       this.#access.flush(); // the lines of requests before the reload go to the old file
@@ -188,6 +201,7 @@ export class LocalTraffic implements TrafficPlane {
   forgetBackend(id: string): void {
     this.sessions.accounting.forgetBackend(id);
     void this.#upstreams.drop(id);
+    void this.#pools?.drop(id);
   }
 
   closeTunnels(id: string): void {
@@ -213,7 +227,7 @@ export class LocalTraffic implements TrafficPlane {
   async close(graceMs: number): Promise<void> {
     await Promise.all([this.proxy.close(graceMs), this.#redirect?.close(graceMs)]);
     this.sessions.accounting.stop();
-    await this.#upstreams.close();
+    await Promise.all([this.#upstreams.close(), this.#pools?.close()]);
     this.#access.flush(); // the lines of this tick, before the file closes or the service log is flushed
     this.#accessFile?.close();
   }

@@ -16,23 +16,38 @@ export function isHealthPath(url: string | undefined, healthPath: string | undef
   return (query < 0 ? url : url.slice(0, query)) === healthPath;
 }
 
-/** answerHealthPath writes the health answer: GET and HEAD only (others 405), never cached. */
-export function answerHealthPath(req: IncomingMessage, res: ServerResponse, snapshot: PoolSnapshot, state: StateHealth, closing: boolean): void {
-  const common = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-type': 'application/json; charset=utf-8' };
+/** HealthAnswer is the health path's answer, for either data plane to write. */
+export interface HealthAnswer {
+  readonly status: number;
+  /** The answer's headers, Content-Length included. */
+  readonly headers: Record<string, string | number>;
+  readonly text: string;
+}
+
+/** healthAnswer judges the health: GET and HEAD only (others 405), never cached. */
+export function healthAnswer(method: string | undefined, snapshot: PoolSnapshot, state: StateHealth, closing: boolean): HealthAnswer {
+  const headers: Record<string, string | number> = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-type': 'application/json; charset=utf-8' };
   let status: number;
   let body: object;
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
+  if (method !== 'GET' && method !== 'HEAD') {
     status = 405;
-    body = { ok: false, reason: `${req.method ?? 'this method'} is not allowed on the health path (use GET or HEAD)` };
-    res.setHeader('allow', 'GET, HEAD');
+    body = { ok: false, reason: `${method ?? 'this method'} is not allowed on the health path (use GET or HEAD)` };
+    headers.allow = 'GET, HEAD';
   } else {
     const report = readiness(snapshot.backends.map((b) => b.state), state);
     body = closing ? { ...report, ok: false, reason: 'the balancer is shutting down' } : report;
     status = (body as { ok: boolean }).ok ? 200 : 503;
   }
   const text = `${JSON.stringify(body)}\n`;
+  headers['content-length'] = Buffer.byteLength(text);
+  return { status, headers, text };
+}
+
+/** answerHealthPath writes the health answer on node:http. */
+export function answerHealthPath(req: IncomingMessage, res: ServerResponse, snapshot: PoolSnapshot, state: StateHealth, closing: boolean): void {
+  const answer = healthAnswer(req.method, snapshot, state, closing);
   // A request body (there should be none) is not read: close instead of keeping the connection.
   if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.shouldKeepAlive = false;
-  res.writeHead(status, { ...common, 'content-length': Buffer.byteLength(text) });
-  res.end(req.method === 'HEAD' ? undefined : text);
+  res.writeHead(answer.status, answer.headers);
+  res.end(req.method === 'HEAD' ? undefined : answer.text);
 }

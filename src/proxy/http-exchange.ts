@@ -14,7 +14,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { BackendView } from '../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../routing/types.js';
-import type { ErrorStatus } from './error-pages.js';
+import { type ErrorPage, type ErrorStatus, sendPage } from './error-pages.js';
+import { type AccessEntry, bytesInOf } from './access-log.js';
+import { HOP_BY_HOP_RESPONSE, KEEP_ALIVE_OR_CLOSE, removeConnectionOptions } from './response-headers.js';
 
 /** ExchangeHost is what an exchange needs from the proxy server that started it. */
 export interface ExchangeHost {
@@ -47,12 +49,6 @@ export interface ExchangeHost {
 
 /** ExchangeOutcome classifies how an exchange ended, for counters and the access log. */
 export type ExchangeOutcome = 'ok' | 'client-abort' | 'client-timeout' | 'backend-error' | 'timeout' | 'bad-request' | 'no-resources';
-
-/** Response headers never relayed to the client (hop-by-hop, RFC 9110 7.6.1). */
-const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te', 'proxy-authenticate']);
-
-/** A Connection header value that lists no other header (the common case: skip the token scan). */
-const KEEP_ALIVE_OR_CLOSE = /^\s*(?:keep-alive|close)\s*$/i;
 
 /** Connection errors that mean nothing reached the backend and a new session may go elsewhere. */
 const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -298,6 +294,29 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     return reason === 'new-session' || reason === 'replaced' || reason === 'partition-new' || (reason === 'affinity-cookie' && this.facts.sessionId === undefined);
   }
 
+  /** bodyTouched: a byte of the request body was read (the request can no longer move). */
+  get bodyTouched(): boolean {
+    return this.hasBody && this.req.readableDidRead;
+  }
+
+  /** sendPage answers with one of the balancer's pages (a started response is cut). */
+  sendPage(page: ErrorPage): void {
+    sendPage(this.res, this.req.method, this.hasBody, page);
+  }
+
+  /** answerPage answers with `page` and ends the exchange (the proxy answered itself). */
+  answerPage(page: ErrorPage, outcome: ExchangeOutcome): void {
+    this.status = page.status;
+    this.sendPage(page);
+    this.#finish(outcome);
+  }
+
+  /** accessFields are the request's fields of the access-log line. */
+  accessFields(): Pick<AccessEntry, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'> {
+    const { req } = this;
+    return { method: req.method!, host: req.headers.host, path: req.url!, httpVersion: req.httpVersion, bytesIn: bytesInOf(req.socket), userAgent: req.headers['user-agent'], referer: req.headers.referer };
+  }
+
   /** prepareRetry resets per-attempt state before the exchange is dispatched again. */
   prepareRetry(): void {
     (this.refused ??= new Set()).add(this.backend.id);
@@ -329,18 +348,5 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     clearInterval(this.#bodyWatch);
     this.res.off('close', this.#onClientClose);
     this.host.finished(this, outcome);
-  }
-}
-
-/** Removes the headers a backend named in its Connection header: they are hop-by-hop too (RFC 9110 7.6.1). */
-function removeConnectionOptions(headers: string[], tokens: string): void {
-  const names = new Set<string>();
-  for (const token of tokens.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t !== '' && t !== 'close' && t !== 'keep-alive') names.add(t);
-  }
-  if (names.size === 0) return;
-  for (let i = headers.length - 2; i >= 0; i -= 2) {
-    if (names.has(headers[i]!.toLowerCase())) headers.splice(i, 2);
   }
 }

@@ -21,6 +21,20 @@ export type BackendDecision = Extract<Decision, { kind: 'backend' }>;
 /** What placement needs of the proxy's collaborators (the same object: a reload's `trusted` is seen at once). */
 export type PlacementDeps = Pick<ProxyDeps, 'pool' | 'sessions' | 'trusted' | 'logger' | 'resolvePartition'>;
 
+/**
+ * RoutingView is what routing reads of a request, whichever data plane parsed it: the TCP
+ * peer, the target, and the headers the facts come from (headers(): every header, each
+ * name lower-case with its values in order, read only in partition mode).
+ */
+export interface RoutingView {
+  readonly peer: string | undefined;
+  readonly url: string;
+  readonly host: string | undefined;
+  readonly cookie: string | undefined;
+  readonly forwardedFor: string | undefined;
+  headers(): Readonly<Record<string, string | readonly string[] | undefined>>;
+}
+
 /** Placement routes and commits requests for one ProxyServer; see the file comment. */
 export class Placement {
   readonly #deps: PlacementDeps;
@@ -36,16 +50,31 @@ export class Placement {
 
   /** facts are what the router decides on: client address, affinity and session cookies, partition key. */
   facts(req: IncomingMessage, settings: ProxySettings): RequestFacts {
-    const peer = req.socket.remoteAddress;
-    const trusted = this.#deps.trusted;
     const xff = req.headers['x-forwarded-for'];
-    const clientAddress = trusted.empty ? (peer ?? '') : trusted.clientAddress(peer, typeof xff === 'string' ? xff : undefined);
-    const cookieHeader = req.headers.cookie;
+    return this.factsOf(
+      {
+        peer: req.socket.remoteAddress,
+        url: req.url ?? '/',
+        host: req.headers.host,
+        cookie: req.headers.cookie,
+        forwardedFor: typeof xff === 'string' ? xff : undefined,
+        headers: () => req.headersDistinct,
+      },
+      settings,
+    );
+  }
+
+  /** factsOf is facts() for any data plane: the request seen through a RoutingView. */
+  factsOf(view: RoutingView, settings: ProxySettings): RequestFacts {
+    const peer = view.peer;
+    const trusted = this.#deps.trusted;
+    const clientAddress = trusted.empty ? (peer ?? '') : trusted.clientAddress(peer, view.forwardedFor);
+    const cookieHeader = view.cookie;
     const cookies = readCookies(cookieHeader, settings.affinityCookieName, settings.sessionCookieName);
-    const url = req.url ?? '/';
+    const url = view.url;
     const sessionId = cookies.session ?? (url.includes(';') ? sessionIdFromPath(url, settings.sessionCookieName) : undefined);
     if (settings.partitionKey === undefined) return { clientAddress, affinityCookie: cookies.affinity, sessionId };
-    const partitionKey = settings.partitionKey({ host: req.headers.host, url, headers: req.headersDistinct, cookieHeader, clientAddress });
+    const partitionKey = settings.partitionKey({ host: view.host, url, headers: view.headers(), cookieHeader, clientAddress });
     return { clientAddress, affinityCookie: cookies.affinity, sessionId, partitionKey };
   }
 

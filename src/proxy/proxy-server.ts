@@ -9,9 +9,15 @@
  * decisions and their side effects in placement.ts, the WebSocket upgrade path in
  * websocket-upgrade.ts, malformed input in client-errors.ts, per-backend in-flight counts
  * in backend-in-flight.ts, and writing the balancer's own pages in error-pages.ts.
+ *
+ * Two data planes share the request path from routing on (#route, #dispatch and the
+ * exchange host methods): node:http + undici (the default: HttpExchange), and with
+ * SERVOY_LB_DATA_PLANE=raw the raw-socket one (src/proxy/front/ + src/proxy/upstream/:
+ * FrontRelay), whose listener parses requests with the strict codec. WebSocket handshakes
+ * take the node:http path on both (#onRawUpgrade hands the socket over).
  */
 import { listenOn } from './listen.js';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -19,11 +25,11 @@ import type { Pool } from '../pool/pool.js';
 import { judgePath } from '../routing/path-rules.js';
 import type { Decision } from '../routing/types.js';
 import type { SessionContext } from '../sessions/session-context.js';
-import { answerSelf, type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage, rawErrorResponse, sendPage } from './error-pages.js';
+import { answerSelf, type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage, rawErrorResponse } from './error-pages.js';
 import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
 import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
 import { requestIdOf, upstreamHeaders } from './request-headers.js';
-import { bytesInOf, type AccessLog } from './access-log.js';
+import type { AccessLog } from './access-log.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 import type { Upstreams } from './upstreams.js';
 import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
@@ -34,7 +40,17 @@ import { BackendInFlight } from './backend-in-flight.js';
 import { ClientErrors } from './client-errors.js';
 import { isSessionless, Placement } from './placement.js';
 import { WebSocketUpgrade } from './websocket-upgrade.js';
-import { answerHealthPath, isHealthPath } from './health-path.js';
+import { FrontRelay } from './front/relay.js';
+import type { FrontSettings } from './front/front-connection.js';
+import type { FrontRequest } from './front/front-request.js';
+import { RawListener } from './front/raw-listener.js';
+import { RawRequestView } from './front/request-view.js';
+import type { Socket } from 'node:net';
+import type { UpstreamPools } from './upstream/pools.js';
+
+/** A request being forwarded, on either data plane. */
+type Forwarded = HttpExchange | FrontRelay;
+import { answerHealthPath, healthAnswer, isHealthPath } from './health-path.js';
 
 /**
  * ProxyObserver hears what happened to forwarded requests, so outlier detection, Servoy
@@ -53,6 +69,8 @@ export interface ProxyObserver {
 export interface ProxyDeps {
   readonly pool: Pool;
   readonly upstreams: Upstreams;
+  /** The raw-socket data plane's backend pools (SERVOY_LB_DATA_PLANE=raw); undefined on node:http. */
+  readonly pools?: UpstreamPools;
   readonly sessions: SessionContext;
   trusted: TrustedProxies;
   pages: ErrorPages;
@@ -100,6 +118,8 @@ export class ProxyServer implements ExchangeHost {
   readonly #placement: Placement;
   readonly #upgrades: WebSocketUpgrade;
   readonly #clientErrors: ClientErrors;
+  /** The raw-socket data plane's listener (SERVOY_LB_DATA_PLANE=raw), else undefined. */
+  readonly #raw: RawListener | undefined;
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
@@ -115,12 +135,38 @@ export class ProxyServer implements ExchangeHost {
       // A missing Host gets the balancer's 400 page (#onRequest), not Node's bare 400.
       requireHostHeader: false,
     };
-    this.server = listen.tls
+    // The raw data plane listens itself and hands WebSocket handshakes, already decrypted,
+    // to a plain node:http server that never listens (see #onRawUpgrade).
+    const raw = deps.pools !== undefined;
+    this.server = listen.tls && !raw
       ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
       : createHttpServer(options);
-    this.#connections = new ConnectionLimit(this.server, listen.maxConnections, deps.logger);
-    // After every 'connection' listener (node:http's or TLS's, ConnectionLimit's): they run once a PROXY header is read.
-    gateProxyProtocol(this.server, {
+    if (raw) {
+      const proxy = this;
+      const front: FrontSettings = {
+        maxHeaderBytes: listen.maxHeaderBytes,
+        headersTimeout: options.headersTimeout,
+        keepAliveTimeout: listen.clientIdle,
+        get bodyIdleTimeout() {
+          return proxy.settings.clientIdle;
+        },
+        get pages() {
+          return proxy.#deps.pages;
+        },
+        get closing() {
+          return proxy.#closing;
+        },
+      };
+      this.#raw = new RawListener(listen.tls, front, {
+        request: (req) => this.#onRawRequest(req),
+        upgrade: (_head, socket, rest, headBytes) => this.#onRawUpgrade(socket, rest, headBytes),
+        malformed: (status, reason) => deps.logger.debug({ status, reason }, 'malformed request'),
+      });
+    }
+    const listener = this.#raw?.server ?? this.server;
+    this.#connections = new ConnectionLimit(listener, listen.maxConnections, deps.logger);
+    // After every 'connection' listener (node:http's or TLS's or the raw plane's, ConnectionLimit's): they run once a PROXY header is read.
+    gateProxyProtocol(listener, {
       enabled: () => this.settings.proxyProtocol,
       trusts: (address) => this.#deps.trusted.trusts(address),
       rejected: (peer, reason) => deps.logger.debug({ peer, reason }, 'PROXY protocol: connection closed'),
@@ -161,9 +207,15 @@ export class ProxyServer implements ExchangeHost {
 
   /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const bound = await listenOn(this.server, host, port);
+    const bound = await listenOn(this.#raw?.server ?? this.server, host, port);
     this.#connections.checkOpenFileLimit();
     return bound;
+  }
+
+  /** setSecureContext applies a reloaded certificate (listen.tls) to new connections. */
+  setSecureContext(options: { cert: Buffer; key: Buffer }): void {
+    if (this.#raw !== undefined) this.#raw.setSecureContext({ ...options, minVersion: 'TLSv1.2' });
+    else if ('setSecureContext' in this.server) (this.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, minVersion: 'TLSv1.2' });
   }
 
   /** connections are the client listener's connection figures (open, refused, dropped). */
@@ -208,7 +260,55 @@ export class ProxyServer implements ExchangeHost {
       exchange.fail(400, 'bad-request');
       return;
     }
-    const url = req.url!;
+    this.#route(exchange, req.url!, req.headers.cookie);
+  }
+
+  /** #onRawRequest is #onRequest for the raw data plane (the codec already refused malformed heads). */
+  #onRawRequest(req: FrontRequest): void {
+    const pages = this.#deps.pages;
+    if (this.#connections.refuses(req.socket)) {
+      req.keepAlive = false;
+      req.sendPage(pages[503]);
+      return;
+    }
+    const { head } = req;
+    if (isHealthPath(head.target, this.settings.healthPath)) {
+      const answer = healthAnswer(head.method, this.#deps.pool.snapshot, this.settings.stateHealth, this.#closing);
+      if (req.body !== undefined) req.keepAlive = false;
+      const headers: string[] = [];
+      for (const [name, value] of Object.entries(answer.headers)) headers.push(name, String(value));
+      req.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', headers, Buffer.byteLength(answer.text));
+      req.end(Buffer.from(answer.text));
+      return;
+    }
+    const startedAt = performance.now();
+    if (this.#closing) req.keepAlive = false;
+    const peer = req.socket.remoteAddress ?? '';
+    const view = new RawRequestView(peer, head.target, head.headers);
+    const facts = this.#placement.factsOf(view, this.settings);
+    const headers = upstreamHeaders(head.headers, { peerAddress: peer, clientAddress: facts.clientAddress, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto });
+    const relay = new FrontRelay(this, req, facts, headers, startedAt, view);
+    this.#inFlight++;
+    this.#route(relay, head.target, view.cookie);
+  }
+
+  /**
+   * WebSocket handshakes on the raw data plane take today's node:http path (by design, for
+   * now): the socket and the head's bytes go to the never-listening node:http server, whose
+   * 'upgrade' event runs WebSocketUpgrade as on the other plane.
+   */
+  #onRawUpgrade(socket: Socket, rest: Buffer, headBytes: Buffer): void {
+    this.server.emit('connection', socket);
+    socket.emit('data', rest.length === 0 ? headBytes : Buffer.concat([headBytes, rest]));
+    socket.resume();
+  }
+
+  /**
+   * #route is the request path both data planes share once a request is parsed and counted
+   * in flight: path rules, partition-key checks, routing and dispatch.
+   */
+  #route(exchange: Forwarded, url: string, cookie: string | undefined): void {
+    const { facts, hasBody } = exchange;
     const rules = this.settings.paths;
     if (rules !== undefined) {
       // Path rules come before any routing (SPEC "Path rules").
@@ -228,7 +328,7 @@ export class ProxyServer implements ExchangeHost {
           this.#dispatch(exchange, this.#placement.routeStateless());
           return;
         case 'allowed': {
-          const choice = this.#placement.choice(url, req.headers.cookie, verdict.rule, this.settings);
+          const choice = this.#placement.choice(url, cookie, verdict.rule, this.settings);
           if (choice === undefined) break;
           exchange.choiceCookie = choice.cookie;
           if (choice.decision === undefined) break;
@@ -241,16 +341,14 @@ export class ProxyServer implements ExchangeHost {
       }
     }
     if (this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
-      exchange.status = 400;
-      sendPage(exchange.res, exchange.req.method, exchange.hasBody, this.#missingKeyPage);
-      exchange.end('bad-request');
+      exchange.answerPage(this.#missingKeyPage, 'bad-request');
       return;
     }
     if (hasBody) exchange.watchBody(this.settings.clientIdle);
     this.#dispatch(exchange, this.#placement.route(facts));
   }
 
-  #dispatch(exchange: HttpExchange, decision: Decision, attempt = 0): void {
+  #dispatch(exchange: Forwarded, decision: Decision, attempt = 0): void {
     if (decision.kind === 'unavailable') {
       exchange.fail(503, 'ok');
       return;
@@ -267,6 +365,10 @@ export class ProxyServer implements ExchangeHost {
     exchange.reason = decision.reason;
     exchange.setCookie = decision.setCookie;
     exchange.clientId = clientId;
+    if (exchange instanceof FrontRelay) {
+      exchange.dispatch(this.#deps.pools!.get(backend, backendHeadLimit(this.settings)));
+      return;
+    }
     const { req } = exchange;
     this.#deps.upstreams.get(backend, backendHeadLimit(this.settings)).dispatch(
       {
@@ -280,10 +382,10 @@ export class ProxyServer implements ExchangeHost {
     );
   }
 
-  retry(exchange: HttpExchange): boolean {
+  retry(exchange: Forwarded): boolean {
     // Only a new session (or a partition assigned this instant, or a stateless request) may move, and only if no byte of its body was read.
     if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced' && exchange.reason !== 'partition-new' && exchange.reason !== 'stateless') return false;
-    if (exchange.hasBody && exchange.req.readableDidRead) return false;
+    if (exchange.bodyTouched) return false;
     const { backend } = exchange;
     const skip = new Set(exchange.refused).add(backend.id);
     const decision = this.#placement.reroute(exchange.reason, exchange.facts, skip);
@@ -301,14 +403,14 @@ export class ProxyServer implements ExchangeHost {
     this.#connections.resourceFailure(code);
   }
 
-  maintenance(exchange: HttpExchange): boolean {
+  maintenance(exchange: Forwarded): boolean {
     const { backend } = exchange;
     this.#deps.observer?.backendInMaintenance(backend.id);
     const skip = new Set(exchange.refused).add(backend.id);
     return this.#placement.route(exchange.facts, skip).kind === 'backend';
   }
 
-  retryUnavailable(exchange: HttpExchange): boolean {
+  retryUnavailable(exchange: Forwarded): boolean {
     if (exchange.unavailableRetried) return false;
     const skip = new Set(exchange.refused).add(exchange.backend.id);
     if (this.#placement.routeStateless(skip).kind !== 'backend') return false;
@@ -317,14 +419,14 @@ export class ProxyServer implements ExchangeHost {
     return true;
   }
 
-  redispatch(exchange: HttpExchange): void {
+  redispatch(exchange: Forwarded): void {
     exchange.prepareRetry();
     const decision = this.#placement.reroute(exchange.reason, exchange.facts, exchange.refused);
     if (decision.kind === 'unavailable') exchange.fail(503, 'ok');
     else this.#dispatch(exchange, decision);
   }
 
-  responseHeaders(exchange: HttpExchange, headers: string[]): void {
+  responseHeaders(exchange: Forwarded, headers: string[]): void {
     if (exchange.setCookie) headers.push('set-cookie', this.#deps.sessions.setCookieHeader(exchange.clientId, exchange.backend.id));
     if (exchange.choiceCookie !== undefined) headers.push('set-cookie', exchange.choiceCookie);
   }
@@ -333,15 +435,15 @@ export class ProxyServer implements ExchangeHost {
     return this.settings.sessionCookiePrefix;
   }
 
-  learnSetCookie(exchange: HttpExchange, value: string): void {
+  learnSetCookie(exchange: Forwarded, value: string): void {
     this.#deps.sessions.learned.learnFromSetCookie(value, this.settings.sessionCookieName, exchange.backend.id);
   }
 
-  sendError(exchange: HttpExchange, status: ErrorStatus): void {
-    sendPage(exchange.res, exchange.req.method, exchange.hasBody, this.#deps.pages[status]);
+  sendError(exchange: Forwarded, status: ErrorStatus): void {
+    exchange.sendPage(this.#deps.pages[status]);
   }
 
-  finished(exchange: HttpExchange, outcome: ExchangeOutcome): void {
+  finished(exchange: Forwarded, outcome: ExchangeOutcome): void {
     this.#backendInFlight.leave(exchange);
     const backendId = exchange.backend?.id;
     if (backendId !== undefined) {
@@ -352,21 +454,14 @@ export class ProxyServer implements ExchangeHost {
       this.#deps.observer?.requestFinished(backendId, outcome, (performance.now() - exchange.startedAt) / 1000);
     }
     if (this.settings.accessLog) {
-      const { req } = exchange;
       this.#deps.access.write({
         client: exchange.facts.clientAddress,
-        method: req.method!,
-        host: req.headers.host,
-        path: req.url!,
-        httpVersion: req.httpVersion,
+        ...exchange.accessFields(),
         status: exchange.status,
         backend: backendId,
         route: exchange.reason ?? exchange.pathVerdict,
         ms: Math.round((performance.now() - exchange.startedAt) * 100) / 100,
-        bytesIn: bytesInOf(req.socket),
         bytesOut: exchange.bytesOut,
-        userAgent: req.headers['user-agent'],
-        referer: req.headers.referer,
         requestId: requestIdOf(exchange.upstreamHeaders),
         outcome,
         websocket: false,
@@ -389,8 +484,9 @@ export class ProxyServer implements ExchangeHost {
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
     this.#connections.stop();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => (this.#raw?.server ?? this.server).close(() => resolve()));
     this.server.closeIdleConnections();
+    this.#raw?.closeIdle();
     const idle = new Promise<void>((resolve) => {
       if (this.#inFlight === 0 && this.#tunnels.size === 0) resolve();
       else this.#idleWaiters.push(resolve);
@@ -403,6 +499,7 @@ export class ProxyServer implements ExchangeHost {
     clearTimeout(timer);
     for (const socket of this.#tunnels.keys()) socket.destroy();
     this.server.closeAllConnections();
+    this.#raw?.destroyAll();
     await closed;
   }
 
@@ -431,7 +528,10 @@ export class ProxyServer implements ExchangeHost {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
-    if (this.#closing) this.server.closeIdleConnections();
+    if (this.#closing) {
+      this.server.closeIdleConnections();
+      this.#raw?.closeIdle();
+    }
   }
 }
 

@@ -255,9 +255,10 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderBytes: num
         if (nameIs(buf, ns, ne, 'transfer-encoding')) {
           if (minor === 0) return fail('bad-request', 'Transfer-Encoding in HTTP/1.0');
           if (chunked) return fail('bad-request', 'more than one Transfer-Encoding');
-          // Exactly `chunked`: no HTAB and no trailing whitespace (parsers differ on both).
+          // Exactly `chunked`, no HTAB anywhere (parsers differ on it). Trailing spaces are
+          // optional whitespace (RFC 9110 §5.5) that Node accepts too: safe, as the balancer
+          // never passes Transfer-Encoding on but re-frames the body itself.
           for (let i = ne + 1; i < p - 2; i++) if (buf[i] === HTAB) return fail('bad-request', 'HTAB in Transfer-Encoding');
-          if (ve !== p - 2) return fail('bad-request', 'whitespace after Transfer-Encoding');
           if (!nameIs(buf, vs, ve, 'chunked')) return fail('not-implemented', 'Transfer-Encoding other than chunked');
           chunked = true;
         }

@@ -100,7 +100,11 @@ t.test('passive ejection: timeouts of sticky requests take a backend down; with 
   await waitState(lb, 'servoy-a', 'up', 15_000);
   await seeLog(t, lb, /"backend":"servoy-a".*"to":"up".*ejection ended/, 'back after a good probe');
   const out = (await logTime(lb, /"backend":"servoy-a".*"to":"up".*ejection ended/)) - (await logTime(lb, /"backend":"servoy-a".*"to":"down".*ejected after/));
-  t.ok(out >= 2990, `out for ejectFor (3 s) at least: ${out} ms`);
+  // The two timestamps are taken when each line is written, not when the ejection timer
+  // starts and fires: on a busy machine the "down" line can trail the timer's start by tens of
+  // ms (seen: 2981). What this guards against is a return by the passing health checks
+  // (rise 2 x 200 ms, well under a second), so the bound keeps a wide margin from both.
+  t.ok(out >= 2500, `out for ejectFor (3 s), not brought back early by health checks: ${out} ms`);
 });
 
 t.test('passive ejection: a sim closed mid-test fails its sticky requests, goes down, stays down while closed, comes back when it listens again', async (t) => {

@@ -192,7 +192,8 @@ t.test('Servoy maintenance: new clients never see the 503, the backend shows mai
   // After maintenanceBackoff it is up again.
   await waitState(lb, target, 'up', 15_000);
   const backoff = (await logTime(lb, /"from":"maintenance","to":"up".*maintenanceBackoff passed/)) - (await logTime(lb, /"to":"maintenance".*Servoy maintenance mode/));
-  t.ok(backoff >= 990, `no new sessions for maintenanceBackoff (1 s): ${backoff} ms`);
+  // Between two log lines' write times (see the ejectFor bound above): a margin for a busy machine.
+  t.ok(backoff >= 800, `no new sessions for maintenanceBackoff (1 s): ${backoff} ms`);
 
   // Still in maintenance: the next new session sent there brings it back into maintenance.
   let reentered = false;

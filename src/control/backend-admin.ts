@@ -139,6 +139,13 @@ export class BackendAdmin {
     await this.persist();
   }
 
+  /** wouldChange is whether reconcile(fromConfig) would change the pool (a reload checks it before applying anything). */
+  wouldChange(fromConfig: readonly BackendConfig[]): boolean {
+    const next = mergeBackends(fromConfig, this.#records).backends;
+    const now = this.pool.configs();
+    return next.length !== now.length || next.some((b) => JSON.stringify(b) !== JSON.stringify(now.find((c) => c.id === b.id)));
+  }
+
   /**
    * reconcile applies a reloaded config file's backend list, merged with the run-time
    * records as at start: new ones are added, changed ones updated, missing ones removed.

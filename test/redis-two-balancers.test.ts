@@ -4,7 +4,8 @@
  * in front of simulated Servoy servers.
  * - a drain typed on A is seen by B (the time it took is logged);
  * - a cookie issued by A is accepted by B (the shared generated secret);
- * - maxSessions holds across both (B counts A's sessions);
+ * - maxSessions holds across both (B counts A's sessions); a disable and an enable made on
+ *   one instance are seen by the other;
  * - Redis killed: existing sessions keep working on both, an admin change is refused with a
  *   clear error, status and /healthz (still 200) say Redis is unreachable; Redis back: both
  *   catch up without a restart, and an admin change made on one reaches the other.
@@ -48,20 +49,23 @@ t.test('a drain, cookies and maxSessions are the pool\'s; Redis down and back', 
   const b = await shared(t, 'b', redis.url, backends);
   for (const lb of [a, b]) for (const id of ['servoy-a', 'servoy-b']) await waitState(lb, id, 'up', 30_000);
 
-  // maxSessions: A fills servoy-a (2 sessions); B counts them and sends its new ones elsewhere.
+  // maxSessions: with servoy-b disabled (on A, seen by B), A fills servoy-a (maxSessions 2);
+  // B counts A's sessions and takes no new one there: the pool is full.
+  t.equal((await api(a, 'POST', '/api/backends/servoy-b/disable')).status, 200);
+  await waitFor(async () => (await row(b, 'servoy-b')).state === 'disabled', 20_000, 'B to see servoy-b disabled on A');
   const onA = [];
-  for (let i = 0; i < 20 && (await sessions(a, 'servoy-a')) < 2; i++) {
+  for (let i = 0; i < 2; i++) {
     const browser = client(t, a.url);
-    t.equal((await browser.get('/api/whoami')).status, 200);
+    t.equal(serverOf(await browser.get('/api/whoami')), 'servoy-a', `session ${i + 1} on A`);
     onA.push(browser);
   }
-  t.equal(await sessions(a, 'servoy-a'), 2, 'A holds servoy-a\'s two sessions');
   await waitFor(async () => (await sessions(b, 'servoy-a')) === 2, 20_000, 'B to count A\'s sessions on servoy-a');
-  t.equal((await row(b, 'servoy-a')).state, 'up');
-  for (let i = 0; i < 5; i++) {
-    const res = await client(t, b.url).get('/api/whoami');
-    t.equal(serverOf(res), 'servoy-b', `a new session on B goes to servoy-b: servoy-a is full for the pool (${i + 1})`);
-  }
+  const full = await client(t, b.url).get('/api/whoami');
+  t.equal(full.status, 503, 'a new session on B: servoy-a is full for the pool (it would have fit on B alone)');
+  t.equal((await api(b, 'POST', '/api/backends/servoy-b/enable')).status, 200);
+  await waitFor(async () => (await row(a, 'servoy-b')).state === 'up', 20_000, 'A to see servoy-b enabled on B');
+  const placed = await client(t, b.url).get('/api/whoami');
+  t.equal(serverOf(placed), 'servoy-b', 'with servoy-b back, B places a new session there, never on the full servoy-a');
 
   // A cookie issued by A (no secret configured: the shared generated one) is accepted by B:
   // B's own router explains the decision (a session id without a route suffix, so only the cookie can decide).

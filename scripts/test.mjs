@@ -55,6 +55,7 @@ export const UNITS = [
   'proxy-protocol',
   'pool',
   'readiness',
+  'redis-store-units',
   'redis-units',
   'request-cookies',
   'router',

@@ -7,11 +7,13 @@
  * - maxSessions holds across both (B counts A's sessions); a disable and an enable made on
  *   one instance are seen by the other;
  * - Redis killed: existing sessions keep working on both, an admin change is refused with a
- *   clear error, status and /healthz (still 200) say Redis is unreachable; Redis back: both
+ *   clear error (a reload that would change the pool too), status and /healthz (still 200)
+ *   say Redis is unreachable; Redis back: both
  *   catch up without a restart, and an admin change made on one reaches the other.
  * Needs the build (`npx tsc -p .`): the CLI runs from dist/.
  */
 import t from 'tap';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { api, row, waitState } from './helpers/admin-env.js';
 import { runAdminCli } from './helpers/admin-cli.js';
@@ -107,6 +109,14 @@ t.test('a drain, cookies and maxSessions are the pool\'s; Redis down and back', 
   t.equal(refused.status, 503, 'an admin change is refused');
   t.match(refused.json, { error: { code: 'STATE_UNAVAILABLE', message: /shared state cannot take changes now \(Redis at .* unreachable/ } });
   t.equal((await row(b, 'servoy-a')).state, 'up', 'and nothing was applied');
+  // A reload that would change the shared pool is refused too; the running config is kept.
+  const written = JSON.parse(await readFile(b.configFile, 'utf8')) as { backends: object[] };
+  await writeFile(b.configFile, JSON.stringify({ ...written, backends: [...written.backends, { id: 'servoy-c', url: 'http://127.0.0.1:9', route: 'servoy-c' }] }));
+  const reload = await api(b, 'POST', '/api/reload');
+  t.equal(reload.status, 503, 'a reload that adds a backend is refused while Redis is down');
+  t.match(reload.json, { error: { code: 'STATE_UNAVAILABLE', message: /shared state cannot take changes now/ } });
+  t.equal((await api(b, 'GET', '/api/backends')).json.backends.length, 2, 'and the pool is unchanged');
+  await writeFile(b.configFile, JSON.stringify(written));
   const status = await runAdminCli(['status', '--admin', b.adminUrl!]);
   t.match(status.stdout, /shared state: Redis at 127\.0\.0\.1:\d+ unreachable/, 'servoy-lb status says Redis is unreachable');
 

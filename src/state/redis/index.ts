@@ -48,9 +48,10 @@
  * - the pool follows RedisPoolState.onChange; admin commands call setAdmin / setBackend /
  *   removeBackend, check adminRefusal first, and answer a SharedStateUnreachableError
  *   with its message;
- * - bounded load, maxSessions and `drained` read RedisSessionCounts.total, started with
- *   the instance's own counts (counts.start(local));
- * - a servlet session id this instance never saw is looked up in RedisLearnedSessions;
+ * - bounded load, maxSessions and `drained` add the other instances' counts, which the
+ *   store exchanges every second (RedisSessionCounts.exchange) and reports per instance;
+ * - a learned session id is stored (RedisLearnedSessions' key, with its expiry) and
+ *   published; the other instances add it to their own table;
  * - /healthz and status show RedisSharedState.health (never a 503 for Redis alone);
  * - with --workers, the primary opens it and answers its workers as it does today
  *   (WorkerPartitions asks the primary): workers never talk to Redis.

@@ -28,6 +28,9 @@ import { poolWrites, recordsFromSnapshot } from './shared-records.js';
 /** How often this instance's session counts are exchanged (SPEC: counts at most ~1 s old). */
 const COUNTS_EVERY_MS = 1000;
 
+/** How many recently published session ids are remembered (then the memory starts over). */
+const LEARNED_MEMORY = 100_000;
+
 /** RedisStoreOptions tune timings (tests make them short); the defaults suit production. */
 export interface RedisStoreOptions {
   readonly connectWaitMs?: number;
@@ -46,6 +49,8 @@ export class RedisStateStore implements StateStore {
   #saving = false;
   #local: Readonly<Record<string, number>> = {};
   #others = new Map<string, string>();
+  /** Session ids published lately, so a repeated Set-Cookie is not published again. */
+  readonly #learned = new Map<string, { backend: string | undefined; at: number }>();
   #timer: NodeJS.Timeout | undefined;
   #exchanging: Promise<unknown> | undefined;
   readonly #listeners = new Set<(change: StateChange) => void>();
@@ -181,6 +186,13 @@ export class RedisStateStore implements StateStore {
 
   publishLearned(sessionId: string, backendId: string | undefined): void {
     if (!this.shared.conn.state.up) return;
+    // A backend repeats its Set-Cookie (a client that never sends it back): publish an id
+    // again only when its backend changed or half its expiry went by, never once per request.
+    const now = Date.now();
+    const last = this.#learned.get(sessionId);
+    if (last !== undefined && last.backend === backendId && now - last.at < this.shared.sessions.ttlMs / 2) return;
+    if (this.#learned.size >= LEARNED_MEMORY) this.#learned.clear();
+    this.#learned.set(sessionId, { backend: backendId, at: now });
     const key = this.shared.keys.session(sessionId);
     const message = JSON.stringify({ id: sessionId, backend: backendId ?? null, from: this.instance });
     void this.shared.conn

@@ -5,7 +5,9 @@
  * - 200 concurrent first requests for 20 new tenants, spread over both instances: one
  *   server per tenant, the same on both (first writer wins in Redis), and the same after
  *   both are restarted;
- * - Redis killed: known tenants keep working on both; a new tenant gets 503 with Retry-After.
+ * - a move made on A is followed by B;
+ * - Redis killed: known tenants keep working on both; a new tenant gets 503 with Retry-After;
+ *   a move is refused.
  * Needs the build (`npx tsc -p .`): the CLI runs from dist/.
  */
 import t from 'tap';
@@ -94,12 +96,23 @@ t.test('new tenants raced over both instances: one server each, the same on both
     }
   }
 
+  // An administrator's move on A: B routes the tenant to its new server.
+  const moved = 'tenant-00';
+  const target = ROUTES.find((r) => r !== placed.get(moved))!;
+  t.equal((await api(a, 'PUT', `/api/partitions/${moved}`, { body: { backend: target } })).status, 200, 'moved on A');
+  placed.set(moved, target);
+  await waitFor(async () => (await tenantRequest(b, moved, agent)).server === target, 20_000, 'B to route the moved tenant to its new server');
+  t.pass('B follows a move made on A');
+
   // Redis killed: known tenants keep working on both; a new one gets 503 + Retry-After.
   await redis.kill();
   for (const lb of [a, b]) await waitFor(async () => (await api(lb, 'GET', '/healthz')).json?.state?.ok === false, 20_000, 'the balancer to notice Redis is gone');
   for (const tenant of TENANTS.slice(0, 5)) {
     for (const lb of [a, b]) t.equal((await tenantRequest(lb, tenant, agent)).server, placed.get(tenant), `${tenant} still served during the outage`);
   }
+  const refused = await api(b, 'PUT', `/api/partitions/${moved}`, { body: { backend: ROUTES[0] } });
+  t.equal(refused.status, 503, 'a move is refused while Redis is down');
+  t.match(refused.json, { error: { code: 'STATE_UNAVAILABLE' } });
   for (const lb of [a, b]) {
     const fresh = await tenantRequest(lb, 'tenant-new', agent);
     t.equal(fresh.status, 503, 'a new tenant waits for Redis: 503');

@@ -35,6 +35,8 @@ const LEARNED_MEMORY = 100_000;
 export interface RedisStoreOptions {
   readonly connectWaitMs?: number;
   readonly resyncEveryMs?: number;
+  /** This instance's id in the pool (default host name and pid; tests open several in one process). */
+  readonly instance?: string;
 }
 
 /** RedisStateStore is the shared StateStore; see the file comment. */
@@ -93,7 +95,7 @@ export class RedisStateStore implements StateStore {
     const settings = config.state.redis;
     if (settings === undefined) throw new StartupError('state.redis is not set');
     const secret = config.affinity.cookie.secret;
-    const instance = `${hostname()}:${process.pid}`;
+    const instance = opts.instance ?? `${hostname()}:${process.pid}`;
     const opened = await RedisSharedState.open({
       settings,
       stateFile,

@@ -3,7 +3,8 @@
  * instances would open them: what one writes through the seam reaches the other's
  * onChange (admin records, a partition, a learned session id, session counts, an instance
  * that is gone), first writer wins for a partition, a repeated learned id is published
- * once, and a reloaded config's backends are written as differences.
+ * once, a reloaded config's backends are written as differences, and an instance whose
+ * config file lists other backends than the shared pool says so in its log.
  */
 import t from 'tap';
 import { join } from 'node:path';
@@ -78,7 +79,10 @@ t.test('two stores on one Redis: changes, partitions, learned ids and counts cro
   // A reloaded config file without b: the difference (b removed) is written to the shared pool.
   two.useConfigBackends([backends[0]!] as never);
   await two.saveBackends(two.backendRecords());
-  const three = await RedisStateStore.open(join(dir, 'three.json'), config('three'), logger, { instance: 'three' });
+  const lines: string[] = [];
+  const capture = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+  const three = await RedisStateStore.open(join(dir, 'three.json'), config('three'), capture, { instance: 'three' });
+  t.match(lines.join(''), /the config file lists b, which the shared pool does not have and the shared pool has c, which the config file does not list; the shared pool in Redis is used/, 'an instance whose file lists other backends says so in its log');
   t.teardown(() => three.close());
   t.same(three.backendRecords().removed, ['b'], 'an instance whose file still lists b sees it removed from the shared pool');
   t.same(three.backendRecords().admin, { a: { admin: 'draining', since: 5 } }, 'and nothing else changed');

@@ -86,4 +86,6 @@ t.test('two stores on one Redis: changes, partitions, learned ids and counts cro
   t.teardown(() => three.close());
   t.same(three.backendRecords().removed, ['b'], 'an instance whose file still lists b sees it removed from the shared pool');
   t.same(three.backendRecords().admin, { a: { admin: 'draining', since: 5 } }, 'and nothing else changed');
+  // Closed here, before Redis and the test dir go (closing again at teardown is a no-op).
+  await Promise.all([two.close(), three.close()]);
 });

@@ -57,6 +57,7 @@ export class RedisStateStore implements StateStore {
   #exchanging: Promise<unknown> | undefined;
   readonly #listeners = new Set<(change: StateChange) => void>();
   readonly #unsubscribe: (() => void)[] = [];
+  #closing: Promise<void> | undefined;
 
   private constructor(
     private readonly shared: RedisSharedState,
@@ -220,7 +221,13 @@ export class RedisStateStore implements StateStore {
     return this.shared.health();
   }
 
-  async close(): Promise<void> {
+  /** close is idempotent: the second call waits for the first. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     clearInterval(this.#timer);
     for (const fn of this.#unsubscribe.splice(0)) fn();
     await this.#exchanging;

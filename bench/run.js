@@ -21,6 +21,7 @@ const steps = [
   ['Backend side: raw-socket upstream pool against undici', 'upstream.js', quick ? ['--requests', '5000', '--rounds', '3'] : []],
   ['Access log and metrics per request, on and off', 'log-metrics.js', quick ? ['--requests', '50000', '--rounds', '3'] : []],
   ['Partition store at 100,000 partitions', 'partition-store.js', []],
+  ['Sticky path in Redis mode against file mode: CPU per request, Redis commands', 'redis-mode.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '5', '--rounds', '3']],
   ['CPU-bound scaling: start --workers 1 against 2', 'workers.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '6', '--rounds', '3']],
 ];
 let failed = 0;

@@ -56,6 +56,7 @@ export const UNITS = [
   'proxy-protocol',
   'pool',
   'readiness',
+  'redis-store-units',
   'redis-units',
   'request-cookies',
   'router',

@@ -51,6 +51,7 @@ import { OutcomeRecorder } from './control/outcome-recorder.js';
 import { PartitionAdmin } from './control/partition-admin.js';
 import { readReload } from './control/reloader.js';
 import { readStart, secretsOf, type OpenStore } from './control/startup.js';
+import { requireWritable } from './control/state-guard.js';
 
 export { StartupError } from './startup-error.js';
 
@@ -360,6 +361,9 @@ export class Balancer implements AdminControl {
   /** reload re-reads the config file (reloader.ts) and applies it to every part; nothing running is dropped. */
   async reload(): Promise<ReloadResult> {
     const { next, pages, tls, diff } = await readReload(this.options.configFile, this.#config, this.logger);
+    // A shared store that cannot take changes: a reload that would change the shared pool is refused before anything is applied.
+    if (this.#backendAdmin.wouldChange(next.backends)) requireWritable(this.#store);
+    this.#store.useConfigBackends?.(next.backends);
     const backends = this.#backendAdmin.reconcile(next.backends);
     const result: ReloadResult = { ...backends, settings: diff.settings, needsRestart: diff.needsRestart };
     // Settings that apply without dropping anything.

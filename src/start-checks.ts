@@ -1,6 +1,6 @@
 /**
  * What `start` checks before it listens, besides the config itself: the state backend is
- * one this version supports, the state file's directory is writable, the error pages are
+ * usable (state.redis well formed, not reached), the state file's directory is writable, the error pages are
  * readable, the TLS pairs (listen.tls, admin.tls) are usable and log.file can be appended to. `start` (Balancer.start) and `validate` both call
  * checkStartFiles, so `validate` says OK exactly when `start` would get past these checks
  * (SPEC "Command line": validate checks everything start checks except reaching Redis or
@@ -13,6 +13,7 @@ import type { Config } from './config/schema.js';
 import { readTlsPair, type TlsPair } from './config/tls-files.js';
 import { logFileProblem } from './log-file.js';
 import { type ErrorPages, loadErrorPages } from './proxy/error-pages.js';
+import { redisTarget } from './state/redis/redis-settings.js';
 
 /** StartFiles are what the checks read, for start to use (read once, so what was checked is what runs). */
 export interface StartFiles {
@@ -68,9 +69,13 @@ export function readPages(config: Config): ErrorPages | string {
   }
 }
 
-/** checkState returns the state file, or why this version cannot keep its state there. */
+/** checkState returns the state file (with state.redis: where the local copy of the shared state goes), or why it cannot be used. */
 async function checkState(config: Config): Promise<{ file: string } | string> {
-  if (!('file' in config.state)) return 'state.redis: not supported in this version yet; use state.file';
+  if (config.state.redis !== undefined) {
+    // Checked, not reached: validate never talks to Redis (start waits for it, then uses the local copy).
+    const target = redisTarget(config.state.redis);
+    if (!target.ok) return `state.redis: ${target.error}`;
+  }
   const file = config.state.file;
   // The state is written to a temporary file in the same directory and renamed over the old one.
   const dir = dirname(file);

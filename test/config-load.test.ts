@@ -133,7 +133,7 @@ t.test('env substitution', async (t) => {
     t.same(config.affinity.cookie.secret, ['0123456789abcdef-secret', 'old-0123456789abcdef-secret']);
     t.same(config.affinity.partitions, { '${HOST}': 'a' });
     t.same(config.trustedProxies, ['10.0.0.5']);
-    t.same(config.state, { redis: 'redis://10.0.0.5:6379/0' });
+    t.same(config.state, { file: join(BASE, 'servoy-lb.state.json'), redis: 'redis://10.0.0.5:6379/0' });
   });
 
   t.test('every missing variable is reported, and nothing else at its path', async (t) => {
@@ -226,7 +226,6 @@ t.test('friendly schema messages', async (t) => {
     { desc: 'custom regex message', config: withMinimal({ healthCheck: { expectStatus: '2xx' } }), want: ['healthCheck.expectStatus: expected "200" or "200-399" or a list "200,302"'] },
     { desc: 'bad cookie name', config: withMinimal({ affinity: { cookie: { name: 'a b' } } }), want: ['affinity.cookie.name: not a valid cookie name'] },
     { desc: 'redis url', config: withMinimal({ state: { redis: 'http://x' } }), want: ['state.redis: expected a redis:// URL'] },
-    { desc: 'state with both forms', config: withMinimal({ state: { file: 'x', redis: 'redis://x' } }), want: ['state: expected either an object with "file" or an object with "redis"'] },
     { desc: 'state of the wrong type', config: withMinimal({ state: 'x.json' }), want: ['state: expected an object, got string'] },
     { desc: 'empty partition key', config: withMinimal({ affinity: { partitions: { '': 'servoy-a' } } }), want: ['affinity.partitions[""]: invalid key: must not be empty'] },
     { desc: 'partition pin not a token', config: withMinimal({ affinity: { partitions: { 'acme.example': 'a b' } } }), want: ['affinity.partitions["acme.example"]: use 1-64 letters, digits, "_" or "-"'] },
@@ -415,7 +414,8 @@ t.test('relative file paths are resolved against the config directory', async (t
   t.same(config.admin.tls, { cert: join(BASE, 'admin/cert.pem'), key: '/abs/admin-key.pem' });
   t.same(config.state, { file: resolve(BASE, '../state/lb.state.json') });
   t.same(config.errorPages, { 503: join(BASE, 'pages/maintenance.html'), 502: '/srv/502.html' });
-  t.same(parse(withMinimal({ state: { redis: 'redis://127.0.0.1:6379/0' } })).state, { redis: 'redis://127.0.0.1:6379/0' }, 'redis is no path');
+  t.same(parse(withMinimal({ state: { redis: 'redis://127.0.0.1:6379/0' } })).state, { file: join(BASE, 'servoy-lb.state.json'), redis: 'redis://127.0.0.1:6379/0' }, 'redis is no path; the local copy of the shared state goes beside the default state file');
+  t.same(parse(withMinimal({ state: { file: '../state/lb.state.json', redis: 'redis://127.0.0.1:6379/0' } })).state, { file: resolve(BASE, '../state/lb.state.json'), redis: 'redis://127.0.0.1:6379/0' }, 'with redis, file says where the local copy goes');
 });
 
 t.test('loadConfig', async (t) => {

@@ -43,8 +43,9 @@ function recordStore() {
     saved,
     fail: false,
     reachable: true,
+    kind: 'redis' as StateHealth['kind'],
     health(): StateHealth {
-      return this.reachable ? { kind: 'redis', ok: true } : { kind: 'redis', ok: false, reason: 'Redis at 127.0.0.1:6379 is unreachable' };
+      return this.reachable ? { kind: this.kind, ok: true } : { kind: this.kind, ok: false, reason: 'Redis at 127.0.0.1:6379 is unreachable' };
     },
     async saveBackends(records: BackendRecords): Promise<void> {
       if (this.fail) throw new Error('disk full');
@@ -135,8 +136,11 @@ t.test('backend admin: each change is live at once, then persisted as records', 
   store.reachable = true;
 
   store.fail = true;
-  await t.rejects(admin.setAdminState('b', 'drain'), { code: 'INTERNAL', message: /the change is live, but the state file could not be written: disk full/ });
-  t.equal(pool.member('b')!.admin, 'draining', 'the change is live all the same');
+  await t.rejects(admin.setAdminState('b', 'drain'), { code: 'STATE_UNAVAILABLE', message: /^the change is live on this balancer only, the shared state could not take it: disk full/ });
+  t.equal(pool.member('b')!.admin, 'draining', 'a shared store failing after saying it could: the change is live here only, and the answer says so');
+  store.kind = 'file';
+  await t.rejects(admin.setAdminState('b', 'undrain'), { code: 'INTERNAL', message: /the change is live, but the state file could not be written: disk full/ });
+  t.equal(pool.member('b')!.admin, 'ready', 'the file store: the change is live all the same');
 });
 
 t.test('backend admin: a reload reconciles, and changes made on another instance are followed', async (t) => {

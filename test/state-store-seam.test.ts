@@ -62,7 +62,10 @@ class SeamStore implements StateStore {
   backendRecords() {
     return this.inner.backendRecords();
   }
+  /** A write that fails although health() said ok (Redis went away in between). */
+  failSave: string | undefined;
   async saveBackends(records: BackendRecords) {
+    if (this.failSave !== undefined) throw new Error(this.failSave);
     this.saved.push(structuredClone(records));
     await this.inner.saveBackends(records);
   }
@@ -194,6 +197,13 @@ t.test('a store plugged in at start: its changes reach the pool, its health reac
   t.equal((await adminApi('POST', '/api/backends/c/drain')).status, 200);
   await waitFor(() => store.saved.at(-1)?.admin.c?.admin === 'draining', 5000, 'the drain written through the store');
   t.pass('the drain was written through the store');
+
+  // The store fails the write after health() said ok: the change is live here only, and the answer says so.
+  store.failSave = 'shared state unreachable: Redis at 127.0.0.1:6379: connection lost';
+  const half = await adminApi('POST', '/api/backends/c/undrain');
+  t.equal(half.status, 503);
+  t.match(half.json, { error: { code: 'STATE_UNAVAILABLE', message: /^the change is live on this balancer only, the shared state could not take it: shared state unreachable/ } });
+  store.failSave = undefined;
   await balancer.close(0);
   t.ok(store.closed, 'close() closes the store');
 });

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendStatus, ReloadResult, RouteExplanation } from '../admin/control.js';
+import type { StateHealth } from '../pool/readiness.js';
 import type { PathExplanation } from '../routing/path-rules.js';
 import { AdminApiError, addAdminOptions, adminRequest, resolveTarget, type AdminOptions, type AdminTarget } from './admin-client.js';
 import { CliError } from './cli-error.js';
@@ -120,9 +121,16 @@ function registerStatus(program: Command): void {
     .addHelpText('after', examples('servoy-lb status', 'servoy-lb status --json | jq \'.[] | select(.state != "up") | .id\'', 'servoy-lb status --admin http://10.0.0.5:8081 --token "$TOKEN"'))
     .action(async (options: AdminOptions & { json?: boolean }, command: Command) => {
       const out = outFor(command);
-      const backends = await listBackends(await target(options));
-      if (options.json) out(JSON.stringify(backends, null, 2));
-      else out(backends.length === 0 ? 'no backends' : statusTable(backends));
+      const t = await target(options);
+      const backends = await listBackends(t);
+      if (options.json) {
+        out(JSON.stringify(backends, null, 2));
+        return;
+      }
+      out(backends.length === 0 ? 'no backends' : statusTable(backends));
+      // Several balancers: say when the shared state (Redis) cannot be reached.
+      const state = (await adminRequest<{ state?: StateHealth }>(t, 'GET', '/healthz').catch(() => ({}) as { state?: StateHealth })).state;
+      if (state?.kind === 'redis') out(state.ok ? 'shared state: Redis reachable' : `shared state: ${state.reason ?? 'Redis unreachable'}`);
     });
 }
 

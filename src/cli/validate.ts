@@ -19,7 +19,7 @@ export function registerValidate(program: Command): void {
       'Check a config file without starting the balancer: JSON syntax, ${ENV} references, unknown keys, ' +
         'types and limits, and the rules between keys (unique backend ids and routes, partition pins, ' +
         'partitionKey settings, admin token on a non-loopback admin.host), and what start checks before it listens ' +
-        '(state.file directory writable, state.redis not yet supported, error pages readable, TLS cert and key readable and matching for listen.tls and admin.tls, log.file writable).\n' +
+        '(state.file directory writable (with state.redis: for the local copy of the shared state; Redis itself is not reached), state.redis well formed, error pages readable, TLS cert and key readable and matching for listen.tls and admin.tls, log.file writable).\n' +
         'Prints "config OK" and exits 0, or prints one "<json-path>: <reason>" line per problem and exits 1.',
     )
     .option('-c, --config <FILE>', 'config file to check', DEFAULT_CONFIG)

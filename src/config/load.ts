@@ -113,7 +113,7 @@ function finish(config: Config, baseDir: string): Config {
     backends: config.backends.map((backend) => ({ ...backend, route: backend.route ?? backend.id })),
     listen: listen.tls ? { ...listen, tls: { ...listen.tls, cert: absolute(listen.tls.cert), key: absolute(listen.tls.key) } } : listen,
     admin: admin.tls ? { ...admin, tls: { cert: absolute(admin.tls.cert), key: absolute(admin.tls.key) } } : admin,
-    state: 'file' in state ? { file: absolute(state.file) } : state,
+    state: { ...state, file: absolute(state.file) },
     errorPages: Object.fromEntries(Object.entries(errorPages).map(([status, path]) => [status, absolute(path)])),
     log: log.file === undefined ? log : { ...log, file: absolute(log.file) },
   };

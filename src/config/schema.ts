@@ -256,16 +256,15 @@ export const configSchema = z
       })
       .prefault({}),
     state: z
-      // One object with both keys optional rather than a union of two: a union would hide a
-      // mistake inside state.redis (zod reports the file form's "unknown key redis" instead).
       .strictObject({
-        file: z.string().min(1).optional().meta({ description: 'State file, relative to this file (default ./servoy-lb.state.json).' }),
+        file: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({ description: 'State file, relative to this file (default ./servoy-lb.state.json). With redis: the local copy of the shared state is kept beside it (<file>.shared).' }),
         redis: redisSettings.optional(),
       })
-      .superRefine((state, ctx) => {
-        if (state.file !== undefined && state.redis !== undefined) ctx.addIssue({ code: 'custom', message: 'expected either an object with "file" or an object with "redis"' });
-      })
-      .transform((state): { file: string } | { redis: RedisSettings } => (state.redis !== undefined ? { redis: state.redis } : { file: state.file ?? './servoy-lb.state.json' }))
+      .transform((state): { file: string; redis?: RedisSettings } => ({ file: state.file ?? './servoy-lb.state.json', ...(state.redis !== undefined ? { redis: state.redis } : {}) }))
       .default({ file: './servoy-lb.state.json' })
       .meta({ description: 'Where partition assignments, admin states and the generated cookie secret are kept.' }),
     errorPages: z

@@ -139,6 +139,13 @@ export class BackendAdmin {
     await this.persist();
   }
 
+  /** wouldChange is whether reconcile(fromConfig) would change the pool (a reload checks it before applying anything). */
+  wouldChange(fromConfig: readonly BackendConfig[]): boolean {
+    const next = mergeBackends(fromConfig, this.#records).backends;
+    const now = this.pool.configs();
+    return next.length !== now.length || next.some((b) => JSON.stringify(b) !== JSON.stringify(now.find((c) => c.id === b.id)));
+  }
+
   /**
    * reconcile applies a reloaded config file's backend list, merged with the run-time
    * records as at start: new ones are added, changed ones updated, missing ones removed.
@@ -190,6 +197,11 @@ export class BackendAdmin {
     try {
       await this.store.saveBackends(this.#records);
     } catch (err) {
+      if (this.store.health().kind === 'redis') {
+        // Redis went away between the check and the write: the other instances do not have it.
+        this.deps.logger.error({ err: (err as Error).message }, 'cannot share a change; it is live on this balancer only');
+        throw new AdminError('STATE_UNAVAILABLE', `the change is live on this balancer only, the shared state could not take it: ${(err as Error).message}; make it again once Redis is back`);
+      }
       this.deps.logger.error({ err: (err as Error).message }, 'cannot write the state file; the change is live but will not survive a restart');
       throw new AdminError('INTERNAL', `the change is live, but the state file could not be written: ${(err as Error).message}`);
     }

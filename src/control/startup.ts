@@ -2,7 +2,8 @@
  * Start-up I/O: everything `start` reads and checks before the balancer is built. The
  * files the config points at (state file, error pages, TLS, log.file), the state store (the file
  * store: the state file, where a cookie secret is generated and kept when none is
- * configured, and in partition mode the partition journal). Every failure is
+ * configured, and in partition mode the partition journal; with state.redis the Redis
+ * store, whose local copy of the shared state is kept beside the state file). Every failure is
  * one StartupError sentence, and nothing listens yet when one is thrown.
  */
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import { StartupError } from '../startup-error.js';
 import { FileSharedState } from '../state/file-shared-state.js';
 import { FileStateStore } from '../state/file-store.js';
 import { PartitionStore, PartitionStoreError } from '../state/partition-store.js';
+import { RedisStateStore } from '../state/redis/redis-state-store.js';
 import type { StateStore } from '../state/state-store.js';
 import type { TrafficSettings } from '../traffic-plane.js';
 
@@ -33,7 +35,7 @@ export interface Started {
 export type OpenStore = (stateFile: string, config: Config, logger: Logger) => Promise<StateStore>;
 
 /** readStart does the start-up I/O of the file comment. */
-export async function readStart(config: Config, logger: Logger, openStore: OpenStore = openFileStore): Promise<Started> {
+export async function readStart(config: Config, logger: Logger, openStore: OpenStore = defaultOpenStore(config)): Promise<Started> {
   const checked = await checkStartFiles(config);
   if (!checked.ok) throw new StartupError(checked.problems.join('\n'));
   const { stateFile, pages, tls, adminTls } = checked.files;
@@ -41,6 +43,11 @@ export async function readStart(config: Config, logger: Logger, openStore: OpenS
   if (config.log.file !== undefined) checkLogFile(config.log.file);
   const store = await openStore(stateFile, config, logger);
   return { settings: { config, secrets: secretsOf(config, store.cookieSecret)!, pages, tls }, store, adminTls };
+}
+
+/** defaultOpenStore is the store the config asks for: Redis with state.redis, else the file store. */
+export function defaultOpenStore(config: Config): OpenStore {
+  return config.state.redis === undefined ? openFileStore : (stateFile, cfg, logger) => RedisStateStore.open(stateFile, cfg, logger);
 }
 
 /**

@@ -9,8 +9,8 @@
 import type { BackendState } from './snapshot.js';
 
 /**
- * StateHealth is the health of the shared state store. Today only the file store exists
- * (always ok while running); a Redis store reports `{kind: "redis", ok: false, reason}`.
+ * StateHealth is the health of the state store: the file store is always ok while running;
+ * the Redis store (state.redis) reports `{kind: "redis", ok: false, reason}` while Redis is unreachable.
  */
 export interface StateHealth {
   readonly kind: 'file' | 'redis';

@@ -30,6 +30,7 @@
  *   4. at start with Redis unreachable it opens from the local copy of the last shared
  *      state kept beside state.file, or refuses with a clear error when there is none.
  */
+import type { BackendConfig } from '../config/schema.js';
 import type { StateHealth } from '../pool/readiness.js';
 import type { BackendRecords } from './backend-records.js';
 import type { PartitionRecord } from './partition-store.js';
@@ -104,6 +105,12 @@ export interface StateStore extends PartitionWriter {
   readonly cookieSecret: string | undefined;
   /** The admin states and run-time pool changes as last loaded or saved. */
   backendRecords(): BackendRecords;
+  /**
+   * useConfigBackends tells a shared store the config file's backends after a reload: the
+   * records are relative to them, and only what a change of records makes different is
+   * written to the shared pool. The file store keeps the records as they are and needs no such call.
+   */
+  useConfigBackends?(backends: readonly BackendConfig[]): void;
   /** saveBackends makes a changed record set durable (and shared); rejects when it cannot. */
   saveBackends(records: BackendRecords): Promise<void>;
   /** The partition assignments, read in memory; undefined unless affinity.mode is partition. */

@@ -1,7 +1,8 @@
 /**
  * Shared state in Redis for several balancer instances (issue 12, SPEC "Several
  * balancers"): standalone building blocks, each tested on a real redis-server
- * (test/redis-*.test.ts) and in pure tables. NOT wired into the balancer yet.
+ * (test/redis-*.test.ts) and in pure tables, wired into the balancer by
+ * redis-state-store.ts (the StateStore of `state.redis`, chosen by src/control/startup.ts).
  *
  * The blocks (one concern each):
  * - redis-settings.ts     state.redis (URL, {url, pool}, Sentinel) -> ioredis options, key prefix, address for messages
@@ -28,7 +29,12 @@
  *                         (RedisSharedState.open -> ok + warnings, or the refusal sentence),
  *                         and the local copy saved whenever the shared state changed
  *
- * How they are meant to be wired, behind the state-store seam (the interface over what
+ * - redis-state-store.ts  the StateStore on top of RedisSharedState (records, partition table,
+ *                         session counts every second, learned ids by pub/sub on sessions:changes)
+ * - redis-partition-table.ts  the router's in-memory PartitionTable over the shared copy
+ * - shared-records.ts     pure: the shared pool as records against the config file, and back
+ *
+ * How they are wired, behind the state-store seam (the interface over what
  * must be durable or shared, whose file implementation is the FileStateStore and the
  * PartitionStore): the Redis implementation calls RedisSharedState.open, which makes one
  * RedisConnection (redisTarget(config.state.redis)) and one of each block on
@@ -42,17 +48,18 @@
  * - the pool follows RedisPoolState.onChange; admin commands call setAdmin / setBackend /
  *   removeBackend, check adminRefusal first, and answer a SharedStateUnreachableError
  *   with its message;
- * - bounded load, maxSessions and `drained` read RedisSessionCounts.total, started with
- *   the instance's own counts (counts.start(local));
- * - a servlet session id this instance never saw is looked up in RedisLearnedSessions;
+ * - bounded load, maxSessions and `drained` add the other instances' counts, which the
+ *   store exchanges every second (RedisSessionCounts.exchange) and reports per instance;
+ * - a learned session id is stored (RedisLearnedSessions' key, with its expiry) and
+ *   published; the other instances add it to their own table;
  * - /healthz and status show RedisSharedState.health (never a 503 for Redis alone);
  * - with --workers, the primary opens it and answers its workers as it does today
  *   (WorkerPartitions asks the primary): workers never talk to Redis.
  *
- * What remains: that wiring (after the state-store seam and the control-plane split of
- * src/balancer.ts land), start-checks accepting state.redis, a test with two balancer
- * processes (and a --workers 2 one) on one Redis, and the bench of Redis mode against
- * file mode on the sticky path. Sentinel is tested with one real sentinel, a master and a
+ * Tested end to end with two balancer processes (and a --workers 2 one) on one Redis
+ * (test/redis-two-balancers*.test.ts, test/redis-workers.test.ts). Learned session ids
+ * reach the other instances by pub/sub (the request path never looks one up in Redis);
+ * an instance started later only knows the ids learned after it subscribed. Sentinel is tested with one real sentinel, a master and a
  * replica (connect, WAIT, a forced failover followed by the same connection); a failover
  * under load, with several sentinels, is not. Also open: shared events (the seam's event
  * log is not in Redis yet); what to do when WAIT is not acknowledged in time (assign

@@ -13,6 +13,7 @@
  *   partitions:changes   chan  {"key":..,"partition":{...}} or {"key":..,"deleted":true} per change
  *   cookie-secret        str   the generated affinity-cookie secret (first writer wins)
  *   session:<id>         str   backend of a learned session id (expires)
+ *   sessions:changes     chan  {"id":..,"backend":..|null,"from":instance} per learned (or forgotten) session id
  *   counts:<instance>    hash  backend id -> sessions held by one instance (expires)
  *   counts:instances     set   instance ids that wrote counts (pruned when expired)
  */
@@ -30,6 +31,7 @@ export interface RedisKeys {
   readonly partitionChanges: string;
   readonly cookieSecret: string;
   readonly countInstances: string;
+  readonly sessionChanges: string;
   session(id: string): string;
   counts(instance: string): string;
 }
@@ -48,6 +50,7 @@ export function redisKeys(prefix: string): RedisKeys {
     partitionChanges: `${prefix}partitions:changes`,
     cookieSecret: `${prefix}cookie-secret`,
     countInstances: `${prefix}counts:instances`,
+    sessionChanges: `${prefix}sessions:changes`,
     session: (id) => `${prefix}session:${id}`,
     counts: (instance) => `${prefix}counts:${instance}`,
   };

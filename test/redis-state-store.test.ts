@@ -1,0 +1,91 @@
+/**
+ * RedisStateStore, two of them in this process on one real redis-server, as two balancer
+ * instances would open them: what one writes through the seam reaches the other's
+ * onChange (admin records, a partition, a learned session id, session counts, an instance
+ * that is gone), first writer wins for a partition, a repeated learned id is published
+ * once, a reloaded config's backends are written as differences, and an instance whose
+ * config file lists other backends than the shared pool says so in its log.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseConfigText } from '../src/config/load.js';
+import { RedisStateStore } from '../src/state/redis/redis-state-store.js';
+import type { StateChange } from '../src/state/state-store.js';
+import { waitFor } from './helpers/lb.js';
+import { redisMissing, startRedis } from './helpers/redis.js';
+
+const missing = redisMissing();
+if (missing !== undefined) t.skip(missing);
+
+const logger = pino({ level: 'silent' });
+
+t.test('two stores on one Redis: changes, partitions, learned ids and counts cross over', async (t) => {
+  const dir = t.testdir();
+  const redis = await startRedis(t);
+  const backends = [
+    { id: 'a', url: 'http://127.0.0.1:9001' },
+    { id: 'b', url: 'http://127.0.0.1:9002' },
+  ];
+  const config = (name: string) =>
+    parseConfigText(
+      JSON.stringify({ backends, state: { file: join(dir, `${name}.json`), redis: { url: redis.url, pool: 'store' } }, affinity: { mode: 'partition', partitionKey: { from: 'header', name: 'X-Tenant' } } }),
+      { baseDir: dir },
+    );
+  const one = await RedisStateStore.open(join(dir, 'one.json'), config('one'), logger, { instance: 'one' });
+  t.teardown(() => one.close());
+  const two = await RedisStateStore.open(join(dir, 'two.json'), config('two'), logger, { instance: 'two' });
+  t.teardown(() => two.close());
+  const seen: StateChange[] = [];
+  two.onChange((change) => seen.push(change));
+  t.equal(one.cookieSecret, two.cookieSecret, 'one generated cookie secret for both');
+  t.ok(one.cookieSecret !== undefined);
+  t.same(one.health(), { kind: 'redis', ok: true });
+
+  // Admin records: a drain and a run-time backend written by one reach the other.
+  await one.saveBackends({ added: [{ id: 'c', url: 'http://127.0.0.1:9003', weight: 2 } as never], removed: [], admin: { a: { admin: 'draining', since: 5 } }, weights: {} });
+  await waitFor(() => two.backendRecords().admin.a?.admin === 'draining' && two.backendRecords().added.some((b) => b.id === 'c'), 10_000, 'the other store to follow');
+  t.ok(seen.some((c) => c.kind === 'backends'), 'reported through onChange');
+
+  // Partitions: first writer wins, and the loser is told where the key lives.
+  const won = await one.assignPartition('acme', 'a');
+  const lost = await two.assignPartition('acme', 'b');
+  t.same([won.won, won.record.backend, lost.won, lost.record.backend], [true, 'a', false, 'a']);
+  await waitFor(() => two.partitions?.get('acme')?.backend === 'a', 10_000, 'the assignment in the other table');
+  const moved = await one.movePartition('acme', 'b', true);
+  t.match(moved, { backend: 'b', previous: 'a', drainPrevious: true });
+  await waitFor(() => two.partitions?.get('acme')?.backend === 'b', 10_000, 'the move in the other table');
+  t.same(await two.settlePartition('acme'), { key: 'acme', backend: 'b', assignedAt: moved.assignedAt, movedAt: moved.movedAt });
+  const replaced = await two.assignPartition('acme', 'a', 'b');
+  t.same([replaced.won, replaced.record.backend], [true, 'a'], 'a key whose server refused the request that assigned it is placed again');
+
+  // Learned session ids: published once, forgotten too.
+  one.publishLearned('s1', 'a');
+  one.publishLearned('s1', 'a');
+  one.publishLearned('s1', undefined);
+  await waitFor(() => seen.filter((c) => c.kind === 'learned').length >= 2, 10_000, 'the learned ids');
+  t.same(seen.filter((c) => c.kind === 'learned'), [
+    { kind: 'learned', sessionId: 's1', backendId: 'a' },
+    { kind: 'learned', sessionId: 's1', backendId: undefined },
+  ], 'a repeated id is published once; a forgotten one is published');
+
+  // Session counts: the other instance's, then gone when it closes.
+  one.publishSessions({ a: 3, b: 1 });
+  await waitFor(() => seen.some((c) => c.kind === 'sessions' && c.counts.a === 3), 10_000, 'the counts of the other instance');
+  await one.close();
+  await waitFor(() => seen.some((c) => c.kind === 'sessions' && Object.keys(c.counts).length === 0), 10_000, 'the closed instance reported gone');
+  t.pass('a closed instance no longer counts');
+
+  // A reloaded config file without b: the difference (b removed) is written to the shared pool.
+  two.useConfigBackends([backends[0]!] as never);
+  await two.saveBackends(two.backendRecords());
+  const lines: string[] = [];
+  const capture = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+  const three = await RedisStateStore.open(join(dir, 'three.json'), config('three'), capture, { instance: 'three' });
+  t.match(lines.join(''), /the config file lists b, which the shared pool does not have and the shared pool has c, which the config file does not list; the shared pool in Redis is used/, 'an instance whose file lists other backends says so in its log');
+  t.teardown(() => three.close());
+  t.same(three.backendRecords().removed, ['b'], 'an instance whose file still lists b sees it removed from the shared pool');
+  t.same(three.backendRecords().admin, { a: { admin: 'draining', since: 5 } }, 'and nothing else changed');
+  // Closed here, before Redis and the test dir go (closing again at teardown is a no-op).
+  await Promise.all([two.close(), three.close()]);
+});

@@ -89,3 +89,36 @@ t.test('two stores on one Redis: changes, partitions, learned ids and counts cro
   // Closed here, before Redis and the test dir go (closing again at teardown is a no-op).
   await Promise.all([two.close(), three.close()]);
 });
+
+t.test('a store opened later knows the session ids learned before it started', async (t) => {
+  const dir = t.testdir();
+  const redis = await startRedis(t);
+  const config = (name: string) =>
+    parseConfigText(JSON.stringify({ backends: [{ id: 'a', url: 'http://127.0.0.1:9001' }, { id: 'b', url: 'http://127.0.0.1:9002' }], state: { file: join(dir, `${name}.json`), redis: { url: redis.url, pool: 'late' } } }), { baseDir: dir });
+  const first = await RedisStateStore.open(join(dir, 'first.json'), config('first'), logger, { instance: 'first' });
+  t.teardown(() => first.close());
+  first.publishLearned('early-1', 'a');
+  first.publishLearned('early-2', 'b');
+  first.publishLearned('gone', 'a');
+  first.publishLearned('gone', undefined);
+  // The writes are fire-and-forget: wait until Redis holds them.
+  const { Redis } = await import('ioredis');
+  const probe = new Redis(redis.url);
+  t.teardown(() => probe.disconnect());
+  await waitFor(async () => (await probe.exists('servoy-lb:late:session:early-1', 'servoy-lb:late:session:early-2')) === 2 && (await probe.exists('servoy-lb:late:session:gone')) === 0, 10_000, 'the learned ids in Redis');
+
+  const later = await RedisStateStore.open(join(dir, 'later.json'), config('later'), logger, { instance: 'later', resyncEveryMs: 500 });
+  t.teardown(() => later.close());
+  const learned = new Map<string, string | undefined>();
+  later.onChange((c) => {
+    if (c.kind === 'learned') learned.set(c.sessionId, c.backendId);
+  });
+  await waitFor(() => learned.size >= 2, 10_000, 'the ids learned before the later store opened');
+  t.same(Object.fromEntries(learned), { 'early-1': 'a', 'early-2': 'b' }, 'live ids with their backends; a forgotten one is not reported');
+
+  // One learned while the later store runs arrives too (pub/sub).
+  first.publishLearned('after', 'b');
+  await waitFor(() => learned.has('after'), 10_000, 'the id learned afterwards');
+  await Promise.all([first.close(), later.close()]);
+  probe.disconnect();
+});

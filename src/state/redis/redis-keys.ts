@@ -13,6 +13,7 @@
  *   partitions:changes   chan  {"key":..,"partition":{...}} or {"key":..,"deleted":true} per change
  *   cookie-secret        str   the generated affinity-cookie secret (first writer wins)
  *   session:<id>         str   backend of a learned session id (expires)
+ *   events               list  the pool's shared events, newest first, capped (JSON each)
  *   sessions:changes     chan  {"id":..,"backend":..|null,"from":instance} per learned (or forgotten) session id
  *   counts:<instance>    hash  backend id -> sessions held by one instance (expires)
  *   counts:instances     set   instance ids that wrote counts (pruned when expired)
@@ -33,6 +34,10 @@ export interface RedisKeys {
   readonly countInstances: string;
   readonly sessionChanges: string;
   session(id: string): string;
+  /** The SCAN MATCH pattern of every learned session id's key (the prefix's glob characters escaped). */
+  readonly sessionPattern: string;
+  /** The shared event list (newest first, capped). */
+  readonly events: string;
   counts(instance: string): string;
 }
 
@@ -52,6 +57,8 @@ export function redisKeys(prefix: string): RedisKeys {
     countInstances: `${prefix}counts:instances`,
     sessionChanges: `${prefix}sessions:changes`,
     session: (id) => `${prefix}session:${id}`,
+    sessionPattern: `${prefix.replace(/[*?[\]\\]/g, '\\$&')}session:*`,
+    events: `${prefix}events`,
     counts: (instance) => `${prefix}counts:${instance}`,
   };
 }

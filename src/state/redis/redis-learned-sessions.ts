@@ -38,6 +38,28 @@ export class RedisLearnedSessions {
     }
   }
 
+  /**
+   * loadAll reads every live learned session id and its backend (SCAN with COUNT over the
+   * session keys, then MGET per batch): what an instance that starts or reconnects later
+   * needs to know. Never on the request path; rejects when Redis fails meanwhile.
+   */
+  async loadAll(count = 1000): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const prefixLength = this.keys.session('').length;
+    let cursor = '0';
+    do {
+      const [next, found] = await this.conn.run((c) => c.scan(cursor, 'MATCH', this.keys.sessionPattern, 'COUNT', count));
+      cursor = next;
+      if (found.length === 0) continue;
+      const values = await this.conn.run((c) => c.mget(...found));
+      found.forEach((key, i) => {
+        const backend = values[i];
+        if (typeof backend === 'string') out.set(key.slice(prefixLength), backend);
+      });
+    } while (cursor !== '0');
+    return out;
+  }
+
   /** forget drops a session id (its backend said the session is gone). */
   async forget(sessionId: string): Promise<void> {
     await this.conn.run((c) => c.del(this.keys.session(sessionId)));

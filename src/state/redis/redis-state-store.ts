@@ -53,6 +53,10 @@ export class RedisStateStore implements StateStore {
   #others = new Map<string, string>();
   /** Session ids published lately, so a repeated Set-Cookie is not published again. */
   readonly #learned = new Map<string, { backend: string | undefined; at: number }>();
+  /** Session ids learned by other instances as last heard (pub/sub or a load), so a load reports only what is new. */
+  #known = new Map<string, string>();
+  #loading: Promise<void> | undefined;
+  #loadTimer: NodeJS.Timeout | undefined;
   #timer: NodeJS.Timeout | undefined;
   #exchanging: Promise<unknown> | undefined;
   readonly #listeners = new Set<(change: StateChange) => void>();
@@ -84,7 +88,9 @@ export class RedisStateStore implements StateStore {
         this.#records = recordsFromSnapshot(this.#config, snapshot);
         this.#emit({ kind: 'backends', records: structuredClone(this.#records) });
       }),
+      shared.conn.onResubscribed(() => void this.#loadLearned()),
       shared.conn.onState((state) => {
+        if (state.up) void this.#loadLearned();
         if (state.up) logger.info({ redis: shared.conn.address }, 'shared state reachable again (Redis is back): catching up');
         else logger.warn({ redis: shared.conn.address, err: state.lastError }, 'shared state unreachable (Redis): serving from the last known state; new partition keys get 503 and admin changes are refused');
       }),
@@ -114,6 +120,10 @@ export class RedisStateStore implements StateStore {
     await opened.shared.conn.subscribe(opened.shared.keys.sessionChanges, (message) => store.#onLearned(message));
     store.#timer = setInterval(() => store.#exchange(), COUNTS_EVERY_MS);
     store.#timer.unref();
+    // Session ids learned before this instance started: loaded now, and again with every resync.
+    await store.#loadLearned();
+    store.#loadTimer = setInterval(() => void store.#loadLearned(), opts.resyncEveryMs ?? 10_000);
+    store.#loadTimer.unref();
     logger.info({ redis: opened.shared.conn.address, instance, backends: opened.shared.pool.snapshot.backends.length, partitions: opened.shared.partitions.size }, 'shared state opened (Redis)');
     return store;
   }
@@ -214,6 +224,13 @@ export class RedisStateStore implements StateStore {
 
   onChange(listener: (change: StateChange) => void): () => void {
     this.#listeners.add(listener);
+    // The learned ids loaded at open reach a listener that subscribes afterwards (the Balancer does).
+    const known = [...this.#known];
+    if (known.length > 0)
+      queueMicrotask(() => {
+        if (!this.#listeners.has(listener)) return;
+        for (const [sessionId, backendId] of known) listener({ kind: 'learned', sessionId, backendId });
+      });
     return () => void this.#listeners.delete(listener);
   }
 
@@ -229,8 +246,10 @@ export class RedisStateStore implements StateStore {
 
   async #close(): Promise<void> {
     clearInterval(this.#timer);
+    clearInterval(this.#loadTimer);
     for (const fn of this.#unsubscribe.splice(0)) fn();
     await this.#exchanging;
+    await this.#loading;
     this.#listeners.clear();
     await this.shared.close();
   }
@@ -266,7 +285,35 @@ export class RedisStateStore implements StateStore {
       return;
     }
     if (typeof parsed.id !== 'string' || parsed.from === this.instance) return;
+    if (typeof parsed.backend === 'string') this.#known.set(parsed.id, parsed.backend);
+    else this.#known.delete(parsed.id);
     this.#emit({ kind: 'learned', sessionId: parsed.id, backendId: typeof parsed.backend === 'string' ? parsed.backend : undefined });
+  }
+
+  /**
+   * #loadLearned reads every live learned session id from Redis and reports those this
+   * instance did not know (or knew on another backend) as 'learned' changes, as pub/sub
+   * would have; its own ids are not reported back. One load at a time; a failure waits
+   * for the next resync or reconnect.
+   */
+  #loadLearned(): Promise<void> {
+    if (this.#loading !== undefined || this.#closing !== undefined || !this.shared.conn.state.up) return this.#loading ?? Promise.resolve();
+    this.#loading = this.shared.sessions
+      .loadAll()
+      .then((live) => {
+        if (this.#closing !== undefined) return;
+        const known = new Map<string, string>();
+        for (const [sessionId, backendId] of live) {
+          const own = this.#learned.get(sessionId);
+          if (own !== undefined && own.backend === backendId) continue;
+          known.set(sessionId, backendId);
+          if (this.#known.get(sessionId) !== backendId) this.#emit({ kind: 'learned', sessionId, backendId });
+        }
+        this.#known = known;
+      })
+      .catch((err: unknown) => this.logger.debug({ redis: this.shared.conn.address, err: (err as Error).message }, 'learned session ids not loaded (next resync tries again)'))
+      .finally(() => (this.#loading = undefined));
+    return this.#loading;
   }
 
   #mergedSnapshotOf(records: BackendRecords): { version: number; backends: BackendConfig[]; admin: BackendRecords['admin'] } {

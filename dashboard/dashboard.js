@@ -586,12 +586,14 @@
   // ---- events ----------------------------------------------------------------------------
 
   function renderEvents(data) {
+    // With state.redis: the pool's events, each with the instance that made it; sharedError when they could not be read.
+    problem('shared events', data.sharedError);
     const rows = data.events.map((e) =>
       el('tr', { className: 'kind-' + e.kind },
         el('td', { text: clock(e.time), title: e.time }),
         el('td', { text: e.backend || '–' }),
         el('td', { text: e.from === null && e.to === null ? '' : (e.from === null ? '' : e.from + ' ') + '→ ' + (e.to === null ? '?' : e.to) }),
-        el('td', { className: 'wrap', text: e.cause }),
+        el('td', { className: 'wrap', text: e.instance === undefined ? e.cause : e.cause + ' (on ' + e.instance + ')' }),
       ),
     );
     if (rows.length === 0) rows.push(el('tr', { className: 'empty' }, el('td', { colSpan: 4, text: 'no event since the balancer started' })));

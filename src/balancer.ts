@@ -23,7 +23,7 @@ import { AdminError, type AdminControl, type AdminStateOptions, type BackendStat
 import { AdminServer } from './admin/admin-server.js';
 import { backendStatus } from './admin/backend-status.js';
 import { DashboardData } from './admin/dashboard-data.js';
-import type { AdminEvent } from './admin/events.js';
+import { mergeSharedEvents, type EventList } from './admin/events.js';
 import type { SeriesWindow } from './admin/series.js';
 import type { SessionList, SessionQuery } from './admin/sessions-view.js';
 import { BalancerMetrics } from './admin/metrics.js';
@@ -290,8 +290,16 @@ export class Balancer implements AdminControl {
     return { ...(await this.traffic.listSessions(query)), instance: true };
   }
 
-  events(limit: number): AdminEvent[] {
-    return this.#dashboard.events.latest(limit);
+  /** events is this instance's events, merged with the pool's shared ones with a shared store (its own when Redis does not answer in time). */
+  async events(limit: number): Promise<EventList> {
+    const local = this.#dashboard.events.latest(limit);
+    const store = this.#store;
+    if (store.sharedEvents === undefined || store.instance === undefined) return { events: local };
+    try {
+      return { events: mergeSharedEvents(local, await store.sharedEvents(limit), store.instance, limit) };
+    } catch (err) {
+      return { events: local, sharedError: `the other instances' events are not listed: ${(err as Error).message}` };
+    }
   }
 
   series(seconds: number): SeriesWindow {
@@ -300,7 +308,7 @@ export class Balancer implements AdminControl {
 
   recordAdminAction(action: { backend: string | null; what: string; who: string; from: string | null; to: string | null }): void {
     this.#dashboard.adminAction(action);
-    this.#store.publishEvent({ at: Date.now(), backend: action.backend, what: action.what });
+    this.#store.publishEvent({ at: Date.now(), backend: action.backend, what: action.what, who: action.who, from: action.from, to: action.to });
   }
 
   #status(id: string): BackendStatus {

@@ -122,3 +122,47 @@ t.test('a store opened later knows the session ids learned before it started', a
   await Promise.all([first.close(), later.close()]);
   probe.disconnect();
 });
+
+t.test('events are shared: each store reads the others\' events with their instance, newest first, capped', async (t) => {
+  const dir = t.testdir();
+  const redis = await startRedis(t);
+  const config = (name: string) => parseConfigText(JSON.stringify({ backends: [{ id: 'a', url: 'http://127.0.0.1:9001' }], state: { file: join(dir, `${name}.json`), redis: { url: redis.url, pool: 'ev' } } }), { baseDir: dir });
+  const one = await RedisStateStore.open(join(dir, 'one.json'), config('one'), logger, { instance: 'one' });
+  t.teardown(() => one.close());
+  const two = await RedisStateStore.open(join(dir, 'two.json'), config('two'), logger, { instance: 'two' });
+  t.teardown(() => two.close());
+
+  one.publishEvent({ at: 1000, backend: 'a', what: 'drain', who: '127.0.0.1', from: 'up', to: 'draining' });
+  one.publishEvent({ at: 2000, backend: null, what: 'reload', who: '127.0.0.1', from: null, to: null });
+  two.publishEvent({ at: 3000, backend: 'a', what: 'enable', who: '::1', from: 'draining', to: 'up' });
+  await waitFor(async () => (await two.sharedEvents(10)).length === 2 && (await one.sharedEvents(10)).length === 1, 10_000, 'the shared events');
+  t.same(await two.sharedEvents(10), [
+    { at: 2000, backend: null, what: 'reload', who: '127.0.0.1', from: null, to: null, instance: 'one' },
+    { at: 1000, backend: 'a', what: 'drain', who: '127.0.0.1', from: 'up', to: 'draining', instance: 'one' },
+  ], 'the other instance\'s events, newest first, with the instance that made them');
+  t.same((await one.sharedEvents(10)).map((e) => [e.what, e.instance]), [['enable', 'two']], 'its own are not read back (the instance lists them itself)');
+  t.same((await two.sharedEvents(1)).map((e) => e.what), ['reload'], 'limit');
+
+  const { mergeSharedEvents } = await import('../src/admin/events.js');
+  const local = [{ time: new Date(2500).toISOString(), backend: 'a', from: 'up', to: 'down', cause: 'health check failed', kind: 'state' as const }];
+  t.same(mergeSharedEvents(local, await two.sharedEvents(10), 'two', 10).map((e) => [e.cause, e.instance]), [
+    ['health check failed', 'two'],
+    ['admin reload by 127.0.0.1', 'one'],
+    ['admin drain by 127.0.0.1', 'one'],
+  ], 'merged with the local events by time, each with its instance');
+
+  // The list is capped.
+  const { Redis } = await import('ioredis');
+  const probe = new Redis(redis.url);
+  t.teardown(() => probe.disconnect());
+  for (let i = 0; i < 520; i++) one.publishEvent({ at: 10_000 + i, backend: null, what: `e${i}`, who: 'x' });
+  await waitFor(async () => (await two.sharedEvents(1))[0]?.what === 'e519', 10_000, 'the last of many events');
+  t.equal(await probe.llen('servoy-lb:ev:events'), 500, 'at most 500 kept');
+  probe.disconnect();
+
+  // Redis gone: reading rejects at once with the one-sentence reason (the admin plane falls back to its own events).
+  await redis.kill();
+  await waitFor(() => !two.health().ok, 10_000, 'the store to see Redis gone');
+  await t.rejects(two.sharedEvents(10), { name: 'SharedStateUnreachableError', message: /^shared state unreachable: Redis at / });
+  await Promise.all([one.close(), two.close()]);
+});

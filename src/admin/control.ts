@@ -9,7 +9,7 @@ import type { BackendState } from '../pool/snapshot.js';
 import type { StateHealth } from '../pool/readiness.js';
 import type { RouteStep } from '../routing/types.js';
 import type { PathExplanation } from '../routing/path-rules.js';
-import type { AdminEvent } from './events.js';
+import type { EventList } from './events.js';
 import type { SeriesWindow } from './series.js';
 import type { SessionList, SessionQuery } from './sessions-view.js';
 
@@ -219,7 +219,7 @@ export interface AdminControl {
   /** This instance's active sessions (with --workers: gathered from every worker). Throws UNKNOWN_BACKEND for a backend filter not in the pool. */
   sessions(query: SessionQuery): Promise<SessionList>;
   /** The latest state changes and admin actions, newest first. */
-  events(limit: number): AdminEvent[];
+  events(limit: number): Promise<EventList>;
   /** The balancer's own history of the last `seconds` (sessions, WebSockets, requests/s, errors/s). */
   series(seconds: number): SeriesWindow;
   /** The admin API tells the control about an admin action that succeeded, for events(). */

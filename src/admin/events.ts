@@ -19,6 +19,50 @@ export interface AdminEvent {
   readonly kind: 'state' | 'admin';
   /** Admin actions: who asked (the peer address of the admin call). */
   readonly who?: string;
+  /** With a shared store (state.redis): the instance that made the event. */
+  readonly instance?: string;
+}
+
+/** EventList is what /api/events answers: the events, and why the pool's shared ones are missing, if they are. */
+export interface EventList {
+  readonly events: AdminEvent[];
+  /** One sentence when the shared events could not be read: only this instance's are listed. */
+  readonly sharedError?: string;
+}
+
+/** SharedAdminEvent is an admin action another instance shared (SharedEvent of the state store). */
+export interface SharedAdminEvent {
+  readonly at: number;
+  readonly backend: string | null;
+  readonly what: string;
+  readonly who?: string;
+  readonly from?: string | null;
+  readonly to?: string | null;
+  readonly instance?: string;
+}
+
+/**
+ * mergeSharedEvents is this instance's events (tagged with `instance`) and the admin actions
+ * other instances shared, newest first, at most `limit`.
+ */
+export function mergeSharedEvents(local: readonly AdminEvent[], shared: readonly SharedAdminEvent[], instance: string, limit: number): AdminEvent[] {
+  const others: AdminEvent[] = shared.map((e) => ({
+    time: new Date(e.at).toISOString(),
+    backend: e.backend,
+    from: e.from ?? null,
+    to: e.to ?? null,
+    cause: e.who === undefined ? `admin ${e.what}` : `admin ${e.what} by ${e.who}`,
+    kind: 'admin',
+    ...(e.who === undefined ? {} : { who: e.who }),
+    ...(e.instance === undefined ? {} : { instance: e.instance }),
+  }));
+  const all = [...local.map((e) => ({ ...e, instance })), ...others];
+  // Stable: equal times keep local events first, each list in its own (newest-first) order.
+  return all
+    .map((e, i) => ({ e, i, t: Date.parse(e.time) }))
+    .sort((a, b) => b.t - a.t || a.i - b.i)
+    .slice(0, Math.max(0, limit))
+    .map((x) => x.e);
 }
 
 /** How many events the primary keeps by default. */

@@ -32,9 +32,9 @@ export function observeRoutes(control: AdminControl): ObserveRoute[] {
     },
     {
       path: '/api/events',
-      handle(query) {
+      async handle(query) {
         const limit = boundedInt(query.get('limit'), 'limit', 100, 1, EVENTS_KEPT);
-        return { status: 200, json: { events: control.events(limit) } };
+        return { status: 200, json: await control.events(limit) };
       },
     },
     {

@@ -45,9 +45,9 @@ export function registerObserveCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  servoy-lb events\n  servoy-lb events --limit 10 --json\n')
     .action(async (options: AdminOptions & { limit?: number; json?: boolean }, command: Command) => {
       const out = outFor(command);
-      const answer = await adminRequest<{ events: AdminEvent[] }>(await resolveTarget(options), 'GET', `/api/events${options.limit === undefined ? '' : `?limit=${options.limit}`}`);
+      const answer = await adminRequest<{ events: AdminEvent[]; sharedError?: string }>(await resolveTarget(options), 'GET', `/api/events${options.limit === undefined ? '' : `?limit=${options.limit}`}`);
       if (options.json) return out(JSON.stringify(answer.events, null, 2));
-      out(eventsReport(answer.events));
+      out(eventsReport(answer.events, answer.sharedError));
     });
 }
 
@@ -67,12 +67,21 @@ export function sessionsReport(list: SessionList, backend?: string): string {
 }
 
 /** eventsReport renders events as `servoy-lb events` prints them. */
-export function eventsReport(events: readonly AdminEvent[]): string {
-  if (events.length === 0) return 'no events since the balancer started';
-  return formatTable(
-    ['TIME', 'BACKEND', 'CHANGE', 'CAUSE'],
-    events.map((e) => [e.time, e.backend ?? '-', e.from === null && e.to === null ? '-' : `${e.from ?? '?'} -> ${e.to ?? '?'}`, e.cause]),
-  );
+export function eventsReport(events: readonly AdminEvent[], sharedError?: string): string {
+  const note = sharedError === undefined ? '' : `\n${sharedError}`;
+  if (events.length === 0) return `no events since the balancer started${note}`;
+  const change = (e: AdminEvent): string => (e.from === null && e.to === null ? '-' : `${e.from ?? '?'} -> ${e.to ?? '?'}`);
+  // With a shared store (state.redis) the events are the pool's: each says which instance made it.
+  const table = events.some((e) => e.instance !== undefined)
+    ? formatTable(
+        ['TIME', 'INSTANCE', 'BACKEND', 'CHANGE', 'CAUSE'],
+        events.map((e) => [e.time, e.instance ?? '-', e.backend ?? '-', change(e), e.cause]),
+      )
+    : formatTable(
+        ['TIME', 'BACKEND', 'CHANGE', 'CAUSE'],
+        events.map((e) => [e.time, e.backend ?? '-', change(e), e.cause]),
+      );
+  return `${table}${note}`;
 }
 
 /** duration renders ms as "45s", "12m05s", "3h02m". */

@@ -81,6 +81,13 @@ export interface SharedEvent {
   readonly at: number;
   readonly backend: string | null;
   readonly what: string;
+  /** Who asked (the peer address of the admin call). */
+  readonly who?: string;
+  /** The backend state before and after, when the action changed one. */
+  readonly from?: string | null;
+  readonly to?: string | null;
+  /** The instance that made the event (set by the store that shares it). */
+  readonly instance?: string;
 }
 
 /** PartitionWriter is the part of the store that changes partition assignments (partition mode only). */
@@ -121,6 +128,14 @@ export interface StateStore extends PartitionWriter {
   publishLearned(sessionId: string, backendId: string | undefined): void;
   /** publishEvent adds to the shared event list (no-op for one instance: the dashboard keeps its own). */
   publishEvent(event: SharedEvent): void;
+  /**
+   * sharedEvents reads up to `limit` events of the shared list made by other instances,
+   * newest first (a shared store only; the admin plane calls it, never the request path).
+   * Rejects when the shared state cannot be read within the connection's command timeout.
+   */
+  sharedEvents?(limit: number): Promise<SharedEvent[]>;
+  /** This instance's id in a shared pool (a shared store only). */
+  readonly instance?: string;
   /** onChange is told of changes made elsewhere; returns the unsubscribe function. */
   onChange(listener: (change: StateChange) => void): () => void;
   /** health is what `status` and /healthz show; never a reason for /healthz to answer 503. */

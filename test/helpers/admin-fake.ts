@@ -83,9 +83,9 @@ export function createFakeControl(): FakeControl {
       const rows = fake.sessionRows.filter((r) => query.backend === undefined || r.backend === query.backend);
       return { ...mergeSessionLists([{ sessions: rows, total: rows.length }], query.limit), instance: true };
     },
-    events(limit) {
+    async events(limit) {
       calls.push(['events', limit]);
-      return fake.eventLog.latest(limit);
+      return { events: fake.eventLog.latest(limit) };
     },
     series(seconds) {
       calls.push(['series', seconds]);

@@ -20,7 +20,7 @@ import type { StateHealth } from '../../pool/readiness.js';
 import { StartupError } from '../../startup-error.js';
 import type { BackendRecords } from '../backend-records.js';
 import type { PartitionRecord } from '../partition-store.js';
-import type { AssignResult, StateChange, StateStore } from '../state-store.js';
+import type { AssignResult, SharedEvent, StateChange, StateStore } from '../state-store.js';
 import { RedisPartitionTable } from './redis-partition-table.js';
 import { RedisSharedState } from './redis-shared-state.js';
 import { poolWrites, recordsFromSnapshot } from './shared-records.js';
@@ -30,6 +30,30 @@ const COUNTS_EVERY_MS = 1000;
 
 /** How many recently published session ids are remembered (then the memory starts over). */
 const LEARNED_MEMORY = 100_000;
+
+/** How many events the pool's shared list keeps (LTRIM after each LPUSH). */
+export const SHARED_EVENTS_KEPT = 500;
+
+/** parseSharedEvent reads one entry of the shared event list; undefined for one that is not an event. */
+export function parseSharedEvent(text: string): SharedEvent | undefined {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || typeof v.at !== 'number' || typeof v.what !== 'string') return undefined;
+  const str = (x: unknown): string | null => (typeof x === 'string' ? x : null);
+  return {
+    at: v.at,
+    backend: str(v.backend),
+    what: v.what,
+    ...(typeof v.who === 'string' ? { who: v.who } : {}),
+    from: str(v.from),
+    to: str(v.to),
+    ...(typeof v.instance === 'string' ? { instance: v.instance } : {}),
+  };
+}
 
 /** RedisStoreOptions tune timings (tests make them short); the defaults suit production. */
 export interface RedisStoreOptions {
@@ -218,8 +242,27 @@ export class RedisStateStore implements StateStore {
       .catch(() => undefined);
   }
 
-  publishEvent(): void {
-    // Shared events are not in Redis yet: each instance's dashboard keeps its own list.
+  /** publishEvent puts the event (with this instance's id) at the head of the pool's capped event list; dropped while Redis is down. */
+  publishEvent(event: SharedEvent): void {
+    if (!this.shared.conn.state.up) return;
+    const entry = JSON.stringify({ ...event, instance: this.instance });
+    void this.shared.conn
+      .run((c) => c.multi().lpush(this.shared.keys.events, entry).ltrim(this.shared.keys.events, 0, SHARED_EVENTS_KEPT - 1).exec())
+      .catch(() => undefined);
+  }
+
+  /** sharedEvents reads the newest events of the other instances from the shared list (rejects when Redis does not answer). */
+  async sharedEvents(limit: number): Promise<SharedEvent[]> {
+    const n = Math.min(Math.max(1, Math.floor(limit)), SHARED_EVENTS_KEPT);
+    const raw = await this.shared.conn.run((c) => c.lrange(this.shared.keys.events, 0, SHARED_EVENTS_KEPT - 1));
+    const out: SharedEvent[] = [];
+    for (const text of raw) {
+      const event = parseSharedEvent(text);
+      if (event === undefined || event.instance === this.instance) continue;
+      out.push(event);
+      if (out.length >= n) break;
+    }
+    return out;
   }
 
   onChange(listener: (change: StateChange) => void): () => void {

@@ -91,6 +91,11 @@ t.test('a drain, cookies and maxSessions are the pool\'s; Redis down and back', 
   t.comment(`drain on A seen by B after ${Date.now() - started} ms`);
   t.equal((await api(b, 'POST', '/api/backends/servoy-b/undrain')).status, 200, 'undrained on B');
   await waitFor(async () => (await row(a, 'servoy-b')).state === 'up', 20_000, 'A to see the undrain made on B');
+  // The events are the pool's: B lists the drain made on A, with the instance that made it.
+  const events = (await api(b, 'GET', '/api/events')).json.events as { backend: string | null; cause: string; instance?: string }[];
+  const drainOnA = events.find((e) => e.backend === 'servoy-b' && /^admin drain\b/.test(e.cause));
+  const undrainOnB = events.find((e) => e.backend === 'servoy-b' && /^admin undrain\b/.test(e.cause));
+  t.ok(drainOnA?.instance !== undefined && undrainOnB?.instance !== undefined && drainOnA.instance !== undrainOnB.instance, `B's /api/events has A's drain with A's instance (${JSON.stringify(events.slice(0, 4))})`);
 
   // Redis killed: both keep serving what they know; admin changes are refused; status says so.
   await redis.kill();
@@ -109,6 +114,9 @@ t.test('a drain, cookies and maxSessions are the pool\'s; Redis down and back', 
   t.equal(refused.status, 503, 'an admin change is refused');
   t.match(refused.json, { error: { code: 'STATE_UNAVAILABLE', message: /shared state cannot take changes now \(Redis at .* unreachable/ } });
   t.equal((await row(b, 'servoy-a')).state, 'up', 'and nothing was applied');
+  const localOnly = await api(b, 'GET', '/api/events');
+  t.equal(localOnly.status, 200, '/api/events still answers');
+  t.match(localOnly.json.sharedError, /^the other instances' events are not listed: shared state unreachable: Redis at /, 'with this instance\'s events and why the others\' are missing');
   // A reload that would change the shared pool is refused too; the running config is kept.
   const written = JSON.parse(await readFile(b.configFile, 'utf8')) as { backends: object[] };
   await writeFile(b.configFile, JSON.stringify({ ...written, backends: [...written.backends, { id: 'servoy-c', url: 'http://127.0.0.1:9', route: 'servoy-c' }] }));

@@ -3,7 +3,8 @@
  * instances would open them: what one writes through the seam reaches the other's
  * onChange (admin records, a partition, a learned session id, session counts, an instance
  * that is gone), first writer wins for a partition, a repeated learned id is published
- * once, a reloaded config's backends are written as differences, and an instance whose
+ * once (and reaches a store opened later, or one that missed its message, by the load of the
+ * live ids), events are shared with their instance, a reloaded config's backends are written as differences, and an instance whose
  * config file lists other backends than the shared pool says so in its log.
  */
 import t from 'tap';
@@ -119,6 +120,9 @@ t.test('a store opened later knows the session ids learned before it started', a
   // One learned while the later store runs arrives too (pub/sub).
   first.publishLearned('after', 'b');
   await waitFor(() => learned.has('after'), 10_000, 'the id learned afterwards');
+  // One written without a message (a missed one) is found by the next resync.
+  await probe.set('servoy-lb:late:session:missed', 'b', 'PX', 60_000);
+  await waitFor(() => learned.get('missed') === 'b', 10_000, 'the resync to find an id whose message was missed');
   await Promise.all([first.close(), later.close()]);
   probe.disconnect();
 });

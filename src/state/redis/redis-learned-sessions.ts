@@ -4,7 +4,8 @@
  * request reaches another instance (a virtual IP moved, DNS answered the other) still
  * reaches its server when its affinity cookie is gone. One key per session with its
  * own expiry (`sessionIdle`-like), refreshed when the session is learned again; Redis
- * forgets idle sessions by itself.
+ * forgets idle sessions by itself. loadAll reads the live ones (SCAN), for an instance that
+ * starts or reconnects after they were learned.
  *
  * The request path reads the instance's own table first; only a session id it has never
  * seen costs a lookup here (the failover case), and a down Redis answers "unknown" at

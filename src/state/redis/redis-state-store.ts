@@ -10,7 +10,10 @@
  *   with Retry-After);
  * - admin changes are written as the differences they make to the shared pool; changes
  *   made by others arrive by pub/sub (and the periodic resync) and are reported through
- *   onChange, as are other instances' session counts and learned session ids;
+ *   onChange, as are other instances' session counts and learned session ids; the live
+ *   learned ids are also loaded from Redis at open, every resync and after a reconnect, so
+ *   an instance that starts later (or missed a message) knows them too;
+ * - admin actions go to the pool's capped event list (sharedEvents reads the others');
  * - health() is the connection's: the control plane refuses admin changes while it is down.
  */
 import { hostname } from 'node:os';

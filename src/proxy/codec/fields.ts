@@ -1,5 +1,5 @@
 /**
- * Header-field helpers shared by the response codec (and available to the request codec):
+ * Header-field helpers shared by the request and response codecs:
  * case-insensitive name tests, Connection tokens and Content-Length digits, each a scan
  * of a byte range with no allocation.
  */

@@ -10,6 +10,7 @@
  * accepts is rejected by Node's own parser, and nothing it accepts is framed otherwise.
  */
 import { CR, HTAB, LF, SP, TOKEN, VALUE } from './bytes.js';
+import { connectionFlags, internedName, nameIs, namesByLength } from './fields.js';
 
 /** How a request's body is delimited; `none` also for `Content-Length: 0`. */
 export type BodyFraming = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' };
@@ -63,13 +64,6 @@ function fail(code: HeadErrorCode, reason: string): ParseResult {
   return { kind: 'error', code, reason };
 }
 
-/** True when buf[s, e) equals the lower-case ASCII `lit` ignoring case (letters and `-` only). */
-function nameIs(buf: Buffer, s: number, e: number, lit: string): boolean {
-  if (e - s !== lit.length) return false;
-  for (let i = 0; i < lit.length; i++) if ((buf[s + i]! | 0x20) !== lit.charCodeAt(i)) return false;
-  return true;
-}
-
 /** The known method spelled by buf[s, e), or undefined. */
 function knownMethod(buf: Buffer, s: number, e: number): string | undefined {
   outer: for (const m of METHODS) {
@@ -78,25 +72,6 @@ function knownMethod(buf: Buffer, s: number, e: number): string | undefined {
     return m;
   }
   return undefined;
-}
-
-/** Flags from a Connection value buf[s, e): 1 close, 2 keep-alive, 4 upgrade. */
-function connectionFlags(buf: Buffer, s: number, e: number): number {
-  let flags = 0;
-  let p = s;
-  while (p <= e) {
-    let q = p;
-    while (q < e && buf[q] !== 0x2c) q++;
-    let a = p;
-    let b = q;
-    while (a < b && (buf[a] === SP || buf[a] === HTAB)) a++;
-    while (b > a && (buf[b - 1] === SP || buf[b - 1] === HTAB)) b--;
-    if (nameIs(buf, a, b, 'close')) flags |= 1;
-    else if (nameIs(buf, a, b, 'keep-alive')) flags |= 2;
-    else if (nameIs(buf, a, b, 'upgrade')) flags |= 4;
-    p = q + 1;
-  }
-  return flags;
 }
 
 /** Header names browsers send on every request, as sent: reused instead of a new string. */
@@ -108,20 +83,7 @@ const COMMON_NAMES: readonly string[] = [
   'If-None-Match', 'If-Modified-Since', 'Authorization', 'X-Requested-With', 'sec-ch-ua', 'sec-ch-ua-mobile',
   'sec-ch-ua-platform', 'Priority', 'DNT',
 ];
-const NAMES_BY_LENGTH: string[][] = [];
-for (const n of COMMON_NAMES) (NAMES_BY_LENGTH[n.length] ??= []).push(n);
-
-/** The header name buf[s, e) as a string: a shared one when it is a common name. */
-function headerName(buf: Buffer, s: number, e: number): string {
-  const candidates = NAMES_BY_LENGTH[e - s];
-  if (candidates !== undefined) {
-    outer: for (const n of candidates) {
-      for (let i = 0; i < n.length; i++) if (buf[s + i] !== n.charCodeAt(i)) continue outer;
-      return n;
-    }
-  }
-  return buf.toString('latin1', s, e);
-}
+const NAMES_BY_LENGTH = namesByLength(COMMON_NAMES);
 
 /**
  * Parses the request head that starts at `start` in `buf`. Call again with more bytes
@@ -216,7 +178,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderBytes: num
     if (buf[p + 1] !== LF) return fail('bad-request', 'bare CR');
     p += 2;
 
-    const name = headerName(buf, ns, ne);
+    const name = internedName(NAMES_BY_LENGTH, buf, ns, ne);
     const value = buf.toString('latin1', vs, ve);
     headers.push(name, value);
 

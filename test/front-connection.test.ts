@@ -7,6 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
+import { waitFor } from './helpers/lb.js';
 import { loadErrorPages } from '../src/proxy/error-pages.js';
 import { FrontConnection, type FrontHandler, type FrontSettings } from '../src/proxy/front/front-connection.js';
 import type { AbortReason, FrontRequest } from '../src/proxy/front/front-request.js';
@@ -94,9 +95,9 @@ function answers(raw: string): string[] {
   return raw.split(/(?=HTTP\/1\.1 \d{3} )/).filter((s) => s !== '');
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
+/** Waits for a condition (helpers' waitFor, polled every 5 ms, bounded generously for a busy machine). */
+function until(cond: () => boolean, what: string): Promise<void> {
+  return waitFor(cond, 20_000, what, 5);
 }
 
 t.test('response head: framing decisions and rendering', async (t) => {

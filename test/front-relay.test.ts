@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import t from 'tap';
+import { waitFor } from './helpers/lb.js';
 import type { BackendView } from '../src/pool/snapshot.js';
 import type { RouteReason } from '../src/routing/types.js';
 import { loadErrorPages, type ErrorStatus } from '../src/proxy/error-pages.js';
@@ -95,9 +96,9 @@ async function backend(t: Tap.Test, answer: (req: BackendRequest) => void): Prom
   return Object.assign(b, { url: `http://127.0.0.1:${b.port}` });
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
+/** Waits for a condition (helpers' waitFor, polled every 5 ms, bounded generously for a busy machine). */
+function until(cond: () => boolean, what: string): Promise<void> {
+  return waitFor(cond, 20_000, what, 5);
 }
 
 /** A port nothing listens on (bound, then closed). */

@@ -125,7 +125,7 @@ async function waitForPing(port: number, timeoutMs: number): Promise<void> {
   for (;;) {
     if (await pingOnce(port)) return;
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // poll interval of a condition wait, not a fixed wait
   }
 }
 

@@ -145,7 +145,7 @@ export async function startTomcat(t: TestLike, route: string, timeoutMs = 90_000
     if (/BindException|Address already in use/.test(out)) throw new Error(`Tomcat ${route} could not bind 127.0.0.1:${port}:\n${out}`);
     if ((await answers('/')) && (await answers('/examples/'))) break;
     if (Date.now() > deadline) throw new Error(`Tomcat ${route} did not answer on ${url} within ${timeoutMs} ms:\n${out}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 200)); // poll interval of a condition wait (Tomcat takes seconds to start)
   }
 
   const access = async (): Promise<AccessLine[]> => {

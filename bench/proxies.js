@@ -1,68 +1,105 @@
 // The proxies the benchmarks compare, each started pinned to CPU 0 in front of one
-// backend: servoy-lb (sticky cookie, access log and metrics on, as in production), a naive
-// Node proxy on undici (the calibration peer), HAProxy with cookie insert and nginx
-// (when installed: apt-get install haproxy nginx-light; skipped with a note otherwise).
+// backend: servoy-lb (sticky cookie, access log and metrics on, as in production) on each
+// chosen data plane (raw sockets and node:http, selected explicitly so a result never depends
+// on the default), a naive Node proxy on undici (the calibration peer), HAProxy with cookie
+// insert and nginx (when installed: apt-get install haproxy nginx-light; skipped with a note otherwise).
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, freePort, servoyLbArgs, start, waitForPort } from './lib.js';
 
 export const which = (cmd) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, cmd)).find((p) => existsSync(p));
 
+/** The data planes servoy-lb can run on (SERVOY_LB_DATA_PLANE). */
+export const PLANES = ['raw', 'node'];
 
 /**
- * startProxies starts every available proxy in front of backendPort; each entry is
- * { name, key, url, pid, child }. `dir` holds their config files. `lbArgs` are extra
- * node flags (or NAME=value environment variables, or @DIR: the servoy-lb built in DIR)
- * for servoy-lb; each of `lbVariants` ("label=ARGS") starts one more servoy-lb with those.
+ * parsePlanes reads a `--plane raw,node` option (default both), so every table can show the
+ * raw plane beside node:http (the last release's design) and the gain is visible.
  */
-export async function startProxies({ backendPort, dir, lbArgs = [], lbVariants = [], say = console.log }) {
+export function parsePlanes(value = PLANES.join(',')) {
+  const planes = value.split(',').filter(Boolean);
+  const bad = planes.filter((p) => !PLANES.includes(p));
+  if (planes.length === 0 || bad.length > 0) throw new Error(`--plane takes ${PLANES.join(', ')} (comma-separated), not ${value}`);
+  return planes;
+}
+
+/** planeArg is the servoy-lb run argument (see startServoyLb) that selects a data plane. */
+export const planeArg = (plane) => `SERVOY_LB_DATA_PLANE=${plane}`;
+
+/**
+ * startServoyLb starts one servoy-lb pinned to CPU 0 in front of backendUrl, its config in
+ * `dir` (`config` is merged over the base: access log and metrics on). `args` are node flags,
+ * NAME=value environment variables and @DIR (run the servoy-lb built in DIR), so a bench can
+ * compare builds, planes and flags with one helper. Resolves with { url, port, pid, child }.
+ */
+export async function startServoyLb({ backendUrl, dir, args = [], config = {}, cliArgs = [] }) {
+  const env = (a) => /^[A-Z_][A-Z0-9_]*=/.test(a);
+  const flags = args.filter((a) => !a.startsWith('@') && !env(a));
+  const root = args.find((a) => a.startsWith('@'))?.slice(1) ?? ROOT;
+  const vars = Object.fromEntries(args.filter(env).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+  const port = await freePort();
+  const file = join(dir, `lb-${port}.config.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port },
+      admin: { port: await freePort() },
+      backends: [{ id: 'fast', url: backendUrl }],
+      state: { file: join(dir, `state-${port}.json`) },
+      log: { level: 'info', access: true },
+      metrics: { enabled: true },
+      ...config,
+    }),
+  );
+  const child = await start(process.execPath, servoyLbArgs(['start', '-c', file, ...cliArgs], { root, extraFlags: flags }), { cpu: 0, ready: /servoy-lb listening/, env: vars });
+  return { url: `http://127.0.0.1:${port}/`, port, pid: child.pid, child };
+}
+
+/**
+ * haproxyConfig is HAProxy's config for the benchmarks: one thread, cookie insert (so a
+ * request without the cookie starts a session, as on servoy-lb), WebSockets tunnelled (HTTP
+ * mode does it; `timeout tunnel` keeps idle ones open), idle backend connections reused.
+ */
+export function haproxyConfig(port, backendPort) {
+  return `global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  timeout tunnel 1h\n  option http-keep-alive\nfrontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  cookie SERVOYLB insert indirect nocache\n  http-reuse always\n  server fast 127.0.0.1:${backendPort} cookie fast\n`;
+}
+
+/**
+ * startProxies starts the proxies in front of backendPort; each entry is { name, key, url,
+ * pid, child }. `dir` holds their config files. One servoy-lb per plane of `planes` (keys
+ * `servoy-lb raw`, `servoy-lb node`), with `lbArgs` (see startServoyLb) and `lbConfig` merged
+ * into its config; each of `lbVariants` ("label=ARGS") starts one more servoy-lb, on the first
+ * plane unless its ARGS name one. `only(key)` says which to start (default: all).
+ */
+export async function startProxies({ backendPort, dir, planes = PLANES, lbArgs = [], lbVariants = [], lbConfig = {}, only = () => true, say = console.log }) {
   const backendUrl = `http://127.0.0.1:${backendPort}`;
   const proxies = [];
-  const startLb = async (label, args) => {
-    const flags = args.filter((a) => !a.startsWith('@') && !/^[A-Z_][A-Z0-9_]*=/.test(a));
-    const root = args.find((a) => a.startsWith('@'))?.slice(1) ?? ROOT;
-    const env = Object.fromEntries(args.filter((a) => /^[A-Z_][A-Z0-9_]*=/.test(a)).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
-    const port = await freePort();
-    const config = join(dir, `lb-${port}.config.json`);
-    writeFileSync(
-      config,
-      JSON.stringify({
-        listen: { host: '127.0.0.1', port },
-        admin: { port: await freePort() },
-        backends: [{ id: 'fast', url: backendUrl }],
-        state: { file: join(dir, `state-${port}.json`) },
-        log: { level: 'info', access: true },
-        metrics: { enabled: true },
-      }),
-    );
-    const child = await start(process.execPath, servoyLbArgs(['start', '-c', config], { root, extraFlags: flags }), { cpu: 0, ready: /servoy-lb listening/, env });
-    const name = label === undefined ? 'servoy-lb (sticky cookie, access log, metrics)' : `servoy-lb ${label} (${args.join(' ')})`;
-    proxies.push({ name, key: label === undefined ? 'servoy-lb' : `servoy-lb ${label}`, url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
+  const startLb = async (key, name, args) => {
+    if (!only(key)) return;
+    const lb = await startServoyLb({ backendUrl, dir, args, config: lbConfig });
+    proxies.push({ name, key, ...lb });
   };
-  await startLb(undefined, lbArgs);
+  for (const plane of planes) await startLb(`servoy-lb ${plane}`, `servoy-lb, ${plane} plane`, [planeArg(plane), ...lbArgs]);
   for (const v of lbVariants) {
     const eq = v.indexOf('=');
-    await startLb(v.slice(0, eq), v.slice(eq + 1).split(' ').filter(Boolean));
+    await startLb(`servoy-lb ${v.slice(0, eq)}`, `servoy-lb ${v.slice(0, eq)} (${v.slice(eq + 1)})`, [planeArg(planes[0]), ...lbArgs, ...v.slice(eq + 1).split(' ').filter(Boolean)]);
   }
-  {
+  if (only('naive')) {
     const port = await freePort();
     const child = await start(process.execPath, [join(ROOT, 'bench/naive-proxy.js'), String(port), backendUrl], { cpu: 0, ready: /listening/ });
     proxies.push({ name: 'naive Node proxy on undici', key: 'naive', url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
   }
   const HAPROXY = which('haproxy');
-  if (HAPROXY) {
+  if (HAPROXY && only('haproxy')) {
     const port = await freePort();
     const cfg = join(dir, 'haproxy.cfg');
-    writeFileSync(
-      cfg,
-      `global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\nfrontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  cookie SERVOYLB insert indirect nocache\n  http-reuse always\n  server fast 127.0.0.1:${backendPort} cookie fast\n`,
-    );
+    writeFileSync(cfg, haproxyConfig(port, backendPort));
     const child = await start(HAPROXY, ['-db', '-f', cfg], { cpu: 0 });
     await waitForPort(port);
     proxies.push({ name: 'HAProxy (cookie insert)', key: 'haproxy', url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
-  } else say('HAProxy not installed (apt-get install haproxy): skipped');
+  } else if (!HAPROXY) say('HAProxy not installed (apt-get install haproxy): skipped');
   const NGINX = which('nginx');
-  if (NGINX) {
+  if (NGINX && only('nginx')) {
     const port = await freePort();
     const cfg = join(dir, 'nginx.conf');
     writeFileSync(
@@ -72,7 +109,7 @@ export async function startProxies({ backendPort, dir, lbArgs = [], lbVariants =
     const child = await start(NGINX, ['-c', cfg, '-p', dir], { cpu: 0 });
     await waitForPort(port);
     proxies.push({ name: 'nginx', key: 'nginx', url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
-  } else say('nginx not installed (apt-get install nginx-light): skipped');
+  } else if (!NGINX) say('nginx not installed (apt-get install nginx-light): skipped');
   return proxies;
 }
 

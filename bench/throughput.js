@@ -1,24 +1,33 @@
-// Proxy throughput and CPU per request, servoy-lb against peers, on one machine:
-// a fast backend and the load generator pinned to CPU 1, each proxy in turn pinned to
-// CPU 0 (taskset). Peers: a naive Node proxy on undici (always), HAProxy with cookie
-// insert and nginx (when installed: apt-get install haproxy nginx-light wrk). Load: wrk
-// when installed (lighter), else autocannon. Interleaved rounds, medians reported.
+// Proxy throughput and CPU per request, servoy-lb (raw-socket plane and node:http) against
+// peers, on one machine: a fast backend and the load generator pinned to CPU 1, each proxy in
+// turn pinned to CPU 0 (taskset). Peers: a naive Node proxy on undici (always), HAProxy with
+// cookie insert and nginx (when installed: apt-get install haproxy nginx-light wrk). Load: wrk
+// when installed (lighter), else autocannon. Two cases, each with its ratio to HAProxy's CPU:
+// `sticky` (every request carries the session cookie) and `new-session` (no cookie: every
+// request starts a session; the backend hands out a new JSESSIONID, servoy-lb and HAProxy
+// insert their cookie). Interleaved rounds, medians reported.
 // Latency at a fixed rate is bench/latency.js (autocannon -R is not constant-rate).
 //   node bench/throughput.js [--seconds 8] [--connections 50] [--rounds 3]
+//        [--plane raw,node]            servoy-lb's data planes (SERVOY_LB_DATA_PLANE)
+//        [--case sticky,new-session]   which cases
 //        [--lb-variant "semi1=--max-semi-space-size=1" ...]  one more servoy-lb with these node flags
 //        [--only servoy-lb,haproxy]   measure only these (keys: servoy-lb*, naive, haproxy, nginx, direct)
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { closedLoad, loadGenerator } from './closed-loop.js';
 import { ROOT, cpuMicros, freePort, median, memoryKiB, start, stop, waitQuiet, writeResult } from './lib.js';
-import { sessionCookies, startProxies, which } from './proxies.js';
+import { parsePlanes, sessionCookies, startProxies } from './proxies.js';
 
+const CASES = ['sticky', 'new-session'];
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '8' },
     connections: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '3' },
+    plane: { type: 'string' },
+    case: { type: 'string', default: CASES.join(',') },
     'lb-variant': { type: 'string', multiple: true, default: [] },
     only: { type: 'string' },
     name: { type: 'string', default: 'throughput' },
@@ -27,32 +36,10 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 const rounds = Number(values.rounds);
-const WRK = which('wrk');
-if (!WRK) console.log('wrk not installed (apt-get install wrk): load from autocannon, which costs more CPU on the shared core');
+const cases = values.case.split(',').filter(Boolean);
+if (cases.length === 0 || cases.some((c) => !CASES.includes(c))) throw new Error(`--case takes ${CASES.join(', ')}, not ${values.case}`);
+if (loadGenerator === 'autocannon') console.log('wrk not installed (apt-get install wrk): load from autocannon, which costs more CPU on the shared core');
 const dir = mkdtempSync(join(tmpdir(), 'servoy-lb-bench-'));
-
-async function run(cmd, args) {
-  const child = await start(cmd, args, { cpu: 1, quiet: false });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
-  child.stderr.on('data', (c) => (out += c));
-  await new Promise((resolve) => child.once('close', resolve));
-  return out;
-}
-
-/** load runs the load generator for `seconds` against url with a cookie; returns requests, rps, p50, p99 (ms). */
-async function load(url, cookie) {
-  if (WRK) {
-    const script = join(dir, 'report.lua');
-    writeFileSync(script, `done = function(summary, latency, requests)\n io.write(string.format("JSON{\\"requests\\":%d,\\"errors\\":%d,\\"p50\\":%f,\\"p99\\":%f,\\"seconds\\":%f}\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, latency:percentile(50)/1000, latency:percentile(99)/1000, summary.duration/1e6))\nend\n`);
-    const out = await run(WRK, ['-t1', `-c${connections}`, `-d${seconds}s`, '-H', `Cookie: ${cookie}`, '-s', script, url]);
-    const json = JSON.parse(/JSON(\{.*\})/.exec(out)[1]);
-    return { requests: json.requests, rps: Math.round(json.requests / json.seconds), p50: json.p50, p99: json.p99, errors: json.errors };
-  }
-  const out = await run(process.execPath, [join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', String(connections), '-d', String(seconds), '--json', '-H', `cookie=${cookie}`, url]);
-  const json = JSON.parse(out.slice(out.indexOf('{')));
-  return { requests: json.requests.total, rps: json.requests.average, p50: json.latency.p50, p99: json.latency.p99, errors: json.errors + json.non2xx };
-}
 
 const backendPort = await freePort();
 const backend = await start(process.execPath, [join(ROOT, 'bench/fast-backend.js'), String(backendPort), 'fast'], { cpu: 1, ready: /listening/ });
@@ -60,23 +47,20 @@ const backendUrl = `http://127.0.0.1:${backendPort}`;
 
 const only = values.only?.split(',');
 const wanted = (key) => only === undefined || only.some((o) => key === o || key.startsWith(`${o} `));
-const started = await startProxies({ backendPort, dir, lbVariants: values['lb-variant'] });
-for (const p of started) if (!wanted(p.key)) await stop(p.child);
-const proxies = started.filter((p) => wanted(p.key));
+const proxies = await startProxies({ backendPort, dir, planes: parsePlanes(values.plane), lbVariants: values['lb-variant'], only: wanted });
 await sessionCookies(proxies);
-for (const p of proxies) p.results = [];
-const direct = [];
+const direct = { name: 'direct (no proxy)', key: 'direct', url: `${backendUrl}/`, cookie: 'JSESSIONID=0123456789abcdef.fast' };
+const targets = [...(wanted('direct') ? [direct] : []), ...proxies];
+for (const p of targets) p.results = Object.fromEntries(cases.map((c) => [c, []]));
 for (let round = 0; round < rounds; round++) {
-  if (wanted('direct')) {
-    await waitQuiet();
-    direct.push(await load(`${backendUrl}/`, 'JSESSIONID=0123456789abcdef.fast'));
-  }
-  for (const p of proxies) {
-    await waitQuiet();
-    const before = cpuMicros(p.pid);
-    const result = await load(p.url, p.cookie);
-    result.cpuMicrosPerRequest = (cpuMicros(p.pid) - before) / result.requests;
-    p.results.push(result);
+  for (const c of cases) {
+    for (const p of targets) {
+      await waitQuiet();
+      const before = p.pid === undefined ? 0 : cpuMicros(p.pid);
+      const result = await closedLoad({ url: p.url, cookie: c === 'sticky' ? p.cookie : undefined, seconds, connections, dir });
+      if (p.pid !== undefined) result.cpuMicrosPerRequest = (cpuMicros(p.pid) - before) / result.requests;
+      p.results[c].push(result);
+    }
   }
 }
 for (const p of proxies) p.rssKiB = memoryKiB(p.pid).rss;
@@ -84,27 +68,35 @@ for (const p of proxies) await stop(p.child);
 await stop(backend);
 rmSync(dir, { recursive: true, force: true });
 
-const med = (rs, k) => median(rs.map((r) => r[k]));
+const med = (rs, k) => (rs[0]?.[k] === undefined ? undefined : median(rs.map((r) => r[k])));
 const summary = {
-  loadGenerator: WRK ? 'wrk -t1' : 'autocannon',
+  loadGenerator,
   seconds,
   connections,
   rounds,
-  direct: { rps: med(direct, 'rps'), p50: med(direct, 'p50'), p99: med(direct, 'p99') },
-  proxies: proxies.map((p) => ({
-    name: p.name,
-    rps: med(p.results, 'rps'),
-    p50: med(p.results, 'p50'),
-    p99: med(p.results, 'p99'),
-    cpuMicrosPerRequest: Math.round(med(p.results, 'cpuMicrosPerRequest') * 10) / 10,
-    errors: p.results.reduce((a, r) => a + r.errors, 0),
-    rssKiB: p.rssKiB,
-    rounds: p.results,
-  })),
+  cases: Object.fromEntries(
+    cases.map((c) => {
+      const rows = targets.map((p) => ({
+        name: p.name,
+        key: p.key,
+        rps: med(p.results[c], 'rps'),
+        p50: med(p.results[c], 'p50'),
+        p99: med(p.results[c], 'p99'),
+        cpuMicrosPerRequest: p.pid === undefined ? undefined : Math.round(med(p.results[c], 'cpuMicrosPerRequest') * 10) / 10,
+        errors: p.results[c].reduce((a, r) => a + r.errors, 0),
+        rssKiB: p.rssKiB,
+        rounds: p.results[c],
+      }));
+      const haproxy = rows.find((r) => r.key === 'haproxy');
+      for (const r of rows) if (haproxy !== undefined && r.cpuMicrosPerRequest !== undefined) r.cpuVsHaproxy = Math.round((r.cpuMicrosPerRequest / haproxy.cpuMicrosPerRequest) * 100) / 100;
+      return [c, rows];
+    }),
+  ),
 };
 writeResult(values.name, summary);
-const fmt = (n) => (typeof n === 'number' ? (Number.isInteger(n) ? String(n) : n.toFixed(2)) : String(n));
-console.log(`Load: ${summary.loadGenerator} (closed loop, as fast as it goes), ${connections} connections, ${seconds}s x ${rounds} interleaved rounds (medians; each run waits up to 10 s for an 85%-idle machine). Proxy pinned to CPU 0, backend and load generator to CPU 1. Latency at a fixed rate: bench/latency.js.\n`);
-console.log(`| proxy | req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |`);
-if (direct.length > 0) console.log(`| direct (no proxy) | ${fmt(summary.direct.rps)} | ${fmt(summary.direct.p50)} | ${fmt(summary.direct.p99)} | – | – | – |`);
-for (const p of summary.proxies) console.log(`| ${p.name} | ${fmt(p.rps)} | ${fmt(p.p50)} | ${fmt(p.p99)} | ${fmt(p.cpuMicrosPerRequest)} | ${(p.rssKiB / 1024).toFixed(0)} | ${p.errors} |`);
+const fmt = (n) => (n === undefined ? '–' : Number.isInteger(n) ? String(n) : n.toFixed(2));
+console.log(`Load: ${loadGenerator} (closed loop, as fast as it goes), ${connections} connections, ${seconds}s x ${rounds} interleaved rounds (medians; each run waits up to 10 s for an 85%-idle machine). Proxy pinned to CPU 0, backend and load generator to CPU 1. sticky: every request carries the session cookie; new-session: none does, so each starts a session. Latency at a fixed rate: bench/latency.js.`);
+for (const [c, rows] of Object.entries(summary.cases)) {
+  console.log(`\n${c}:\n\n| proxy | req/s | p50 ms | p99 ms | CPU µs/req | CPU / HAProxy | RSS MiB | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+  for (const r of rows) console.log(`| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.cpuMicrosPerRequest)} | ${r.cpuVsHaproxy === undefined ? '–' : `${fmt(r.cpuVsHaproxy)}x`} | ${r.rssKiB === undefined ? '–' : (r.rssKiB / 1024).toFixed(0)} | ${r.errors} |`);
+}

@@ -1,24 +1,32 @@
-// Latency at a fixed request rate (default 5,000 req/s), servoy-lb against the naive
-// undici proxy, HAProxy and nginx, in the same run, interleaved (each round runs every
+// Latency at a fixed request rate, servoy-lb (raw-socket plane and node:http) against the
+// naive undici proxy, HAProxy and nginx, in the same run, interleaved (each round runs every
 // proxy once, in a rotating order; medians over rounds reported), with each percentile's
-// ratio to HAProxy's. Load: bench/rate-client.js, an open-loop constant-rate generator that
-// times queued requests from their scheduled time (wrk2's method; wrk is closed-loop and
-// autocannon -R sends each second's share in a burst, so neither measures this).
+// ratio to HAProxy's. The rate is half of HAProxy's maximum (the issue's target: p99 at 50 %
+// of HAProxy's max rate <= 1.5x HAProxy's p99), measured first in the same run with the
+// closed-loop generator of bench/throughput.js (sticky cookie), unless --rate gives it.
+// Load: bench/rate-client.js, an open-loop constant-rate generator that times queued
+// requests from their scheduled time (wrk2's method; wrk is closed-loop and autocannon -R
+// sends each second's share in a burst, so neither measures this).
 // Setup: each proxy pinned to CPU 0 (taskset); the fast backend and the generator share
 // CPU 1. The generator is a Node process too, so its own pauses show up in every row alike.
-//   node bench/latency.js [--rate 5000] [--seconds 10] [--rounds 3] [--connections 64]
+//   node bench/latency.js [--rate N | --rate-share 0.5 --probe-seconds 5] [--seconds 10] [--rounds 3] [--connections 64]
+//        [--plane raw,node]                         servoy-lb's data planes (SERVOY_LB_DATA_PLANE)
 //        [--lb-flag=--max-semi-space-size=1 ...]   extra node flags for servoy-lb
 //        [--lb-variant "semi1=--max-semi-space-size=1" ...]  one more servoy-lb with these flags
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { closedLoad, loadGenerator } from './closed-loop.js';
 import { ROOT, cpuMicros, freePort, median, memoryKiB, runJsonClient, start, stop, waitQuiet, writeResult } from './lib.js';
-import { sessionCookies, startProxies } from './proxies.js';
+import { parsePlanes, sessionCookies, startProxies } from './proxies.js';
 
 const { values } = parseArgs({
   options: {
-    rate: { type: 'string', default: '5000' },
+    rate: { type: 'string' },
+    'rate-share': { type: 'string', default: '0.5' },
+    'probe-seconds': { type: 'string', default: '5' },
+    plane: { type: 'string' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '64' },
@@ -27,7 +35,6 @@ const { values } = parseArgs({
     name: { type: 'string', default: 'latency' },
   },
 });
-const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const dir = mkdtempSync(join(tmpdir(), 'servoy-lb-latency-'));
@@ -39,8 +46,19 @@ function fixedRate(url, cookie, secs) {
 
 const backendPort = await freePort();
 const backend = await start(process.execPath, [join(ROOT, 'bench/fast-backend.js'), String(backendPort), 'fast'], { cpu: 1, ready: /listening/ });
-const proxies = await startProxies({ backendPort, dir, lbArgs: values['lb-flag'], lbVariants: values['lb-variant'] });
+const proxies = await startProxies({ backendPort, dir, planes: parsePlanes(values.plane), lbArgs: values['lb-flag'], lbVariants: values['lb-variant'] });
 await sessionCookies(proxies);
+const haproxyProxy = proxies.find((p) => p.key === 'haproxy');
+if (values.rate === undefined && haproxyProxy === undefined) throw new Error('HAProxy is not installed, so its maximum rate cannot be measured: give --rate');
+/** HAProxy's maximum rate (closed loop, sticky cookie, 50 connections) when no --rate is given. */
+let haproxyMaxRps;
+if (values.rate === undefined) {
+  await closedLoad({ url: haproxyProxy.url, cookie: haproxyProxy.cookie, seconds: 2, connections: 50, dir }); // warm-up
+  await waitQuiet();
+  haproxyMaxRps = (await closedLoad({ url: haproxyProxy.url, cookie: haproxyProxy.cookie, seconds: Number(values['probe-seconds']), connections: 50, dir })).rps;
+}
+const rate = values.rate === undefined ? Math.round(haproxyMaxRps * Number(values['rate-share'])) : Number(values.rate);
+if (!(rate > 0)) throw new Error(`the rate must be a positive number of requests per second, not ${rate}`);
 const direct = { name: 'direct (no proxy)', key: 'direct', url: `http://127.0.0.1:${backendPort}/`, cookie: 'JSESSIONID=0123456789abcdef.fast' };
 const all = [direct, ...proxies];
 for (const p of all) {
@@ -79,10 +97,10 @@ for (const r of rows) {
   r.p99VsHaproxy = r.p99 / haproxy.p99;
   r.p999VsHaproxy = r.p999 / haproxy.p999;
 }
-writeResult(values.name, { rate, seconds, rounds, connections: Number(values.connections), lbFlags: values['lb-flag'], generator: 'bench/rate-client.js (open loop; queued requests timed from their scheduled time)', proxies: rows });
+writeResult(values.name, { rate, haproxyMaxRps, rateShare: haproxyMaxRps === undefined ? undefined : Number(values['rate-share']), seconds, rounds, connections: Number(values.connections), lbFlags: values['lb-flag'], generator: 'bench/rate-client.js (open loop; queued requests timed from their scheduled time)', proxies: rows });
 
 const f = (n, d = 2) => (n === undefined || n === null || Number.isNaN(n) ? '–' : n.toFixed(d));
-console.log(`Fixed rate ${rate} req/s for ${seconds}s, ${values.connections} keep-alive connections, ${rounds} interleaved rounds (medians; the order rotates each round; each run waits up to 10 s for an 85%-idle machine). Open-loop generator (bench/rate-client.js): a request that waited for a free connection is timed from its scheduled send time (no coordinated omission), others from their send. Proxy pinned to CPU 0; backend and generator share CPU 1.${values['lb-flag'].length ? ` servoy-lb flags: ${values['lb-flag'].join(' ')}.` : ''}\n`);
+console.log(`Fixed rate ${rate} req/s${haproxyMaxRps === undefined ? ' (given)' : ` (${values['rate-share']} x HAProxy's maximum of ${haproxyMaxRps} req/s, measured first with ${loadGenerator}, 50 connections, sticky cookie)`} for ${seconds}s, ${values.connections} keep-alive connections, ${rounds} interleaved rounds (medians; the order rotates each round; each run waits up to 10 s for an 85%-idle machine). Open-loop generator (bench/rate-client.js): a request that waited for a free connection is timed from its scheduled send time (no coordinated omission), others from their send. Proxy pinned to CPU 0; backend and generator share CPU 1.${values['lb-flag'].length ? ` servoy-lb flags: ${values['lb-flag'].join(' ')}.` : ''}\n`);
 console.log('| target | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | p99 / HAProxy | p99.9 / HAProxy | CPU µs/req | errors |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {

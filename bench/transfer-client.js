@@ -17,7 +17,7 @@ const fail = (err) => {
 };
 
 if (mode === 'upload') {
-  const req = request(`${base}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': size }, agent: false });
+  const req = request(new URL('/upload', base), { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': size }, agent: false });
   req.on('error', fail);
   req.on('response', (res) => {
     let text = '';
@@ -36,7 +36,7 @@ if (mode === 'upload') {
   };
   pump();
 } else {
-  const req = request(`${base}/download?bytes=${size}`, { agent: false });
+  const req = request(new URL(`/download?bytes=${size}`, base), { agent: false });
   req.on('error', fail);
   req.on('response', (res) => {
     if (res.statusCode !== 200) fail(new Error(`status ${res.statusCode}`));

@@ -1,12 +1,15 @@
-// 1 GiB upload and 1 GiB download through servoy-lb, against the same transfer direct to
+// 1 GiB upload and 1 GiB download through servoy-lb (on each data plane: raw sockets and
+// node:http), against the same transfer direct to
 // the backend, through the naive undici proxy, HAProxy and nginx (when installed:
 // apt-get install haproxy nginx-light). Reports throughput (MiB/s), the proxy's peak RSS
 // (VmHWM: each proxy is started fresh for each transfer, so the peak is that transfer's,
 // start-up included) and its CPU seconds per GiB moved. The backend (bench/transfer-backend.js)
 // and the client (bench/transfer-client.js) are pinned to CPU 1, the proxy to CPU 0.
-// Interleaved rounds, medians reported. Each transfer is cut after --timeout seconds.
+// Interleaved rounds, medians reported, with each MiB/s as a ratio to HAProxy's (the issue's
+// target: >= 0.6x with a peak RSS under 100 MiB). Each transfer is cut after --timeout seconds.
 //   node bench/transfer.js [--mib 1024] [--rounds 3] [--timeout 120]
-//        [--variant "label=ARGS" ...]         extra servoy-lb runs; ARGS are node/V8 flags,
+//        [--plane raw,node]                   servoy-lb's data planes (SERVOY_LB_DATA_PLANE)
+//        [--variant "label=ARGS" ...]         extra servoy-lb runs (on the first plane); ARGS are node/V8 flags,
 //                                             NAME=value environment variables and @DIR (run
 //                                             the servoy-lb built in DIR instead), e.g.
 //                                             --variant "semi1=--max-semi-space-size=1"
@@ -16,8 +19,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, freePort, median, memoryKiB, procStat, runJsonClient, servoyLbArgs, start, stop, waitForPort, waitQuiet, writeResult } from './lib.js';
-import { which } from './proxies.js';
+import { ROOT, freePort, median, memoryKiB, procStat, runJsonClient, start, stop, waitForPort, waitQuiet, writeResult } from './lib.js';
+import { haproxyConfig, parsePlanes, planeArg, startServoyLb, which } from './proxies.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     timeout: { type: 'string', default: '120' },
     variant: { type: 'string', multiple: true, default: [] },
+    plane: { type: 'string' },
     only: { type: 'string' },
     name: { type: 'string', default: 'transfer' },
   },
@@ -43,38 +47,18 @@ const backendUrl = `http://127.0.0.1:${backendPort}`;
 
 /** Each target's start() runs a fresh proxy and resolves with { url, pid, child }. */
 const targets = [{ name: 'direct (no proxy)', key: 'direct', start: async () => ({ url: backendUrl }) }];
-const lbTarget = (key, name, args) => {
-  const flags = args.filter((a) => !a.startsWith('@') && !/^[A-Z_][A-Z0-9_]*=/.test(a));
-  const env = Object.fromEntries(args.filter((a) => /^[A-Z_][A-Z0-9_]*=/.test(a)).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
-  const root = args.find((a) => a.startsWith('@'))?.slice(1) ?? ROOT;
-  return {
+const lbTarget = (key, name, args) => ({
   name,
   key,
   flags: args,
-  start: async () => {
-    const port = await freePort();
-    const config = join(dir, `lb-${port}.json`);
-    writeFileSync(
-      config,
-      JSON.stringify({
-        listen: { host: '127.0.0.1', port },
-        admin: { port: await freePort() },
-        backends: [{ id: 'b', url: backendUrl }],
-        state: { file: join(dir, `state-${port}.json`) },
-        log: { level: 'info', access: true },
-        metrics: { enabled: true },
-      }),
-    );
-    const child = await start(process.execPath, servoyLbArgs(['start', '-c', config], { root, extraFlags: flags }), { cpu: 0, ready: /servoy-lb listening/, env });
-    return { url: `http://127.0.0.1:${port}`, pid: child.pid, child };
-  },
-  };
-};
-targets.push(lbTarget('servoy-lb', 'servoy-lb (access log, metrics)', []));
+  start: () => startServoyLb({ backendUrl, dir, args }),
+});
+const planes = parsePlanes(values.plane);
+for (const plane of planes) targets.push(lbTarget(`servoy-lb ${plane}`, `servoy-lb, ${plane} plane (access log, metrics)`, [planeArg(plane)]));
 for (const v of values.variant) {
   const eq = v.indexOf('=');
   const label = v.slice(0, eq);
-  targets.push(lbTarget(`servoy-lb ${label}`, `servoy-lb ${label} (${v.slice(eq + 1)})`, v.slice(eq + 1).split(' ').filter(Boolean)));
+  targets.push(lbTarget(`servoy-lb ${label}`, `servoy-lb ${label} (${v.slice(eq + 1)})`, [planeArg(planes[0]), ...v.slice(eq + 1).split(' ').filter(Boolean)]));
 }
 targets.push({
   name: 'naive Node proxy on undici',
@@ -92,10 +76,7 @@ if (HAPROXY) {
     start: async () => {
       const port = await freePort();
       const cfg = join(dir, `haproxy-${port}.cfg`);
-      writeFileSync(
-        cfg,
-        `global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\nfrontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  cookie SERVOYLB insert indirect nocache\n  server b 127.0.0.1:${backendPort} cookie b\n`,
-      );
+      writeFileSync(cfg, haproxyConfig(port, backendPort));
       const child = await start(HAPROXY, ['-db', '-f', cfg], { cpu: 0 });
       await waitForPort(port);
       return { url: `http://127.0.0.1:${port}`, pid: child.pid, child };
@@ -181,16 +162,24 @@ const summary = {
     return { name: t.name, key: t.key, flags: t.flags, download: side(r.download), upload: side(r.upload) };
   }),
 };
+const haproxy = summary.targets.find((t) => t.key === 'haproxy');
+for (const t of summary.targets) {
+  for (const mode of ['download', 'upload']) {
+    const base = haproxy?.[mode].mibPerSecond;
+    if (base !== undefined && t[mode].mibPerSecond !== undefined) t[mode].vsHaproxy = Math.round((t[mode].mibPerSecond / base) * 100) / 100;
+  }
+}
 writeResult(values.name, summary);
 const f = (n, d = 0) => (n === undefined ? '–' : n.toFixed(d));
 console.log(`${values.mib} MiB through each proxy, ${rounds} interleaved rounds (medians; peak RSS also as the worst round). Proxy on CPU 0, backend and client on CPU 1, a fresh proxy process per transfer; each transfer waits (up to 10 s) for the machine to be 85% idle. CPU: user+system seconds of the proxy per GiB moved (system part in brackets); page faults: minor faults of the proxy per GiB.\n`);
-console.log('| target | download MiB/s | upload MiB/s | CPU s/GiB down (sys) | CPU s/GiB up (sys) | page faults/GiB down, up | RSS at start MiB | peak RSS down MiB (max) | peak RSS up MiB (max) | errors |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| target | download MiB/s | upload MiB/s | down, up / HAProxy | CPU s/GiB down (sys) | CPU s/GiB up (sys) | page faults/GiB down, up | RSS at start MiB | peak RSS down MiB (max) | peak RSS up MiB (max) | errors |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const t of summary.targets) {
   const d = t.download;
   const u = t.upload;
   const peak = (s) => (s.peakRssMiB === undefined ? '–' : `${f(s.peakRssMiB)} (${f(s.maxPeakRssMiB)})`);
   const cpu = (s) => (s.cpuSecondsPerGiB === undefined ? '–' : `${f(s.cpuSecondsPerGiB, 2)} (${f(s.sysSecondsPerGiB, 2)})`);
   const faults = d.minorFaultsPerGiB === undefined ? '–' : `${Math.round(d.minorFaultsPerGiB / 1000)}k, ${Math.round(u.minorFaultsPerGiB / 1000)}k`;
-  console.log(`| ${t.name} | ${f(d.mibPerSecond)} | ${f(u.mibPerSecond)} | ${cpu(d)} | ${cpu(u)} | ${faults} | ${f(d.startRssMiB)} | ${peak(d)} | ${peak(u)} | ${d.errors + u.errors} |`);
+  const ratios = d.vsHaproxy === undefined && u.vsHaproxy === undefined ? '–' : `${f(d.vsHaproxy, 2)}x, ${f(u.vsHaproxy, 2)}x`;
+  console.log(`| ${t.name} | ${f(d.mibPerSecond)} | ${f(u.mibPerSecond)} | ${ratios} | ${cpu(d)} | ${cpu(u)} | ${faults} | ${f(d.startRssMiB)} | ${peak(d)} | ${peak(u)} | ${d.errors + u.errors} |`);
 }

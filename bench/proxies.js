@@ -30,9 +30,10 @@ export const planeArg = (plane) => `SERVOY_LB_DATA_PLANE=${plane}`;
  * startServoyLb starts one servoy-lb pinned to CPU 0 in front of backendUrl, its config in
  * `dir` (`config` is merged over the base: access log and metrics on). `args` are node flags,
  * NAME=value environment variables and @DIR (run the servoy-lb built in DIR), so a bench can
- * compare builds, planes and flags with one helper. Resolves with { url, port, pid, child }.
+ * compare builds, planes and flags with one helper; `cliArgs` go to `servoy-lb start`, and
+ * `quiet: false` leaves its stdout to the caller. Resolves with { url, port, pid, child }.
  */
-export async function startServoyLb({ backendUrl, dir, args = [], config = {}, cliArgs = [] }) {
+export async function startServoyLb({ backendUrl, dir, args = [], config = {}, cliArgs = [], quiet = true }) {
   const env = (a) => /^[A-Z_][A-Z0-9_]*=/.test(a);
   const flags = args.filter((a) => !a.startsWith('@') && !env(a));
   const root = args.find((a) => a.startsWith('@'))?.slice(1) ?? ROOT;
@@ -51,7 +52,7 @@ export async function startServoyLb({ backendUrl, dir, args = [], config = {}, c
       ...config,
     }),
   );
-  const child = await start(process.execPath, servoyLbArgs(['start', '-c', file, ...cliArgs], { root, extraFlags: flags }), { cpu: 0, ready: /servoy-lb listening/, env: vars });
+  const child = await start(process.execPath, servoyLbArgs(['start', '-c', file, ...cliArgs], { root, extraFlags: flags }), { cpu: 0, ready: /servoy-lb listening/, env: vars, quiet });
   return { url: `http://127.0.0.1:${port}/`, port, pid: child.pid, child };
 }
 

@@ -98,7 +98,7 @@ export async function startProxies({ backendPort, dir, planes = PLANES, lbArgs =
     const child = await start(HAPROXY, ['-db', '-f', cfg], { cpu: 0 });
     await waitForPort(port);
     proxies.push({ name: 'HAProxy (cookie insert)', key: 'haproxy', url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
-  } else if (!HAPROXY) say('HAProxy not installed (apt-get install haproxy): skipped');
+  } else if (!HAPROXY && only('haproxy')) say('HAProxy not installed (apt-get install haproxy): skipped');
   const NGINX = which('nginx');
   if (NGINX && only('nginx')) {
     const port = await freePort();
@@ -110,7 +110,7 @@ export async function startProxies({ backendPort, dir, planes = PLANES, lbArgs =
     const child = await start(NGINX, ['-c', cfg, '-p', dir], { cpu: 0 });
     await waitForPort(port);
     proxies.push({ name: 'nginx', key: 'nginx', url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
-  } else if (!NGINX) say('nginx not installed (apt-get install nginx-light): skipped');
+  } else if (!NGINX && only('nginx')) say('nginx not installed (apt-get install nginx-light): skipped');
   return proxies;
 }
 

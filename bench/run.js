@@ -1,17 +1,19 @@
 // npm run bench: every benchmark in turn, each a separate process, its markdown table on
 // stdout and its JSON in bench/results/. Peers (HAProxy, nginx, wrk) are used when
 // installed: apt-get install haproxy nginx-light wrk. Loopback only, bounded in time.
-//   npm run bench            (about 13 minutes on an idle 2-core machine)
-//   npm run bench -- --quick (about 2 minutes: shorter rounds, 256 MiB transfers, 1,000 WebSockets)
+// servoy-lb runs on both data planes (raw sockets and node:http) in every table against a peer.
+//   npm run bench            (about 22 minutes on an idle 2-core machine)
+//   npm run bench -- --quick (about 4 minutes: shorter rounds, 256 MiB transfers, 1,000 WebSockets)
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from './lib.js';
 
 const quick = process.argv.includes('--quick');
 const steps = [
-  ['Proxy throughput and CPU per request, against peers', 'throughput.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '8', '--rounds', '3']],
-  ['Latency at a fixed rate of 5,000 req/s, against peers', 'latency.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '10', '--rounds', '3']],
+  ['Proxy throughput and CPU per request (sticky and new sessions), against peers', 'throughput.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '8', '--rounds', '3']],
+  ["Latency at a fixed rate of half HAProxy's maximum, against peers", 'latency.js', quick ? ['--seconds', '3', '--rounds', '1'] : ['--seconds', '10', '--rounds', '3']],
   ['1 GiB upload and download: throughput, peak RSS, CPU per GiB', 'transfer.js', quick ? ['--mib', '256', '--rounds', '1'] : ['--mib', '1024', '--rounds', '3']],
+  ['WebSocket relay: CPU per message, 1,000 WebSockets, against HAProxy', 'ws-relay.js', quick ? ['--seconds', '3', '--warmup', '2', '--rounds', '1'] : ['--seconds', '10', '--rounds', '3']],
   ['Memory per idle WebSocket (1,000)', 'websockets.js', ['--count', '1000']],
   ...(quick ? [] : [['Memory per idle WebSocket (10,000)', 'websockets.js', ['--count', '10000']]]),
   ['Routing decisions and key movement', 'routing.js', []],

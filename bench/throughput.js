@@ -98,5 +98,5 @@ const fmt = (n) => (n === undefined ? '–' : Number.isInteger(n) ? String(n) : 
 console.log(`Load: ${loadGenerator} (closed loop, as fast as it goes), ${connections} connections, ${seconds}s x ${rounds} interleaved rounds (medians; each run waits up to 10 s for an 85%-idle machine). Proxy pinned to CPU 0, backend and load generator to CPU 1. sticky: every request carries the session cookie; new-session: none does, so each starts a session. Latency at a fixed rate: bench/latency.js.`);
 for (const [c, rows] of Object.entries(summary.cases)) {
   console.log(`\n${c}:\n\n| proxy | req/s | p50 ms | p99 ms | CPU µs/req | CPU / HAProxy | RSS MiB | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
-  for (const r of rows) console.log(`| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.cpuMicrosPerRequest)} | ${r.cpuVsHaproxy === undefined ? '–' : `${fmt(r.cpuVsHaproxy)}x`} | ${r.rssKiB === undefined ? '–' : (r.rssKiB / 1024).toFixed(0)} | ${r.errors} |`);
+  for (const r of rows) console.log(`| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.cpuMicrosPerRequest)} | ${r.cpuVsHaproxy === undefined ? '–' : `${r.cpuVsHaproxy.toFixed(2)}x`} | ${r.rssKiB === undefined ? '–' : (r.rssKiB / 1024).toFixed(0)} | ${r.errors} |`);
 }

@@ -23,6 +23,11 @@ export function memoryKiB(pid) {
   return { rss: read('VmRSS'), peak: read('VmHWM') };
 }
 
+/** openFileHardLimit is this process's hard limit on open files (`ulimit -Hn`), which a child can raise its own to. */
+export function openFileHardLimit() {
+  return Number(/^Max open files\s+\d+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 1024);
+}
+
 /** freePort asks the kernel for a free loopback port. */
 export function freePort() {
   return new Promise((resolve, reject) => {

@@ -7,18 +7,18 @@
 // with enough --workers to hold them, and RSS is summed over its processes (primary included).
 // The backend (bench/ws-echo-backend.js) runs in its own process for the same reason. BENCH_VERBOSE=1 shows the balancer's log.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { ROOT, freePort, memoryKiB, start, stop, writeResult } from './lib.js';
+import { ROOT, freePort, memoryKiB, openFileHardLimit, start, stop, writeResult } from './lib.js';
 import { parsePlanes, planeArg, startServoyLb } from './proxies.js';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '1000' }, workers: { type: 'string' }, plane: { type: 'string' } } });
 const count = Number(values.count);
 const planes = parsePlanes(values.plane);
-const hardLimit = Number(/^Max open files\s+\d+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 1024);
+const hardLimit = openFileHardLimit();
 const workers = values.workers !== undefined ? Number(values.workers) : Math.max(1, Math.ceil((2 * count + 500) / hardLimit));
 
 const backendPort = await freePort();

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, freePort, median, memoryKiB, runJsonClient, start, stop, waitQuiet, writeResult } from './lib.js';
+import { ROOT, freePort, median, memoryKiB, openFileHardLimit, runJsonClient, start, stop, waitQuiet, writeResult } from './lib.js';
 import { parsePlanes, startProxies } from './proxies.js';
 
 const { values } = parseArgs({
@@ -31,8 +31,11 @@ const { values } = parseArgs({
   },
 });
 const [count, interval, bytes, seconds, warmup, rounds] = ['count', 'interval', 'bytes', 'seconds', 'warmup', 'rounds'].map((k) => Number(values[k]));
+// One process holds every tunnel (HAProxy has one thread, servoy-lb runs without --workers here).
+if (2 * count + 500 > openFileHardLimit()) throw new Error(`--count ${count} needs ${2 * count + 500} file descriptors in the proxy, over this machine's hard limit of ${openFileHardLimit()} (ulimit -Hn)`);
 const only = values.only?.split(',');
 const wanted = (key) => (key.startsWith('servoy-lb ') || key === 'haproxy') && (only === undefined || only.some((o) => key === o || key.startsWith(`${o} `)));
+if (count > 3900 && wanted('haproxy')) throw new Error(`--count ${count}: HAProxy here takes 4,000 connections at most (maxconn in proxies.js); measure more with --only servoy-lb`);
 const dir = mkdtempSync(join(tmpdir(), 'servoy-lb-ws-relay-'));
 
 const backendPort = await freePort();

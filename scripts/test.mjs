@@ -9,6 +9,9 @@
  *    coverage of run 1 is kept, and the report and the thresholds of .taprc at the end of
  *    run 2 are over both runs together.
  *
+ * When a run fails, the failed assertions (with their diagnostics) are printed again last,
+ * from tap's saved results: a CI log that keeps only its tail still says what failed.
+ *
  * A new test file is an integration file until it is added to UNITS. Extra arguments go
  * to both tap runs (e.g. `npm test -- --reporter=terse`).
  *
@@ -16,7 +19,7 @@
  *   node scripts/test.mjs --units    run 1 only, without coverage (npm run test:units)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -83,9 +86,28 @@ if (missing.length > 0) {
   process.exit(1);
 }
 
+/**
+ * printFailures repeats every failed assertion of the last tap run (TODO and SKIP excluded),
+ * with the few lines of diagnostics tap wrote under it, from .tap/test-results.
+ */
+function printFailures() {
+  const dir = join(root, '.tap', 'test-results');
+  if (!existsSync(dir)) return;
+  const out = [];
+  for (const file of readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.tap'))) {
+    const lines = readFileSync(join(dir, file), 'utf8').split('\n');
+    lines.forEach((line, i) => {
+      if (!/^\s*not ok /.test(line) || /# (TODO|SKIP)/i.test(line)) return;
+      out.push(`${file}: ${line.trim()}`, ...lines.slice(i + 1, i + 14).filter((l) => !/^\s*(ok|not ok) /.test(l)).map((l) => `    ${l.trim()}`));
+    });
+  }
+  if (out.length > 0) console.log(`# failed assertions (again, from .tap/test-results):\n${out.join('\n')}`);
+}
+
 const started = Date.now();
 const unitStatus = tap(unitsOnly ? ['--bail', '--disable-coverage', ...passThrough, ...UNITS] : ['--bail', '--allow-incomplete-coverage', '--coverage-report=none', ...passThrough, ...UNITS]);
 console.log(`# unit files: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+if (unitStatus !== 0) printFailures();
 if (!unitsOnly && unitStatus === 0) console.log('# (the "incomplete coverage" lines above are expected: the thresholds hold over both runs, checked at the end)');
 if (unitStatus !== 0 || unitsOnly) process.exit(unitStatus);
 
@@ -95,4 +117,5 @@ mkdirSync(dirname(list), { recursive: true });
 writeFileSync(list, `${integration.join('\n')}\n`);
 const status = tap([`--save=${list}`, ...passThrough]);
 console.log(`# unit and integration files: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+if (status !== 0) printFailures();
 process.exit(status);

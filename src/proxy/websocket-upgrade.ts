@@ -59,7 +59,7 @@ export interface UpgradeHost {
   untrackTunnel(socket: Duplex, closed: boolean): void;
 }
 
-/** WebSocketUpgrade answers the proxy's `upgrade` events; see the file comment. */
+/** WebSocketUpgrade answers the WebSocket handshakes of either data plane's listener; see the file comment. */
 export class WebSocketUpgrade {
   readonly #host: UpgradeHost;
 

@@ -61,6 +61,7 @@ export const UNITS = [
   'readiness',
   'redis-store-units',
   'redis-units',
+  'request-checks',
   'request-cookies',
   'router',
   'router-partition',

@@ -2,15 +2,20 @@
  * The raw-socket data plane end to end (SERVOY_LB_DATA_PLANE=raw, set for the balancer
  * this file starts, so the default suite covers it too): the real CLI in front of Servoy
  * simulators, a browser's sticky session and its WebSocket, request bodies, the health
- * path, refusals, HTTP/1.0, and a TLS listener. The same behaviour the node:http tests
- * pin, on the other plane.
+ * path, refusals, HTTP/1.0, a TLS listener, and WebSocket handshakes taken by the raw
+ * listener itself (no node:http server): accepted ones tunnelled, refused ones relayed and
+ * closed with nothing hidden behind them reaching the backend. The same behaviour the
+ * node:http tests pin, on the other plane.
  */
 import t from 'tap';
 import { request } from 'undici';
 import { BrowserClient } from './helpers/browser.js';
-import { lbConfig, rawRequest } from './helpers/lb.js';
+import { jsonLogs, lbConfig, rawRequest, waitFor } from './helpers/lb.js';
 import { spawnBalancer, startSims, type TestLike } from './helpers/processes.js';
 import { makeCert, skipTls } from './fixtures/tls-cert.js';
+import { probe } from './fixtures/hostile-net.js';
+import { rawClient } from './fixtures/raw-client.js';
+import { SWITCH, upgradeBackend } from './fixtures/upgrade-backend.js';
 
 const RAW = { SERVOY_LB_DATA_PLANE: 'raw' };
 
@@ -75,4 +80,42 @@ t.test('TLS listener on the raw data plane', { skip: skipTls }, async (t) => {
   const res = await request(`${lb.url}/`, { dispatcher: new Agent({ connect: { ca: cert.cert } }) });
   t.equal(res.statusCode, 200, 'served over TLS');
   await res.body.text();
+});
+
+t.test('WebSocket handshakes on the raw listener: echo through a tunnel; a refusal relayed and closed, the request hidden behind it never reaching the backend', async (t) => {
+  const handshake = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: lb.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  const hidden = 'GET /servoy-admin/secret HTTP/1.1\r\nHost: lb.test\r\n\r\n';
+  const backend = await upgradeBackend(t, (head) =>
+    head.startsWith('GET /ws/echo ') ? { answer: SWITCH, echo: true }
+    : head.startsWith('GET /ws/forbidden ') ? { answer: 'HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nno' }
+    : { answer: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain' });
+  const lb = await spawnBalancer(t, await lbConfig([{ id: 'raw', url: backend.url }], { outlier: { consecutiveFailures: 1000 } }), { env: RAW, timeoutMs: 60_000 });
+
+  const client = await rawClient(t, lb.url);
+  client.write(`${handshake('/ws/echo')}EARLY`);
+  await client.until(/^HTTP\/1\.1 101 [^]*\r\n\r\necho:EARLY$/);
+  client.write('LATER');
+  await client.until(/echo:LATER$/);
+  const tunnel = backend.connections[0]!;
+  t.notMatch(tunnel.beforeAnswer, /EARLY/, 'bytes sent with the handshake waited for the 101');
+  t.equal(tunnel.received.slice(tunnel.received.indexOf('\r\n\r\n') + 4), 'EARLYLATER', 'then reached the backend in order');
+  t.match(tunnel.received, /\r\nx-forwarded-for: 127\.0\.0\.1\r\n/i, 'the handshake was forwarded with the balancer\'s headers');
+
+  for (const [i, c] of [{ path: '/ws/forbidden', status: 403, body: 'no' }, { path: '/ws/plain', status: 200, body: 'plain' }].entries()) {
+    const res = await probe(lb.url, handshake(c.path) + hidden, { timeoutMs: 10_000 });
+    t.equal(res.status, c.status, `${c.path}: the backend's ${c.status} relayed`);
+    t.ok(res.closed, `${c.path}: and the client connection closed after it`);
+    t.match(res.raw, /\r\nconnection: close\r\n/i, `${c.path}: saying Connection: close`);
+    t.equal(res.raw.slice(res.raw.indexOf('\r\n\r\n') + 4), c.body, `${c.path}: its body, nothing after it`);
+    // Positive signal first: the backend connection that carried the handshake was closed by the balancer.
+    await waitFor(() => backend.connections.length === i + 2 && backend.connections[i + 1]!.closed, 10_000, `${c.path}: the backend connection to be closed`);
+    const conn = backend.connections[i + 1]!;
+    t.match(conn.received, new RegExp(`^GET ${c.path} HTTP/1\\.1\\r\\n`), `${c.path}: the backend got the handshake`);
+    t.equal(conn.received.indexOf('\r\n\r\n'), conn.received.length - 4, `${c.path}: and nothing after it`);
+  }
+  await waitFor(() => jsonLogs(lb.logs()).filter((l) => l.log === 'access' && l.websocket === true).length === 3, 10_000, 'three handshake lines in the access log');
+  t.same(jsonLogs(lb.logs()).filter((l) => l.log === 'access' && l.websocket === true).map((l) => `${String(l.path)} ${String(l.status)}`).sort(), ['/ws/echo 101', '/ws/forbidden 403', '/ws/plain 200'], 'one access-log line per handshake, websocket: true');
+  t.equal(backend.connections.length, 3, 'no connection carried the hidden request');
+  t.notOk(backend.connections.some((conn) => conn.received.includes('secret')), 'the hidden request never reached the backend');
+  t.equal(lb.proc.exitCode, null, 'the balancer is running');
 });

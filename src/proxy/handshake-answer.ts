@@ -3,6 +3,11 @@
  * a switch to WebSocket, a refusal to relay (and how long its body is), or something the
  * balancer must not relay at all?
  *
+ * The head is parsed by the strict response codec (src/proxy/codec/response-head.ts), the
+ * same one every proxied response on the raw data plane goes through, so a handshake answer
+ * is held to the same rules (one Content-Length, exactly `chunked`, no framing on a 1xx, no
+ * bare CR or LF, no obs-fold); this file only classifies what it accepted.
+ *
  * The rule it serves: nothing a client sends reaches a backend unparsed, except inside a
  * WebSocket the backend accepted. A tunnel opens only on `101` with `Upgrade: websocket`;
  * any other final answer is relayed with `Connection: close` and the client connection
@@ -10,15 +15,25 @@
  * backend that did not switch protocols (and never parsed as a second request either: the
  * request parser has handed the socket over by then).
  */
+import { parseResponseHead } from './codec/response-head.js';
 
-/** HandshakeAnswer is what a backend answered, or why it cannot be relayed. */
+/** HandshakeAnswer is what a backend answered, or why it cannot be relayed, or that more bytes are needed. */
 export type HandshakeAnswer =
-  | { readonly kind: 'switch' }
+  | { readonly kind: 'incomplete' }
+  | {
+      readonly kind: 'switch';
+      /** The head as received, to relay as it is (plus the caller's headers), without its final CRLF CRLF. */
+      readonly head: string;
+      /** Offset just after the head: what follows is the backend's first WebSocket bytes. */
+      readonly headEnd: number;
+    }
   | {
       readonly kind: 'refusal';
       readonly status: number;
       /** The status line and the headers to relay (connection headers removed), without a final CRLF. */
       readonly head: string;
+      /** Offset just after the head: what follows is the start of the body. */
+      readonly headEnd: number;
       readonly body: RefusalBody;
     }
   | { readonly kind: 'invalid'; readonly why: 'not-http' | 'not-websocket' };
@@ -26,53 +41,36 @@ export type HandshakeAnswer =
 /** How much of a refusal's body follows its head: a byte count, or all until the backend closes. */
 export type RefusalBody = number | 'until-close';
 
-/** One header line: a token, a colon, then no CR, LF, NUL or other control character but tab. */
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*([^\x00-\x08\x0a-\x1f\x7f]*?)[\t ]*$/;
-const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
-
 /** Response headers that describe the backend connection, replaced by `connection: close` on a refusal. */
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection']);
 
+const INCOMPLETE: HandshakeAnswer = Object.freeze({ kind: 'incomplete' });
+
 /**
- * readHandshakeAnswer classifies a backend's answer head (status line and header lines,
- * without the final CRLF CRLF). A switch's head is relayed by the caller as received; a
- * refusal's is relayed as `head` plus the caller's own headers and `connection: close`.
- *
- * A bare CR or LF, a NUL or an obs-fold line would reach the client as a header of its own
- * (response splitting), so such a head is 'not-http'; so is a refusal whose body length is
- * ambiguous (two Content-Lengths that differ, one that is not a number, or Content-Length
- * with Transfer-Encoding). A 1xx other than 101, or a 101 without `Upgrade: websocket`,
- * is 'not-websocket'.
+ * readHandshakeAnswer classifies the answer head at the start of `buf` (call again with more
+ * bytes after `incomplete`). A head the codec refuses, or one of `maxHeaderBytes` or more,
+ * is 'not-http': its bytes could reach the client as headers of their own (response
+ * splitting), or its body length is ambiguous. A 1xx other than 101, or a 101 without
+ * `Upgrade: websocket`, is 'not-websocket'. A refusal's chunked body is relayed as it is,
+ * until the backend closes.
  */
-export function readHandshakeAnswer(headText: string): HandshakeAnswer {
-  const lines = headText.split('\r\n');
-  const statusMatch = STATUS_LINE.exec(lines[0]!);
-  if (statusMatch === null) return { kind: 'invalid', why: 'not-http' };
-  const status = Number(statusMatch[1]);
-  let upgrade: string | undefined;
-  let contentLength: string | undefined;
-  let chunked = false;
-  let out = lines[0]!;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const m = HEADER_LINE.exec(line);
-    if (m === null) return { kind: 'invalid', why: 'not-http' };
-    const name = m[1]!.toLowerCase();
-    const value = m[2]!;
-    if (name === 'upgrade') upgrade = upgrade === undefined ? value : `${upgrade},${value}`;
-    else if (name === 'transfer-encoding') chunked = true;
-    else if (name === 'content-length') {
-      if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== value)) return { kind: 'invalid', why: 'not-http' };
-      contentLength = value;
+export function readHandshakeAnswer(buf: Buffer, maxHeaderBytes: number): HandshakeAnswer {
+  const parsed = parseResponseHead(buf, 0, maxHeaderBytes, false);
+  if (parsed.kind === 'incomplete') return INCOMPLETE;
+  if (parsed.kind === 'error') return { kind: 'invalid', why: 'not-http' };
+  const { status, headers, headEnd } = parsed;
+  if (parsed.upgrade) {
+    let websocket = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]!.toLowerCase() === 'upgrade' && headers[i + 1]!.split(',').some((token) => token.trim().toLowerCase() === 'websocket')) websocket = true;
     }
-    if (!CONNECTION_HEADERS.has(name)) out += `\r\n${line}`;
+    return websocket ? { kind: 'switch', head: buf.toString('latin1', 0, headEnd - 4), headEnd } : { kind: 'invalid', why: 'not-websocket' };
   }
-  if (status === 101) {
-    const websocket = upgrade !== undefined && upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
-    return websocket ? { kind: 'switch' } : { kind: 'invalid', why: 'not-websocket' };
+  if (parsed.interim) return { kind: 'invalid', why: 'not-websocket' };
+  let head = buf.toString('latin1', 0, buf.indexOf('\r\n'));
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!CONNECTION_HEADERS.has(headers[i]!.toLowerCase())) head += `\r\n${headers[i]}: ${headers[i + 1]}`;
   }
-  if (status < 200) return { kind: 'invalid', why: 'not-websocket' };
-  if (chunked && contentLength !== undefined) return { kind: 'invalid', why: 'not-http' };
-  const body: RefusalBody = status === 204 || status === 304 ? 0 : contentLength !== undefined ? Number(contentLength) : 'until-close';
-  return { kind: 'refusal', status, head: out, body };
+  const body: RefusalBody = parsed.body.kind === 'none' ? 0 : parsed.body.kind === 'length' ? parsed.body.length : 'until-close';
+  return { kind: 'refusal', status, head, headEnd, body };
 }

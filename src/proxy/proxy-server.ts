@@ -13,8 +13,9 @@
  * Two data planes share the request path from routing on (#route, #dispatch and the
  * exchange host methods): node:http + undici (the default: HttpExchange), and with
  * SERVOY_LB_DATA_PLANE=raw the raw-socket one (src/proxy/front/ + src/proxy/upstream/:
- * FrontRelay), whose listener parses requests with the strict codec. WebSocket handshakes
- * take the node:http path on both (#onRawUpgrade hands the socket over).
+ * FrontRelay), whose listener parses requests with the strict codec and creates no
+ * node:http server at all. WebSocket handshakes go to WebSocketUpgrade from either
+ * listener, as a ParsedRequest (request-checks.ts).
  */
 import { listenOn } from './listen.js';
 import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -35,7 +36,7 @@ import type { Upstreams } from './upstreams.js';
 import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
 import { gateProxyProtocol } from './proxy-protocol-gate.js';
 import { closeAfter } from './close-socket.js';
-import { malformedRequest } from './request-checks.js';
+import { malformedRequest, parsedRequestOf } from './request-checks.js';
 import { BackendInFlight } from './backend-in-flight.js';
 import { ClientErrors } from './client-errors.js';
 import { isSessionless, Placement } from './placement.js';
@@ -45,7 +46,7 @@ import type { FrontSettings } from './front/front-connection.js';
 import type { FrontRequest } from './front/front-request.js';
 import { RawListener } from './front/raw-listener.js';
 import { RawRequestView } from './front/request-view.js';
-import type { Socket } from 'node:net';
+import type { Server as NetServer } from 'node:net';
 import type { UpstreamPools } from './upstream/pools.js';
 
 /** A request being forwarded, on either data plane. */
@@ -101,7 +102,6 @@ export interface ListenOptions {
 
 /** ProxyServer forwards client traffic; see the file comment. */
 export class ProxyServer implements ExchangeHost {
-  readonly server: Server;
   settings: ProxySettings;
   readonly #deps: ProxyDeps;
   /** In-flight HTTP exchanges and open tunnels, for graceful shutdown. */
@@ -120,32 +120,20 @@ export class ProxyServer implements ExchangeHost {
   readonly #clientErrors: ClientErrors;
   /** The raw-socket data plane's listener (SERVOY_LB_DATA_PLANE=raw), else undefined. */
   readonly #raw: RawListener | undefined;
+  /** The node:http plane's listener, else undefined (exactly one of #raw and #http is there). */
+  readonly #http: Server | undefined;
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
     this.settings = deps.settings;
-    const options = {
-      maxHeaderSize: listen.maxHeaderBytes,
-      // Idle keep-alive connections close after clientIdle; a whole request may take as long
-      // as it needs (gigabyte uploads), but its headers must arrive within a minute.
-      keepAliveTimeout: listen.clientIdle,
-      headersTimeout: Math.min(listen.clientIdle, 60_000),
-      requestTimeout: 0,
-      connectionsCheckingInterval: 5_000,
-      // A missing Host gets the balancer's 400 page (#onRequest), not Node's bare 400.
-      requireHostHeader: false,
-    };
-    // The raw data plane listens itself and hands WebSocket handshakes, already decrypted,
-    // to a plain node:http server that never listens (see #onRawUpgrade).
-    const raw = deps.pools !== undefined;
-    this.server = listen.tls && !raw
-      ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
-      : createHttpServer(options);
-    if (raw) {
+    // A whole request may take as long as it needs (gigabyte uploads), but its headers must arrive within a minute.
+    const headersTimeout = Math.min(listen.clientIdle, 60_000);
+    if (deps.pools === undefined) this.#http = this.#nodeHttpServer(listen, headersTimeout);
+    else {
       const proxy = this;
       const front: FrontSettings = {
         maxHeaderBytes: listen.maxHeaderBytes,
-        headersTimeout: options.headersTimeout,
+        headersTimeout,
         keepAliveTimeout: listen.clientIdle,
         get bodyIdleTimeout() {
           return proxy.settings.clientIdle;
@@ -159,11 +147,11 @@ export class ProxyServer implements ExchangeHost {
       };
       this.#raw = new RawListener(listen.tls, front, {
         request: (req) => this.#onRawRequest(req),
-        upgrade: (_head, socket, rest, headBytes) => this.#onRawUpgrade(socket, rest, headBytes),
+        upgrade: (head, socket, rest) => this.#upgrades.onUpgrade(head, socket, rest),
         malformed: (status, reason) => deps.logger.debug({ status, reason }, 'malformed request'),
       });
     }
-    const listener = this.#raw?.server ?? this.server;
+    const listener = this.#listener;
     this.#connections = new ConnectionLimit(listener, listen.maxConnections, deps.logger);
     // After every 'connection' listener (node:http's or TLS's or the raw plane's, ConnectionLimit's): they run once a PROXY header is read.
     gateProxyProtocol(listener, {
@@ -194,20 +182,43 @@ export class ProxyServer implements ExchangeHost {
         if (this.#tunnels.delete(socket) && closed && this.#inFlight === 0 && this.#tunnels.size === 0) this.#wakeIdleWaiters();
       },
     });
-    this.server.timeout = 0;
-    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrades.onUpgrade(req, socket, head));
+  }
+
+  /** #nodeHttpServer is the node:http plane's listener (https for listen.tls), its events wired to the request and upgrade paths. */
+  #nodeHttpServer(listen: ListenOptions, headersTimeout: number): Server {
+    const options = {
+      maxHeaderSize: listen.maxHeaderBytes,
+      // Idle keep-alive connections close after clientIdle; a whole request may take as long as it needs.
+      keepAliveTimeout: listen.clientIdle,
+      headersTimeout,
+      requestTimeout: 0,
+      connectionsCheckingInterval: 5_000,
+      // A missing Host gets the balancer's 400 page (#onRequest), not Node's bare 400.
+      requireHostHeader: false,
+    };
+    const server = listen.tls
+      ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
+      : createHttpServer(options);
+    server.timeout = 0;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    server.on('upgrade', (req: IncomingMessage, _socket: Duplex, head: Buffer) => this.#upgrades.onUpgrade(parsedRequestOf(req), req.socket, head));
     // CONNECT asks for a raw tunnel to any address: this is not a forward proxy (without a
     // listener Node would drop the connection without an answer).
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => closeAfter(socket, rawErrorResponse(this.#deps.pages[400])));
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientErrors.onClientError(err, socket));
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => closeAfter(socket, rawErrorResponse(this.#deps.pages[400])));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientErrors.onClientError(err, socket));
     // An Expect other than 100-continue: the balancer's 417 page instead of Node's bare one.
-    this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => answerSelf(req, res, this.#deps.pages[417]));
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => answerSelf(req, res, this.#deps.pages[417]));
+    return server;
+  }
+
+  /** #listener is the server that listens: the raw plane's, or node:http's. */
+  get #listener(): NetServer {
+    return this.#raw?.server ?? this.#http!;
   }
 
   /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const bound = await listenOn(this.#raw?.server ?? this.server, host, port);
+    const bound = await listenOn(this.#listener, host, port);
     this.#connections.checkOpenFileLimit();
     return bound;
   }
@@ -215,7 +226,7 @@ export class ProxyServer implements ExchangeHost {
   /** setSecureContext applies a reloaded certificate (listen.tls) to new connections. */
   setSecureContext(options: { cert: Buffer; key: Buffer }): void {
     if (this.#raw !== undefined) this.#raw.setSecureContext({ ...options, minVersion: 'TLSv1.2' });
-    else if ('setSecureContext' in this.server) (this.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, minVersion: 'TLSv1.2' });
+    else if (this.#http !== undefined && 'setSecureContext' in this.#http) (this.#http as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, minVersion: 'TLSv1.2' });
   }
 
   /** connections are the client listener's connection figures (open, refused, dropped). */
@@ -256,7 +267,7 @@ export class ProxyServer implements ExchangeHost {
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     const exchange = new HttpExchange(this, req, res, facts, headers, hasBody, startedAt);
     this.#inFlight++;
-    if (malformedRequest(req)) {
+    if (malformedRequest(parsedRequestOf(req))) {
       exchange.fail(400, 'bad-request');
       return;
     }
@@ -290,17 +301,6 @@ export class ProxyServer implements ExchangeHost {
     const relay = new FrontRelay(this, req, facts, headers, startedAt, view);
     this.#inFlight++;
     this.#route(relay, head.target, view.cookie);
-  }
-
-  /**
-   * WebSocket handshakes on the raw data plane take today's node:http path (by design, for
-   * now): the socket and the head's bytes go to the never-listening node:http server, whose
-   * 'upgrade' event runs WebSocketUpgrade as on the other plane.
-   */
-  #onRawUpgrade(socket: Socket, rest: Buffer, headBytes: Buffer): void {
-    this.server.emit('connection', socket);
-    socket.emit('data', rest.length === 0 ? headBytes : Buffer.concat([headBytes, rest]));
-    socket.resume();
   }
 
   /**
@@ -484,8 +484,8 @@ export class ProxyServer implements ExchangeHost {
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
     this.#connections.stop();
-    const closed = new Promise<void>((resolve) => (this.#raw?.server ?? this.server).close(() => resolve()));
-    this.server.closeIdleConnections();
+    const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
+    this.#http?.closeIdleConnections();
     this.#raw?.closeIdle();
     const idle = new Promise<void>((resolve) => {
       if (this.#inFlight === 0 && this.#tunnels.size === 0) resolve();
@@ -498,7 +498,7 @@ export class ProxyServer implements ExchangeHost {
     await Promise.race([idle, grace]);
     clearTimeout(timer);
     for (const socket of this.#tunnels.keys()) socket.destroy();
-    this.server.closeAllConnections();
+    this.#http?.closeAllConnections();
     this.#raw?.destroyAll();
     await closed;
   }
@@ -529,7 +529,7 @@ export class ProxyServer implements ExchangeHost {
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
     if (this.#closing) {
-      this.server.closeIdleConnections();
+      this.#http?.closeIdleConnections();
       this.#raw?.closeIdle();
     }
   }

@@ -1,11 +1,33 @@
 /**
  * The checks a request head passes before the balancer routes it (pure: they read the
- * parsed head only). Node's parser already refuses ambiguous framing; these refuse what it
- * lets through but a reverse proxy must not forward: a target that is not origin-form, a
- * version other than HTTP/1.x, a missing or repeated Host, and every upgrade but a plain
- * WebSocket handshake.
+ * parsed head only). The parser already refuses ambiguous framing (Node's llhttp on the
+ * node:http plane, the strict codec on the raw one); these refuse what Node's lets through
+ * but a reverse proxy must not forward: a target that is not origin-form, a version other
+ * than HTTP/1.x, a missing or repeated Host, and every upgrade but a plain WebSocket
+ * handshake. On the raw plane the codec refuses most of these itself; the checks still hold
+ * there, so one function serves both planes.
  */
 import type { IncomingMessage } from 'node:http';
+
+/**
+ * ParsedRequest is what the checks and the WebSocket upgrade path read of a request head,
+ * whichever data plane parsed it: the raw codec's RequestHead is one as it is, and
+ * parsedRequestOf adapts node's IncomingMessage.
+ */
+export interface ParsedRequest {
+  readonly method: string;
+  /** The request target as sent. */
+  readonly target: string;
+  /** The x of HTTP/1.x; -1 for any other version (llhttp also reads HTTP/0.9 and 2.0 lines). */
+  readonly versionMinor: number;
+  /** Names and values as sent, alternating (node's rawHeaders). */
+  readonly headers: readonly string[];
+}
+
+/** parsedRequestOf is the node:http plane's request seen as a ParsedRequest. */
+export function parsedRequestOf(req: IncomingMessage): ParsedRequest {
+  return { method: req.method ?? '', target: req.url ?? '', versionMinor: req.httpVersionMajor === 1 ? req.httpVersionMinor : -1, headers: req.rawHeaders };
+}
 
 /**
  * hostHeaderCount is how many Host header lines a request has. Node keeps only the first
@@ -27,22 +49,31 @@ export function hostHeaderCount(raw: readonly string[]): number {
  * (llhttp takes a line without one, "GET /a\n", as HTTP/0.9 and goes on to parse headers
  * after it), more than one Host, or HTTP/1.1 without Host (RFC 9112 3.2).
  */
-export function malformedRequest(req: IncomingMessage): boolean {
-  if ((req.url ?? '').charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1) return true;
-  const hosts = hostHeaderCount(req.rawHeaders);
-  return hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1);
+export function malformedRequest(req: ParsedRequest): boolean {
+  if (req.target.charCodeAt(0) !== 47 /* / */ || (req.versionMinor !== 0 && req.versionMinor !== 1)) return true;
+  const hosts = hostHeaderCount(req.headers);
+  return hosts > 1 || (hosts === 0 && req.versionMinor === 1);
 }
 
 /**
  * refusedUpgrade says whether an upgrade request gets 400 instead of a tunnel: anything but
  * an HTTP/1.1 `GET` asking for `Upgrade: websocket` (RFC 6455 4.1), or one with a body.
- * An upgrade to another protocol (h2c) is not served either: Node's parser has handed the
+ * An upgrade to another protocol (h2c) is not served either: the parser has handed the
  * connection over by now, and the balancer speaks HTTP/1.1 to its backends only. A body
- * would sit between the handshake and the tunnel, unframed for the backend.
+ * would sit between the handshake and the tunnel, unframed for the backend. More than one
+ * Upgrade header is refused too (the codec refuses it; node would join them).
  */
-export function refusedUpgrade(req: IncomingMessage): boolean {
-  if (malformedRequest(req) || req.method !== 'GET' || req.httpVersionMinor !== 1) return true;
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return true;
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+export function refusedUpgrade(req: ParsedRequest): boolean {
+  if (malformedRequest(req) || req.method !== 'GET' || req.versionMinor !== 1) return true;
+  let upgrade: string | undefined;
+  const raw = req.headers;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    if (name === 'upgrade') {
+      if (upgrade !== undefined) return true;
+      upgrade = value;
+    } else if (name === 'transfer-encoding' || (name === 'content-length' && value !== '0')) return true;
+  }
+  return upgrade?.toLowerCase() !== 'websocket';
 }

@@ -58,8 +58,6 @@ export interface TunnelEvents {
 /** Why a reached backend gave no usable handshake answer. */
 export type HandshakeFailure = 'not-http' | 'not-websocket' | 'closed' | 'timeout';
 
-const HEADER_END = Buffer.from('\r\n\r\n');
-
 /** How long relaying a refusal may take when handshakeTimeout is 0 (no limit) (ms). */
 const REFUSAL_LIMIT_MS = 30_000;
 
@@ -112,20 +110,15 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
     pendingBytes += chunk.length;
     const joined = pending.length === 1 ? chunk : Buffer.concat(pending, pendingBytes);
     pending = [joined];
-    const end = joined.indexOf(HEADER_END);
-    if (end === -1) {
-      if (pendingBytes > target.maxHeaderBytes) failHandshake('not-http');
-      return;
-    }
+    const answer = readHandshakeAnswer(joined, target.maxHeaderBytes);
+    if (answer.kind === 'incomplete') return;
     upstream.off('data', onHandshakeData);
     pending = [];
-    const headText = joined.subarray(0, end).toString('latin1');
-    const rest = joined.subarray(end + HEADER_END.length);
-    const answer = readHandshakeAnswer(headText);
     if (answer.kind === 'invalid') {
       failHandshake(answer.why);
       return;
     }
+    const rest = joined.subarray(answer.headEnd);
     upstream.off('timeout', onHandshakeTimeout);
     const extra: string[] = [];
     let extraLines = '';
@@ -134,7 +127,7 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
     if (answer.kind === 'switch') {
       upstream.setTimeout(0);
       phase = 'open';
-      client.write(`${headText}${extraLines}\r\n\r\n`, 'latin1');
+      client.write(`${answer.head}${extraLines}\r\n\r\n`, 'latin1');
       if (rest.length > 0) client.write(rest);
       startPiping();
     } else {

@@ -4,8 +4,12 @@
  * and handed to a tunnel to the chosen backend (src/proxy/websocket-tunnel.ts). It lives
  * apart from ProxyServer so that the listener does not also carry the tunnel's routing,
  * retry and accounting; what it needs of the proxy is the narrow UpgradeHost.
+ *
+ * It reads the handshake as a ParsedRequest, so both data planes hand it over the same way:
+ * the raw plane its codec's RequestHead, the node:http plane its IncomingMessage through
+ * parsedRequestOf. Routing facts and the access log's fields come from one RawRequestView
+ * over the header list, as for the raw plane's HTTP requests.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { bytesInOf, type AccessLog, type AccessEntry } from './access-log.js';
@@ -20,7 +24,8 @@ import { isSessionless, type Placement } from './placement.js';
 import type { ProxyDeps } from './proxy-server.js';
 import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
 import { requestIdOf, upstreamHeaders } from './request-headers.js';
-import { refusedUpgrade } from './request-checks.js';
+import { type ParsedRequest, refusedUpgrade } from './request-checks.js';
+import { RawRequestView } from './front/request-view.js';
 import { openTunnel, type HandshakeFailure } from './websocket-tunnel.js';
 
 /** The log line for each way a backend can fail a WebSocket handshake. */
@@ -54,7 +59,7 @@ export interface UpgradeHost {
   untrackTunnel(socket: Duplex, closed: boolean): void;
 }
 
-/** WebSocketUpgrade answers the proxy's `upgrade` events; see the file comment. */
+/** WebSocketUpgrade answers the WebSocket handshakes of either data plane's listener; see the file comment. */
 export class WebSocketUpgrade {
   readonly #host: UpgradeHost;
 
@@ -62,18 +67,25 @@ export class WebSocketUpgrade {
     this.#host = host;
   }
 
-  onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /**
+   * onUpgrade serves one handshake: `socket` is the client connection, no parser's any
+   * more; `head` holds the bytes the client sent past the request head, written to the
+   * backend only once it has switched protocols.
+   */
+  onUpgrade(req: ParsedRequest, socket: Socket, head: Buffer): void {
     const host = this.#host;
     const { settings } = host;
-    // Node's parser has let go of the socket: nothing else will handle its errors.
+    // The parser has let go of the socket: nothing else will handle its errors.
     socket.on('error', () => socket.destroy());
-    const refused = host.closing || host.connections.refuses(req.socket);
+    const refused = host.closing || host.connections.refuses(socket);
     if (refused || refusedUpgrade(req)) {
       closeAfter(socket, rawErrorResponse(host.deps.pages[refused ? 503 : 400]));
       return;
     }
-    const facts = host.placement.facts(req, settings);
-    const url = req.url!;
+    const peer = socket.remoteAddress ?? '';
+    const url = req.target;
+    const view = new RawRequestView(peer, url, req.headers);
+    const facts = host.placement.factsOf(view, settings);
     const startedAt = performance.now();
     let decision: Decision | undefined;
     let choiceCookie: string | undefined;
@@ -82,13 +94,13 @@ export class WebSocketUpgrade {
       const verdict = judgePath(rules, url, facts.clientAddress);
       if (verdict.kind === 'bad-path' || verdict.kind === 'denied') {
         const status = verdict.kind === 'bad-path' ? 400 : 403;
-        if (settings.accessLog) host.access.write(handshakeEntry(req, facts.clientAddress, startedAt, status, undefined, verdict.kind === 'bad-path' ? 'bad-path' : 'path-denied', undefined));
+        if (settings.accessLog) host.access.write(handshakeEntry(req, view, socket, facts.clientAddress, startedAt, status, verdict.kind === 'bad-path' ? 'bad-path' : 'path-denied', undefined));
         closeAfter(socket, rawErrorResponse(host.deps.pages[status]));
         return;
       }
       if (verdict.kind === 'stateless') decision = host.placement.routeStateless();
       else if (verdict.kind === 'allowed') {
-        const choice = host.placement.choice(url, req.headers.cookie, verdict.rule, settings);
+        const choice = host.placement.choice(url, view.cookie, verdict.rule, settings);
         decision = choice?.decision;
         choiceCookie = choice?.cookie;
       }
@@ -97,18 +109,17 @@ export class WebSocketUpgrade {
       closeAfter(socket, rawErrorResponse(host.missingKeyPage));
       return;
     }
-    const peer = req.socket.remoteAddress ?? '';
-    const headers = upstreamHeaders(req.rawHeaders, { peerAddress: peer, clientAddress: facts.clientAddress, trusted: host.deps.trusted.trusts(peer), proto: settings.proto }, true);
-    let requestHead = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    const headers = upstreamHeaders(req.headers, { peerAddress: peer, clientAddress: facts.clientAddress, trusted: host.deps.trusted.trusts(peer), proto: settings.proto }, true);
+    let requestHead = `${req.method} ${url} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';
-    // The tunnel keeps only what it needs (not the request object) for as long as it is open.
-    const entry = settings.accessLog ? handshakeEntry(req, facts.clientAddress, startedAt, 0, undefined, undefined, requestIdOf(headers)) : undefined;
+    // The tunnel keeps only what it needs (not the request or its view) for as long as it is open.
+    const entry = settings.accessLog ? handshakeEntry(req, view, socket, facts.clientAddress, startedAt, 0, undefined, requestIdOf(headers)) : undefined;
     this.#tunnel(socket, requestHead, head, { startedAt, choiceCookie, entry }, facts, decision ?? host.placement.route(facts), undefined);
   }
 
   /** `log` is what the tunnel keeps of the handshake request: its start and access-log entry (filled in at the answer), and a backend-choice cookie to set. */
-  #tunnel(socket: Duplex, requestHead: string, head: Buffer, log: { startedAt: number; choiceCookie?: string | undefined; entry: AccessEntry | undefined }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
+  #tunnel(socket: Socket, requestHead: string, head: Buffer, log: { startedAt: number; choiceCookie?: string | undefined; entry: AccessEntry | undefined }, facts: RequestFacts, decision: Decision, refused: Set<string> | undefined, attempt = 0): void {
     const host = this.#host;
     const { deps, placement } = host;
     if (decision.kind === 'unavailable') {
@@ -131,7 +142,7 @@ export class WebSocketUpgrade {
     host.trackTunnel(socket, backend.id);
     const untrack = (): void => host.untrackTunnel(socket, true);
     socket.once('close', untrack);
-    openTunnel(socket as Socket, requestHead, head, this.#tunnelTarget(backend), {
+    openTunnel(socket, requestHead, head, this.#tunnelTarget(backend), {
       onConnectError: (err) => {
         if (NO_RESOURCES.has(err.code ?? '')) {
           // The balancer is out of descriptors: not the backend's fault, and no retry helps.
@@ -197,22 +208,25 @@ export class WebSocketUpgrade {
   }
 }
 
-/** handshakeEntry is the access-log entry of a WebSocket handshake (bytes in: the handshake's head). */
-function handshakeEntry(req: IncomingMessage, client: string, startedAt: number, status: number, backend: string | undefined, route: string | undefined, requestId: string | undefined): AccessEntry {
+/**
+ * handshakeEntry is the access-log entry of a WebSocket handshake (bytes in: the handshake's
+ * head). Its version is 1.1: refusedUpgrade lets no other through.
+ */
+function handshakeEntry(req: ParsedRequest, view: RawRequestView, socket: Socket, client: string, startedAt: number, status: number, route: string | undefined, requestId: string | undefined): AccessEntry {
   return {
     client,
-    method: req.method!,
-    host: req.headers.host,
-    path: req.url!,
-    httpVersion: req.httpVersion,
+    method: req.method,
+    host: view.host,
+    path: req.target,
+    httpVersion: '1.1',
     status,
-    backend,
+    backend: undefined,
     route,
     ms: Math.round((performance.now() - startedAt) * 100) / 100,
-    bytesIn: bytesInOf(req.socket),
+    bytesIn: bytesInOf(socket),
     bytesOut: 0,
-    userAgent: req.headers['user-agent'],
-    referer: req.headers.referer,
+    userAgent: view.userAgent,
+    referer: view.referer,
     requestId,
     outcome: undefined,
     websocket: true,

@@ -51,7 +51,7 @@ export interface FrontHandler {
    * handler's from now on (none of the connection's listeners are left on it); `rest`
    * holds the bytes read past the head. Without this hook the request gets 400.
    */
-  upgrade?(head: RequestHead, socket: Socket, rest: Buffer, headBytes: Buffer): void;
+  upgrade?(head: RequestHead, socket: Socket, rest: Buffer): void;
   /** A head was refused (for the debug log). */
   malformed?(status: ErrorStatus, reason: string): void;
 }
@@ -163,7 +163,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
     this.#buf = r.headEnd < buf.length ? buf.subarray(r.headEnd) : undefined;
     this.#clearTimer();
     if (r.upgrade !== undefined) {
-      this.#upgrade(r, buf.subarray(0, r.headEnd));
+      this.#upgrade(r);
       return false;
     }
     const expect = expectation(r.headers);
@@ -308,7 +308,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
     closeAfter(this.socket, rawErrorResponse(this.settings.pages[status]));
   }
 
-  #upgrade(head: RequestHead, headBytes: Buffer): void {
+  #upgrade(head: RequestHead): void {
     const upgrade = this.handler.upgrade;
     if (upgrade === undefined) {
       this.#refuse(400);
@@ -319,7 +319,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
     this.socket.pause();
     const rest = this.#buf ?? Buffer.alloc(0);
     this.#buf = undefined;
-    upgrade.call(this.handler, head, this.socket, rest, headBytes);
+    upgrade.call(this.handler, head, this.socket, rest);
   }
 
   /** Ends the connection after the last answer; what the client still sends is dropped. */

@@ -1,8 +1,9 @@
 /**
- * RawRequestView: what routing and the access log read of a request the raw data plane
- * parsed, gathered in one pass over its header list with node:http's joining rules
- * (repeated Cookie headers joined with "; ", X-Forwarded-For with ", ", the first
- * User-Agent / Referer / Host), so both data planes route on the same facts.
+ * RawRequestView: what routing and the access log read of a request given as a raw header
+ * list (every request the raw data plane parsed, and WebSocket handshakes from either
+ * plane), gathered in one pass with node:http's joining rules (repeated Cookie headers
+ * joined with "; ", X-Forwarded-For with ", ", the first User-Agent / Referer / Host), so
+ * both data planes route on the same facts.
  */
 import type { RoutingView } from '../placement.js';
 

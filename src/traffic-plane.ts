@@ -19,9 +19,13 @@ import { TrustedProxies } from './proxy/trusted-proxies.js';
 import { Upstreams } from './proxy/upstreams.js';
 import { UpstreamPools } from './proxy/upstream/pools.js';
 
-/** dataPlane: which data plane serves client requests (SERVOY_LB_DATA_PLANE: `node`, the default, or `raw`). */
+/**
+ * dataPlane: which data plane serves client requests: the raw-socket one (the default), or
+ * node:http + undici with SERVOY_LB_DATA_PLANE=node, kept selectable so the benchmarks can
+ * compare the two planes in the same run.
+ */
 export function dataPlane(env: NodeJS.ProcessEnv = process.env): 'node' | 'raw' {
-  return env.SERVOY_LB_DATA_PLANE === 'raw' ? 'raw' : 'node';
+  return env.SERVOY_LB_DATA_PLANE === 'node' ? 'node' : 'raw';
 }
 import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
 import type { PartitionLookup } from './routing/types.js';
@@ -92,7 +96,7 @@ export class LocalTraffic implements TrafficPlane {
   readonly proxy: ProxyServer;
   readonly sessions: SessionContext;
   readonly #upstreams: Upstreams;
-  /** The raw data plane's backend pools (SERVOY_LB_DATA_PLANE=raw), else undefined. */
+  /** The raw data plane's backend pools (the default), undefined with SERVOY_LB_DATA_PLANE=node. */
   readonly #pools: UpstreamPools | undefined;
   readonly #access: AccessLog;
   /** The access log's file (log.file), undefined while it goes to stdout. */
@@ -110,8 +114,8 @@ export class LocalTraffic implements TrafficPlane {
     const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle, onChange: deps.onLearn });
     this.sessions = new SessionContext(new AffinityCookieCodec(settings.secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config), deps.partitions, deps.cluster);
     this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
-    // SERVOY_LB_DATA_PLANE=raw: the raw-socket data plane (src/proxy/front/, src/proxy/upstream/);
-    // internal, until the whole suite passes on it. undici stays for WebSocket handshakes.
+    // The raw-socket data plane (src/proxy/front/, src/proxy/upstream/) unless
+    // SERVOY_LB_DATA_PLANE=node asks for node:http + undici (kept for the benchmarks).
     this.#pools = dataPlane() === 'raw' ? new UpstreamPools({ connect: config.timeouts.connect, response: config.timeouts.response }) : undefined;
     this.#accessFile = config.log.file === undefined ? undefined : new AccessFile(config.log.file, deps.logger);
     const worker = (deps.logger.bindings() as { worker?: number }).worker;

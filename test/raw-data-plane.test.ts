@@ -1,6 +1,7 @@
 /**
- * The raw-socket data plane end to end (SERVOY_LB_DATA_PLANE=raw, set for the balancer
- * this file starts, so the default suite covers it too): the real CLI in front of Servoy
+ * The raw-socket data plane end to end (the default; SERVOY_LB_DATA_PLANE=raw is set for
+ * the balancers this file starts all the same, so it pins this plane even in a run of the
+ * suite on node:http with SERVOY_LB_DATA_PLANE=node): the real CLI in front of Servoy
  * simulators, a browser's sticky session and its WebSocket, request bodies, the health
  * path, refusals, HTTP/1.0, a TLS listener, and WebSocket handshakes taken by the raw
  * listener itself (no node:http server): accepted ones tunnelled, refused ones relayed and

@@ -11,11 +11,12 @@
  * in backend-in-flight.ts, and writing the balancer's own pages in error-pages.ts.
  *
  * Two data planes share the request path from routing on (#route, #dispatch and the
- * exchange host methods): node:http + undici (the default: HttpExchange), and with
- * SERVOY_LB_DATA_PLANE=raw the raw-socket one (src/proxy/front/ + src/proxy/upstream/:
- * FrontRelay), whose listener parses requests with the strict codec and creates no
- * node:http server at all. WebSocket handshakes go to WebSocketUpgrade from either
- * listener, as a ParsedRequest (request-checks.ts).
+ * exchange host methods): the raw-socket one (the default: src/proxy/front/ +
+ * src/proxy/upstream/, FrontRelay), whose listener parses requests with the strict codec
+ * and creates no node:http server at all, and node:http + undici (HttpExchange) with
+ * SERVOY_LB_DATA_PLANE=node, kept so the benchmarks can compare the two. WebSocket
+ * handshakes go to WebSocketUpgrade from either listener, as a ParsedRequest
+ * (request-checks.ts).
  */
 import { listenOn } from './listen.js';
 import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -70,7 +71,7 @@ export interface ProxyObserver {
 export interface ProxyDeps {
   readonly pool: Pool;
   readonly upstreams: Upstreams;
-  /** The raw-socket data plane's backend pools (SERVOY_LB_DATA_PLANE=raw); undefined on node:http. */
+  /** The raw-socket data plane's backend pools (the default); undefined on node:http (SERVOY_LB_DATA_PLANE=node). */
   readonly pools?: UpstreamPools;
   readonly sessions: SessionContext;
   trusted: TrustedProxies;
@@ -118,7 +119,7 @@ export class ProxyServer implements ExchangeHost {
   readonly #placement: Placement;
   readonly #upgrades: WebSocketUpgrade;
   readonly #clientErrors: ClientErrors;
-  /** The raw-socket data plane's listener (SERVOY_LB_DATA_PLANE=raw), else undefined. */
+  /** The raw-socket data plane's listener (the default), undefined with SERVOY_LB_DATA_PLANE=node. */
   readonly #raw: RawListener | undefined;
   /** The node:http plane's listener, else undefined (exactly one of #raw and #http is there). */
   readonly #http: Server | undefined;

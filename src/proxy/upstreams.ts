@@ -1,7 +1,8 @@
 /**
  * Upstreams keeps one undici Pool (keep-alive HTTP/1.1 connections) per backend, created
  * on first use and replaced when a backend's URL changes. Closing is graceful: in-flight
- * requests finish, idle connections go.
+ * requests finish, idle connections go. It serves the node:http data plane
+ * (SERVOY_LB_DATA_PLANE=node); the default raw plane has src/proxy/upstream/pools.ts.
  */
 import { Pool } from 'undici';
 import type { BackendView } from '../pool/snapshot.js';

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServoySim, type ServoySim } from '../../examples/servoy-sim.js';
+import type { ServoySim } from '../../examples/servoy-sim.js';
 import { configSchema } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { CliError } from './cli-error.js';
@@ -29,6 +29,8 @@ export function registerDemo(program: Command): void {
       const adminPort = portNumber('--admin-port', opts.adminPort);
       const dir = await mkdtemp(join(tmpdir(), 'servoy-lb-demo-'));
       const sims: ServoySim[] = [];
+      // The simulated servers (and the ws library under them) are loaded only by `demo`, not by `start`.
+      const { startServoySim } = await import('../../examples/servoy-sim.js');
       try {
         // Sessions idle out after 2 minutes (30 by default) so that a drain can be watched to its end.
         for (const route of ROUTES) sims.push(await startServoySim({ route, port: 0, sessionIdleMs: 120_000 }));

@@ -7,8 +7,6 @@
  * is no pool.
  */
 import type { Command } from 'commander';
-import { placeholderEnv } from '../apache/convert.js';
-import { ImportInputError, importFiles } from '../apache/import-files.js';
 import { ConfigError, parseConfigText } from '../config/load.js';
 import { CliError } from './cli-error.js';
 
@@ -38,6 +36,8 @@ export function registerImportApache(program: Command): void {
 
 /** runImportApache converts the files, writes config and warnings, and returns the exit code. */
 export async function runImportApache(files: string | readonly string[]): Promise<0 | 1> {
+  // The converter is loaded only by this command, so `start` does not carry it in memory.
+  const [{ placeholderEnv }, { ImportInputError, importFiles }] = await Promise.all([import('../apache/convert.js'), import('../apache/import-files.js')]);
   let result;
   try {
     result = importFiles(typeof files === 'string' ? [files] : files);
@@ -46,7 +46,7 @@ export async function runImportApache(files: string | readonly string[]): Promis
     throw err;
   }
   const json = `${JSON.stringify(result.config, null, 2)}\n`;
-  const problems = selfCheck(json);
+  const problems = selfCheck(json, placeholderEnv());
   process.stderr.write(result.lines.map((line) => `${line}\n`).join(''));
   process.stdout.write(json);
   if (problems.length > 0) {
@@ -62,9 +62,9 @@ export async function runImportApache(files: string | readonly string[]): Promis
  * from the Apache file are read from the environment only when servoy-lb loads the config,
  * so here every name stands for a placeholder value.
  */
-function selfCheck(json: string): string[] {
+function selfCheck(json: string, env: NodeJS.ProcessEnv): string[] {
   try {
-    parseConfigText(json, { baseDir: process.cwd(), env: placeholderEnv() });
+    parseConfigText(json, { baseDir: process.cwd(), env });
     return [];
   } catch (err) {
     if (err instanceof ConfigError) return err.problems;

@@ -6,13 +6,13 @@
  * processes never interleave mid-line. Worker lines carry `worker: <n>`.
  */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import { prettyStream } from '../log.js';
 
 /** clusterLogger builds the logger of the primary (worker undefined) or of worker n. */
 export function clusterLogger(level: string, worker?: number): Logger {
   const base = worker === undefined ? undefined : { worker };
   if (process.stdout.isTTY === true) {
-    return pino({ level: level as LevelWithSilent, base }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+    return pino({ level: level as LevelWithSilent, base }, prettyStream());
   }
   const destination = pino.destination({ dest: 1, sync: false, minLength: 2048, maxWrite: 4096 });
   setInterval(() => {

@@ -32,6 +32,11 @@ export interface RequestOwner {
   cut(req: FrontRequest): void;
 }
 
+/** nextTick's callback after writeHead (a module function: no closure per request). */
+function flushHeadOf(req: FrontRequest): void {
+  req.flushHead();
+}
+
 /** FrontRequest: see the file comment. */
 export class FrontRequest {
   /** Set false before writeHead to close the connection after this response. */
@@ -43,6 +48,8 @@ export class FrontRequest {
   #wire = BodyWire.None;
   #headersSent = false;
   #finished = false;
+  /** The head is corked on the socket, waiting for the first body bytes (writeHead). */
+  #corked = false;
 
   constructor(
     readonly owner: RequestOwner,
@@ -83,7 +90,20 @@ export class FrontRequest {
     this.keepAlive = framing.keepAlive;
     this.#wire = framing.wire;
     this.#headersSent = true;
-    this.socket.write(renderResponseHead(status, reason, headers, framing, this.owner.keepAliveSeconds), 'latin1');
+    const socket = this.socket;
+    // Corked: the head and the body that mostly follows in the same backend read leave in
+    // one writev (one syscall, not two); end() or the next tick uncorks (flushHead), as node:http does.
+    socket.cork();
+    this.#corked = true;
+    socket.write(renderResponseHead(status, reason, headers, framing, this.owner.keepAliveSeconds), 'latin1');
+    process.nextTick(flushHeadOf, this);
+  }
+
+  /** flushHead sends what writeHead corked (once: end() and the next tick both call it). */
+  flushHead(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
   }
 
   /** write sends body bytes; false: the socket's buffer is full, wait for onDrain. */
@@ -117,6 +137,7 @@ export class FrontRequest {
     if (this.#finished) return;
     if (last !== undefined) this.write(last);
     if (this.#wire === BodyWire.Chunked) this.socket.write('0\r\n\r\n', 'latin1');
+    this.flushHead();
     this.#finished = true;
     this.owner.responseDone(this);
   }

@@ -95,7 +95,7 @@ export class FrontRequest {
     // one writev (one syscall, not two); end() or the next tick uncorks (flushHead), as node:http does.
     socket.cork();
     this.#corked = true;
-    socket.write(renderResponseHead(status, reason, headers, framing, this.owner.keepAliveSeconds), 'latin1');
+    socket.write(renderResponseHead(status, reason, headers, framing, this.owner.keepAliveSeconds));
     process.nextTick(flushHeadOf, this);
   }
 
@@ -164,6 +164,7 @@ export class FrontRequest {
   /** destroy cuts the connection: the only honest signal once a response has started. */
   destroy(): void {
     if (this.#finished) return;
+    this.flushHead(); // what was written goes out before the cut, as without the cork
     this.#finished = true;
     this.owner.cut(this);
   }

@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { CHUNK_DATA, CHUNK_END, CHUNK_ERROR, ChunkedDecoder } from '../codec/chunked.js';
 import type { BodyFraming } from '../codec/request-head.js';
+import { encodeHead } from '../codec/head-bytes.js';
 import { parseResponseHead, type ResponseHead } from '../codec/response-head.js';
 import type { UpstreamConnection } from './connection.js';
 import { UpstreamError, type UpstreamErrorCode } from './errors.js';
@@ -138,9 +139,7 @@ export class UpstreamExchange implements PoolClient {
     this.#conn = conn;
     this.#phase = Phase.Head;
     const { method, target, headers } = this.request;
-    let head = `${method} ${target} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    conn.socket.write(`${head}\r\n`, 'latin1');
+    conn.socket.write(encodeHead(`${method} ${target} HTTP/1.1\r\n`, headers, '\r\n'));
     if (this.#requestDone) return;
     const source = this.request.source;
     if (source === undefined || source.readableEnded) {

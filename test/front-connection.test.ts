@@ -346,6 +346,27 @@ t.test('client aborts: the listener hears it once; a late answer is dropped', as
   t.match(c.received(), /Connection: keep-alive\r\n/, '503 keeps the connection');
 });
 
+t.test('a head is held for a body that follows at once, else sent at once', async (t) => {
+  const front = await startFront(t);
+  const c = await rawClient(t, front.url);
+  c.write(`GET /hold HTTP/1.1\r\n${H}\r\n`);
+  await until(() => front.held.length === 1, 'the first request');
+  const first = front.held[0]!;
+  first.writeHead(200, 'OK', ['Content-Length', '3'], 3, true);
+  t.equal(first.socket.writableCorked, 1, 'held back for the body');
+  first.end(Buffer.from('abc'));
+  t.equal(first.socket.writableCorked, 0, 'sent with the body');
+  await until(() => /\r\n\r\nabc$/.test(c.received()), 'the first response');
+  c.write(`GET /hold HTTP/1.1\r\n${H}\r\n`);
+  await until(() => front.held.length === 2, 'the second request');
+  const second = front.held[1]!;
+  second.writeHead(200, 'OK', ['Content-Length', '3'], 3);
+  t.equal(second.socket.writableCorked, 0, 'no body announced: not held');
+  await until(() => answers(c.received()).length === 2, 'the second head, before any of its body');
+  second.end(Buffer.from('def'));
+  await until(() => /\r\n\r\ndef$/.test(c.received()), 'the second body');
+});
+
 t.test('a page after the response started cuts the connection', async (t) => {
   const front = await startFront(t);
   const c = await rawClient(t, front.url);

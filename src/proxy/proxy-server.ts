@@ -277,7 +277,7 @@ export class ProxyServer implements ExchangeHost {
       if (req.body !== undefined) req.keepAlive = false;
       const headers: string[] = [];
       for (const [name, value] of Object.entries(answer.headers)) headers.push(name, String(value));
-      req.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', headers, Buffer.byteLength(answer.text));
+      req.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', headers, Buffer.byteLength(answer.text), true);
       req.end(Buffer.from(answer.text));
       return;
     }

@@ -47,7 +47,11 @@ export interface UpstreamRequest {
 export interface ResponseSink {
   /** A 1xx other than 101 (100 Continue, 103 Early Hints); the final head follows. */
   interim?(head: ResponseHead): void;
-  head(head: ResponseHead): void;
+  /**
+   * The final head. bodyFollows: the body's bytes (or its end) come in calls made before
+   * this read returns, so the sink may hold the head back to write it with them.
+   */
+  head(head: ResponseHead, bodyFollows: boolean): void;
   /** Body bytes (trailers are dropped); `false` pauses the backend until exchange.resume(). */
   data(chunk: Buffer): boolean;
   end(): void;
@@ -241,7 +245,7 @@ export class UpstreamExchange implements PoolClient {
       this.#responseStarted = true;
       this.#phase = Phase.Body;
       const body = r.body;
-      this.sink.head(r);
+      this.sink.head(r, body.kind === 'none' || (body.kind === 'length' && r.headEnd < b.length));
       if (this.#phase !== Phase.Body) return; // the sink aborted
       switch (body.kind) {
         case 'none':

@@ -136,7 +136,7 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
       const { host, port } = pool.options;
       headers = [...headers, 'host', isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`];
     }
-    const request: UpstreamRequest = { method: head.method, target: head.target, headers, body: head.body, ...(body !== undefined ? { source: body } : {}) };
+    const request: UpstreamRequest = { method: head.method, target: head.target, headers, body: head.body, source: body };
     this.#pool = pool;
     this.#upstream = exchange(pool, request, this);
   }

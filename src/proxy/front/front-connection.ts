@@ -165,7 +165,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
       this.#upgrade(r, buf.subarray(0, r.headEnd));
       return false;
     }
-    const expect = expectation(r.headers);
+    const expect = r.expect;
     if (expect === 'other') {
       this.#refuse(417);
       return false;
@@ -414,16 +414,4 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
     req.abort('client-timeout');
     this.#refuse(408);
   }
-}
-
-/** The request's Expect header: none, 100-continue, or another expectation (417). */
-function expectation(headers: readonly string[]): 'none' | 'continue' | 'other' {
-  let result: 'none' | 'continue' | 'other' = 'none';
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (name.length !== 6 || name.toLowerCase() !== 'expect') continue;
-    if (headers[i + 1]!.toLowerCase() !== '100-continue') return 'other';
-    result = 'continue';
-  }
-  return result;
 }

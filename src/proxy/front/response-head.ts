@@ -8,6 +8,7 @@
  * Pure: it decides and renders, the connection writes. The head is one Buffer
  * (encodeHead), written in one go.
  */
+import { lowerName } from '../codec/fields.js';
 import { encodeHead } from '../codec/head-bytes.js';
 
 /** How the response body is framed on the wire. */
@@ -58,7 +59,7 @@ export function utcDate(): string {
 function hasDate(headers: readonly string[]): boolean {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'date') return true;
+    if (name.length === 4 && lowerName(name) === 'date') return true;
   }
   return false;
 }

@@ -115,9 +115,9 @@ t.test('response head: framing decisions and rendering', async (t) => {
   for (const [name, method, minor, status, length, keepAlive, wire, after] of cases) {
     t.same(responseFraming(method, minor, status, length, keepAlive), { wire, keepAlive: after }, name);
   }
-  const head = renderResponseHead(200, 'OK', ['X-A', '1'], { wire: BodyWire.Chunked, keepAlive: true }, 60);
+  const head = renderResponseHead(200, 'OK', ['X-A', '1'], { wire: BodyWire.Chunked, keepAlive: true }, 60).toString('latin1');
   t.match(head, /^HTTP\/1\.1 200 OK\r\nX-A: 1\r\nConnection: keep-alive\r\nKeep-Alive: timeout=60\r\nDate: [^\r]+ GMT\r\nTransfer-Encoding: chunked\r\n\r\n$/);
-  const dated = renderResponseHead(404, 'Not Found', ['date', 'then'], { wire: BodyWire.Length, keepAlive: false }, 60);
+  const dated = renderResponseHead(404, 'Not Found', ['date', 'then'], { wire: BodyWire.Length, keepAlive: false }, 60).toString('latin1');
   t.equal(dated, 'HTTP/1.1 404 Not Found\r\ndate: then\r\nConnection: close\r\n\r\n', 'the caller\'s Date is kept, no second one');
   t.equal(utcDate(), utcDate(), 'the date is cached');
 });
@@ -344,6 +344,27 @@ t.test('client aborts: the listener hears it once; a late answer is dropped', as
   await c.until(/retry-after: 10\r\n[^]*<\/html>\n$/);
   t.match(c.received(), /^HTTP\/1\.1 503 Service Unavailable\r\n/, 'a page through the writer');
   t.match(c.received(), /Connection: keep-alive\r\n/, '503 keeps the connection');
+});
+
+t.test('a head is held for a body that follows at once, else sent at once', async (t) => {
+  const front = await startFront(t);
+  const c = await rawClient(t, front.url);
+  c.write(`GET /hold HTTP/1.1\r\n${H}\r\n`);
+  await until(() => front.held.length === 1, 'the first request');
+  const first = front.held[0]!;
+  first.writeHead(200, 'OK', ['Content-Length', '3'], 3, true);
+  t.equal(first.socket.writableCorked, 1, 'held back for the body');
+  first.end(Buffer.from('abc'));
+  t.equal(first.socket.writableCorked, 0, 'sent with the body');
+  await until(() => /\r\n\r\nabc$/.test(c.received()), 'the first response');
+  c.write(`GET /hold HTTP/1.1\r\n${H}\r\n`);
+  await until(() => front.held.length === 2, 'the second request');
+  const second = front.held[1]!;
+  second.writeHead(200, 'OK', ['Content-Length', '3'], 3);
+  t.equal(second.socket.writableCorked, 0, 'no body announced: not held');
+  await until(() => answers(c.received()).length === 2, 'the second head, before any of its body');
+  second.end(Buffer.from('def'));
+  await until(() => /\r\n\r\ndef$/.test(c.received()), 'the second body');
 });
 
 t.test('a page after the response started cuts the connection', async (t) => {

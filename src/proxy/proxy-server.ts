@@ -289,7 +289,7 @@ export class ProxyServer implements ExchangeHost {
       if (req.body !== undefined) req.keepAlive = false;
       const headers: string[] = [];
       for (const [name, value] of Object.entries(answer.headers)) headers.push(name, String(value));
-      req.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', headers, Buffer.byteLength(answer.text));
+      req.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', headers, Buffer.byteLength(answer.text), true);
       req.end(Buffer.from(answer.text));
       return;
     }
@@ -447,12 +447,13 @@ export class ProxyServer implements ExchangeHost {
   finished(exchange: Forwarded, outcome: ExchangeOutcome): void {
     this.#backendInFlight.leave(exchange);
     const backendId = exchange.backend?.id;
+    const elapsedMs = performance.now() - exchange.startedAt; // read once: the metrics and the access log agree
     if (backendId !== undefined) {
       const counters = this.#deps.sessions.accounting.counters(backendId);
       counters.bytesOut += exchange.bytesOut;
       if (outcome === 'client-abort' || outcome === 'client-timeout') counters.clientAborts++;
       else if (outcome === 'backend-error' || outcome === 'timeout') counters.errors++;
-      this.#deps.observer?.requestFinished(backendId, outcome, (performance.now() - exchange.startedAt) / 1000);
+      this.#deps.observer?.requestFinished(backendId, outcome, elapsedMs / 1000);
     }
     if (this.settings.accessLog) {
       this.#deps.access.write({
@@ -461,7 +462,7 @@ export class ProxyServer implements ExchangeHost {
         status: exchange.status,
         backend: backendId,
         route: exchange.reason ?? exchange.pathVerdict,
-        ms: Math.round((performance.now() - exchange.startedAt) * 100) / 100,
+        ms: Math.round(elapsedMs * 100) / 100,
         bytesOut: exchange.bytesOut,
         requestId: requestIdOf(exchange.upstreamHeaders),
         outcome,

@@ -16,6 +16,7 @@
  * a generated one (src/proxy/request-id.ts); it is always the last header of the list, so
  * the access log finds it without a search (requestIdOf).
  */
+import { lowerName } from './codec/fields.js';
 import { acceptableRequestId, nextRequestId } from './request-id.js';
 
 const HOP_BY_HOP = new Set([
@@ -81,7 +82,7 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    const lower = fastLower(name);
+    const lower = lowerName(name);
     if (lower === 'connection') {
       connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
       continue;
@@ -124,15 +125,6 @@ export function upstreamHeaders(raw: readonly string[], facts: ForwardFacts, kee
 /** requestIdOf is the X-Request-Id of a list built by upstreamHeaders (always its last value). */
 export function requestIdOf(headers: readonly string[]): string {
   return headers[headers.length - 1]!;
-}
-
-/** Lower-cases only when needed: most clients already send lower-case or canonical names. */
-function fastLower(name: string): string {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) return name.toLowerCase();
-  }
-  return name;
 }
 
 /** Removes headers the client listed in Connection (they are hop-by-hop too). */

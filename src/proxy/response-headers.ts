@@ -4,6 +4,7 @@
  * headers are dropped (RFC 9110 7.6.1), and so are those a backend names in its Connection
  * header.
  */
+import { lowerName } from './codec/fields.js';
 
 /** Response headers never relayed to the client (hop-by-hop, RFC 9110 7.6.1). */
 export const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te', 'proxy-authenticate']);
@@ -36,7 +37,7 @@ export function relayedResponseHeaders(raw: readonly string[], sessionCookiePref
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    const lower = name.toLowerCase();
+    const lower = lowerName(name);
     if (HOP_BY_HOP_RESPONSE.has(lower)) {
       if (lower === 'connection' && !KEEP_ALIVE_OR_CLOSE.test(value)) connectionTokens = `${connectionTokens ?? ''},${value}`;
       continue;

@@ -71,9 +71,30 @@ export function internedName(byLength: readonly (readonly string[] | undefined)[
   return buf.toString('latin1', s, e);
 }
 
-/** namesByLength: the table internedName() takes. */
+/** The lower-case form of each name the codecs intern (namesByLength fills it). */
+const LOWER = new Map<string, string>();
+
+/** namesByLength: the table internedName() takes (its names' lower-case forms go to lowerName's table). */
 export function namesByLength(names: readonly string[]): string[][] {
   const table: string[][] = [];
-  for (const n of names) (table[n.length] ??= []).push(n);
+  for (const n of names) {
+    (table[n.length] ??= []).push(n);
+    LOWER.set(n, n.toLowerCase());
+  }
   return table;
+}
+
+/**
+ * lowerName is a header name in lower case: for the names the codecs intern, a lookup of
+ * the form made once (no new string per request); for others, lower-cased only when some
+ * letter is upper-case.
+ */
+export function lowerName(name: string): string {
+  const known = LOWER.get(name);
+  if (known !== undefined) return known;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return name.toLowerCase();
+  }
+  return name;
 }

@@ -33,8 +33,8 @@ export interface RequestHead {
   keepAlive: boolean;
   /** The Upgrade header's value when Connection also lists `upgrade`. */
   upgrade?: string;
-  /** Expect: 100-continue was sent. */
-  expectContinue?: boolean;
+  /** The Expect header: `continue` for 100-continue only, `other` for any other expectation (417). */
+  expect?: 'continue' | 'other';
 }
 
 /** The outcome of one parse: more bytes needed, a refusal, or the head. */
@@ -141,7 +141,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderBytes: num
   let hosts = 0;
   let connection = 0;
   let upgrade: string | undefined;
-  let expectContinue = false;
+  let expect: 'continue' | 'other' | undefined;
 
   for (;;) {
     if (p === limit) return tooLarge ? fail('too-large', 'head too large') : INCOMPLETE;
@@ -187,7 +187,10 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderBytes: num
         if (nameIs(buf, ns, ne, 'host') && ++hosts > 1) return fail('bad-request', 'more than one Host');
         break;
       case 6:
-        if (nameIs(buf, ns, ne, 'expect') && value.toLowerCase() === '100-continue') expectContinue = true;
+        if (nameIs(buf, ns, ne, 'expect')) {
+          if (!nameIs(buf, vs, ve, '100-continue')) expect = 'other';
+          else expect ??= 'continue';
+        }
         break;
       case 7:
         if (nameIs(buf, ns, ne, 'upgrade')) {
@@ -246,6 +249,6 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderBytes: num
     keepAlive: minor === 1 ? (connection & 1) === 0 : (connection & 3) === 2,
   };
   if (upgrading) head.upgrade = upgrade;
-  if (expectContinue) head.expectContinue = true;
+  if (expect !== undefined) head.expect = expect;
   return head;
 }

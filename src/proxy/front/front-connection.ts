@@ -25,6 +25,7 @@ import { CHUNK_DATA, CHUNK_END, CHUNK_ERROR, ChunkedDecoder } from '../codec/chu
 import { parseRequestHead, type RequestHead } from '../codec/request-head.js';
 import { closeAfter } from '../close-socket.js';
 import { type ErrorPages, type ErrorStatus, rawErrorResponse } from '../error-pages.js';
+import { Armed, ConnectionTimers } from './connection-timers.js';
 import { FrontRequest, type RequestOwner } from './front-request.js';
 import { type BodyFeeder, RequestBody } from './request-body.js';
 
@@ -80,9 +81,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   #bodyPaused = false;
   /** Reading is paused because too many pipelined bytes wait for the current answer. */
   #pipelinePaused = false;
-  #timer: NodeJS.Timeout | undefined;
-  /** Which timeout #timer is: the head's (408) or keep-alive idle (silent close). */
-  #timerIsIdle = false;
+  readonly #timers = new ConnectionTimers((kind) => this.#onTimeout(kind));
   #pumping = false;
   /** A request was answered on this connection (the keep-alive timeout applies between requests). */
   #answered = false;
@@ -114,11 +113,11 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
     switch (this.#state) {
       case State.Head:
         this.#append(chunk);
-        if (this.#timerIsIdle) this.#armHeadTimer();
+        if (this.#timers.armed === Armed.Idle) this.#armHeadTimer();
         this.#pump();
         return;
       case State.Body:
-        this.#timer?.refresh();
+        this.#timers.restart(Armed.Body);
         this.#feedBody(chunk, 0);
         return;
       case State.Answering:
@@ -161,12 +160,12 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
       return false;
     }
     this.#buf = r.headEnd < buf.length ? buf.subarray(r.headEnd) : undefined;
-    this.#clearTimer();
+    this.#timers.disarm();
     if (r.upgrade !== undefined) {
       this.#upgrade(r);
       return false;
     }
-    const expect = expectation(r.headers);
+    const expect = r.expect;
     if (expect === 'other') {
       this.#refuse(417);
       return false;
@@ -228,7 +227,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   #bodyEnded(b: Buffer, end: number): void {
     this.#body!.push(null);
     this.#decoder = undefined;
-    this.#clearTimer();
+    this.#timers.disarm();
     if (this.#bodyPaused) {
       this.#bodyPaused = false;
       this.socket.resume();
@@ -259,7 +258,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   wantMore(): void {
     if (this.#bodyPaused && this.#state === State.Body) {
       this.#bodyPaused = false;
-      this.#timer?.refresh();
+      this.#timers.restart(Armed.Body);
       this.socket.resume();
     }
   }
@@ -294,7 +293,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   cut(req: FrontRequest): void {
     if (req !== this.#req) return;
     this.#state = State.Closed;
-    this.#clearTimer();
+    this.#timers.disarm();
     this.socket.destroy();
   }
 
@@ -303,7 +302,7 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   /** Answers a head the balancer will not serve with a page and closes after it. */
   #refuse(status: ErrorStatus): void {
     this.#state = State.Closed;
-    this.#clearTimer();
+    this.#timers.disarm();
     this.#detach();
     closeAfter(this.socket, rawErrorResponse(this.settings.pages[status]));
   }
@@ -325,13 +324,14 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   /** Ends the connection after the last answer; what the client still sends is dropped. */
   #close(): void {
     this.#state = State.Closed;
-    this.#clearTimer();
+    this.#timers.disarm();
     this.#detach();
     this.#buf = undefined;
     closeAfter(this.socket);
   }
 
   #detach(): void {
+    this.#timers.stop();
     this.socket.off('data', this.#onData);
     this.socket.off('end', this.#onEnd);
     this.socket.off('error', this.#onError);
@@ -347,14 +347,14 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   readonly #onError = (): void => {
     this.#abort('client-abort');
     this.#state = State.Closed;
-    this.#clearTimer();
+    this.#timers.disarm();
     this.socket.destroy();
   };
 
   readonly #onClose = (): void => {
     this.#abort('client-abort');
     this.#state = State.Closed;
-    this.#clearTimer();
+    this.#timers.stop();
   };
 
   /** The request in progress ends without its response: the client is gone or stalled. */
@@ -368,52 +368,35 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
   // ---- timers ----------------------------------------------------------------------------
 
   #armHeadTimer(): void {
-    this.#clearTimer();
-    const ms = this.settings.headersTimeout;
-    if (ms <= 0) return;
-    this.#timerIsIdle = false;
-    this.#timer = setTimeout(this.#onHeadTimeout, ms);
-    this.#timer.unref();
+    this.#timers.arm(Armed.Head, this.settings.headersTimeout);
   }
 
   #armIdleTimer(): void {
-    this.#clearTimer();
-    const ms = this.settings.keepAliveTimeout;
-    if (ms <= 0) return;
-    this.#timerIsIdle = true;
-    this.#timer = setTimeout(this.#onIdleTimeout, ms);
-    this.#timer.unref();
+    this.#timers.arm(Armed.Idle, this.settings.keepAliveTimeout);
   }
 
   #armBodyTimer(): void {
-    this.#clearTimer();
-    const ms = this.settings.bodyIdleTimeout;
-    if (ms <= 0) return;
-    this.#timer = setTimeout(this.#onBodyTimeout, ms);
-    this.#timer.unref();
+    this.#timers.arm(Armed.Body, this.settings.bodyIdleTimeout);
   }
 
-  #clearTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerIsIdle = false;
+  #onTimeout(kind: Armed): void {
+    if (kind === Armed.Head) this.#onHeadTimeout();
+    else if (kind === Armed.Idle) this.#onIdleTimeout();
+    else this.#onBodyTimeout();
   }
 
-  readonly #onHeadTimeout = (): void => {
-    this.#timer = undefined;
+  #onHeadTimeout(): void {
     if (this.#state !== State.Head) return;
     // Nothing of a next request on a connection that already had answers: just close.
     if (this.#answered && this.#buf === undefined) this.#close();
     else this.#refuse(408);
-  };
+  }
 
-  readonly #onIdleTimeout = (): void => {
-    this.#timer = undefined;
+  #onIdleTimeout(): void {
     if (this.#state === State.Head) this.#close();
-  };
+  }
 
-  readonly #onBodyTimeout = (): void => {
-    this.#timer = undefined;
+  #onBodyTimeout(): void {
     if (this.#state !== State.Body) return;
     if (this.#bodyPaused) {
       // Waiting on our own backpressure is not the client's stall.
@@ -430,17 +413,5 @@ export class FrontConnection implements RequestOwner, BodyFeeder {
     }
     req.abort('client-timeout');
     this.#refuse(408);
-  };
-}
-
-/** The request's Expect header: none, 100-continue, or another expectation (417). */
-function expectation(headers: readonly string[]): 'none' | 'continue' | 'other' {
-  let result: 'none' | 'continue' | 'other' = 'none';
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (name.length !== 6 || name.toLowerCase() !== 'expect') continue;
-    if (headers[i + 1]!.toLowerCase() !== '100-continue') return 'other';
-    result = 'continue';
   }
-  return result;
 }

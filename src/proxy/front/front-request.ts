@@ -43,6 +43,8 @@ export class FrontRequest {
   #wire = BodyWire.None;
   #headersSent = false;
   #finished = false;
+  /** The head is corked on the socket until the body bytes that follow (writeHead's bodyFollows). */
+  #corked = false;
 
   constructor(
     readonly owner: RequestOwner,
@@ -73,23 +75,35 @@ export class FrontRequest {
   /**
    * writeHead sends the status line and headers. bodyLength: the Content-Length among
    * `headers`, or -1 when the length is unknown (then chunked, or close-delimited to
-   * HTTP/1.0). An answer before the whole body arrived closes the connection after it:
-   * the rest of the body would otherwise be read as a request.
+   * HTTP/1.0). bodyFollows: the caller writes (or ends) the body before it returns, so the
+   * head is held back and leaves with the first body bytes in one writev (one syscall, not
+   * two). An answer before the whole body arrived closes the connection after it: the rest
+   * of the body would otherwise be read as a request.
    */
-  writeHead(status: number, reason: string, headers: readonly string[], bodyLength: number): void {
+  writeHead(status: number, reason: string, headers: readonly string[], bodyLength: number, bodyFollows = false): void {
     if (this.#finished || this.#headersSent) return;
     if (!this.bodyComplete) this.keepAlive = false;
     const framing = responseFraming(this.head.method, this.head.versionMinor, status, bodyLength, this.keepAlive);
     this.keepAlive = framing.keepAlive;
     this.#wire = framing.wire;
     this.#headersSent = true;
-    this.socket.write(renderResponseHead(status, reason, headers, framing, this.owner.keepAliveSeconds), 'latin1');
+    if (bodyFollows) {
+      this.socket.cork();
+      this.#corked = true;
+    }
+    this.socket.write(renderResponseHead(status, reason, headers, framing, this.owner.keepAliveSeconds));
   }
 
   /** write sends body bytes; false: the socket's buffer is full, wait for onDrain. */
   write(chunk: Buffer): boolean {
     if (this.#finished || chunk.length === 0) return true;
     this.bytesOut += chunk.length;
+    const ok = this.#send(chunk);
+    this.#flushHead();
+    return ok;
+  }
+
+  #send(chunk: Buffer): boolean {
     switch (this.#wire) {
       case BodyWire.None:
         return true;
@@ -107,6 +121,13 @@ export class FrontRequest {
     }
   }
 
+  /** Sends a head that writeHead held back (bodyFollows), with what was written since. */
+  #flushHead(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
+  }
+
   /** onDrain calls `fn` once when the socket can take more (after write() returned false). */
   onDrain(fn: () => void): void {
     this.socket.once('drain', fn);
@@ -117,6 +138,7 @@ export class FrontRequest {
     if (this.#finished) return;
     if (last !== undefined) this.write(last);
     if (this.#wire === BodyWire.Chunked) this.socket.write('0\r\n\r\n', 'latin1');
+    this.#flushHead();
     this.#finished = true;
     this.owner.responseDone(this);
   }
@@ -136,13 +158,14 @@ export class FrontRequest {
     if (s === 400 || s === 408 || s === 417 || (s === 403 && this.body !== undefined)) this.keepAlive = false;
     const headers = ['content-type', 'text/html; charset=utf-8', 'content-length', String(page.body.length), 'cache-control', 'no-store'];
     if (s === 503) headers.push('retry-after', '10');
-    this.writeHead(s, page.reason, headers, page.body.length);
+    this.writeHead(s, page.reason, headers, page.body.length, true);
     this.end(page.body);
   }
 
   /** destroy cuts the connection: the only honest signal once a response has started. */
   destroy(): void {
     if (this.#finished) return;
+    this.#flushHead(); // what was written goes out before the cut
     this.#finished = true;
     this.owner.cut(this);
   }

@@ -136,7 +136,7 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
       const { host, port } = pool.options;
       headers = [...headers, 'host', isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`];
     }
-    const request: UpstreamRequest = { method: head.method, target: head.target, headers, body: head.body, ...(body !== undefined ? { source: body } : {}) };
+    const request: UpstreamRequest = { method: head.method, target: head.target, headers, body: head.body, source: body };
     this.#pool = pool;
     this.#upstream = exchange(pool, request, this);
   }
@@ -166,7 +166,7 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
 
   // ResponseSink
 
-  head(h: ResponseHead): void {
+  head(h: ResponseHead, bodyFollows: boolean): void {
     const status = h.status;
     if (status === 503 && !this.hasBody && ((this.reason === 'stateless' && this.host.retryUnavailable(this)) || (this.#isNewToServer() && this.host.maintenance(this)))) {
       // Read this page to the end (the backend connection stays reusable), then go elsewhere.
@@ -177,7 +177,7 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
     this.host.responseHeaders(this, headers);
     this.status = status;
     const length = h.body.kind === 'length' ? h.body.length : h.body.kind === 'none' ? 0 : -1;
-    this.req.writeHead(status, h.reason || STATUS_CODES[status] || '', headers, length);
+    this.req.writeHead(status, h.reason || STATUS_CODES[status] || '', headers, length, bodyFollows);
   }
 
   data(chunk: Buffer): boolean {

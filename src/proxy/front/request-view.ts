@@ -5,6 +5,7 @@
  * joined with "; ", X-Forwarded-For with ", ", the first User-Agent / Referer / Host), so
  * both data planes route on the same facts.
  */
+import { lowerName } from '../codec/fields.js';
 import type { RoutingView } from '../placement.js';
 
 /** RawRequestView: see the file comment. */
@@ -26,7 +27,7 @@ export class RawRequestView implements RoutingView {
       const n = name.length;
       if (n !== 4 && n !== 6 && n !== 7 && n !== 10 && n !== 15) continue;
       const value = raw[i + 1]!;
-      switch (name.toLowerCase()) {
+      switch (lowerName(name)) {
         case 'host':
           this.host ??= value;
           break;

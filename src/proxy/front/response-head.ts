@@ -5,9 +5,11 @@
  * whose length the caller does not know (chunked to HTTP/1.1 clients; to HTTP/1.0 ones the
  * body runs until the connection closes, as node:http does).
  *
- * Pure: it decides and renders, the connection writes. One string built by concatenation
- * and written in one go: no per-header buffers.
+ * Pure: it decides and renders, the connection writes. The head is one Buffer
+ * (encodeHead), written in one go.
  */
+import { lowerName } from '../codec/fields.js';
+import { encodeHead } from '../codec/head-bytes.js';
 
 /** How the response body is framed on the wire. */
 export const enum BodyWire {
@@ -57,21 +59,20 @@ export function utcDate(): string {
 function hasDate(headers: readonly string[]): boolean {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'date') return true;
+    if (name.length === 4 && lowerName(name) === 'date') return true;
   }
   return false;
 }
 
 /**
- * renderResponseHead renders a head (latin1). Header values must hold no CR or LF: the
- * response codec guarantees it for what a backend sent, the balancer's own never do.
- * keepAliveSeconds: the client's idle timeout, announced in Keep-Alive as node:http does.
+ * renderResponseHead renders a head (latin1 bytes: encodeHead). Header values must hold no
+ * CR or LF: the response codec guarantees it for what a backend sent, the balancer's own
+ * never do. keepAliveSeconds: the client's idle timeout, announced in Keep-Alive as
+ * node:http does.
  */
-export function renderResponseHead(status: number, reason: string, headers: readonly string[], framing: ResponseFraming, keepAliveSeconds: number): string {
-  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
-  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  head += framing.keepAlive ? `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveSeconds}\r\n` : 'Connection: close\r\n';
-  if (!hasDate(headers)) head += `Date: ${utcDate()}\r\n`;
-  if (framing.wire === BodyWire.Chunked) head += 'Transfer-Encoding: chunked\r\n';
-  return `${head}\r\n`;
+export function renderResponseHead(status: number, reason: string, headers: readonly string[], framing: ResponseFraming, keepAliveSeconds: number): Buffer {
+  let tail = framing.keepAlive ? `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveSeconds}\r\n` : 'Connection: close\r\n';
+  if (!hasDate(headers)) tail += `Date: ${utcDate()}\r\n`;
+  if (framing.wire === BodyWire.Chunked) tail += 'Transfer-Encoding: chunked\r\n';
+  return encodeHead(`HTTP/1.1 ${status} ${reason}\r\n`, headers, `${tail}\r\n`);
 }

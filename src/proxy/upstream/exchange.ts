@@ -4,7 +4,8 @@
  * raw-socket replacement for an undici dispatch. The request head goes out in one write
  * (method, target and the caller's already-rewritten header list, as given); the body
  * follows from a Readable with backpressure (paused while the backend socket's buffer is
- * full), copied as is for Content-Length or re-encoded as chunks. The response goes to a
+ * full), copied as is for Content-Length or re-encoded as chunks (a BodySender,
+ * body-sender.ts, made only when there is a body). The response goes to a
  * ResponseSink: interim heads (100, 103), the final head, then body chunks with
  * backpressure the other way (a `false` from the sink pauses the backend socket until
  * resume()), then end — or upgrade() for a 101, or error() once.
@@ -18,7 +19,9 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { CHUNK_DATA, CHUNK_END, CHUNK_ERROR, ChunkedDecoder } from '../codec/chunked.js';
 import type { BodyFraming } from '../codec/request-head.js';
+import { encodeHead } from '../codec/head-bytes.js';
 import { parseResponseHead, type ResponseHead } from '../codec/response-head.js';
+import { BodySender, type BodySenderHost } from './body-sender.js';
 import type { UpstreamConnection } from './connection.js';
 import { UpstreamError, type UpstreamErrorCode } from './errors.js';
 import type { PoolClient, UpstreamPool } from './pool.js';
@@ -46,7 +49,11 @@ export interface UpstreamRequest {
 export interface ResponseSink {
   /** A 1xx other than 101 (100 Continue, 103 Early Hints); the final head follows. */
   interim?(head: ResponseHead): void;
-  head(head: ResponseHead): void;
+  /**
+   * The final head. bodyFollows: the body's bytes (or its end) come in calls made before
+   * this read returns, so the sink may hold the head back to write it with them.
+   */
+  head(head: ResponseHead, bodyFollows: boolean): void;
   /** Body bytes (trailers are dropped); `false` pauses the backend until exchange.resume(). */
   data(chunk: Buffer): boolean;
   end(): void;
@@ -76,7 +83,7 @@ const enum Framing {
 }
 
 /** UpstreamExchange: see the module comment. Start it with exchange(). */
-export class UpstreamExchange implements PoolClient {
+export class UpstreamExchange implements PoolClient, BodySenderHost {
   #conn: UpstreamConnection | undefined;
   #phase = Phase.Connecting;
   /** Head bytes of a response head split across reads. */
@@ -90,9 +97,8 @@ export class UpstreamExchange implements PoolClient {
   #responseStarted = false;
   #anyResponseByte = false;
   #requestDone: boolean;
-  #bodyTaken = false;
-  #bodySent = 0;
-  #sourcePaused = false;
+  /** Sends the request body (only a request with one has it). */
+  #sender: BodySender | undefined;
 
   constructor(
     readonly pool: UpstreamPool,
@@ -138,19 +144,14 @@ export class UpstreamExchange implements PoolClient {
     this.#conn = conn;
     this.#phase = Phase.Head;
     const { method, target, headers } = this.request;
-    let head = `${method} ${target} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    conn.socket.write(`${head}\r\n`, 'latin1');
-    if (this.#requestDone) return;
-    const source = this.request.source;
+    conn.socket.write(encodeHead(`${method} ${target} HTTP/1.1\r\n`, headers, '\r\n'));
+    const { body, source } = this.request;
+    if (body.kind === 'none') return;
     if (source === undefined || source.readableEnded) {
       this.#fail('request-body', 'the request body source is missing or already ended');
       return;
     }
-    source.on('data', this.#onBodyData);
-    source.on('end', this.#onBodyEnd);
-    source.on('error', this.#onBodyError);
-    source.resume();
+    this.#sender = new BodySender(this, conn, source, body);
   }
 
   /** @internal */
@@ -184,10 +185,7 @@ export class UpstreamExchange implements PoolClient {
 
   /** @internal */
   onDrain(): void {
-    if (this.#sourcePaused) {
-      this.#sourcePaused = false;
-      this.request.source!.resume();
-    }
+    this.#sender?.onDrain();
   }
 
   /** @internal */
@@ -242,7 +240,7 @@ export class UpstreamExchange implements PoolClient {
       this.#responseStarted = true;
       this.#phase = Phase.Body;
       const body = r.body;
-      this.sink.head(r);
+      this.sink.head(r, body.kind === 'none' || (body.kind === 'length' && r.headEnd < b.length));
       if (this.#phase !== Phase.Body) return; // the sink aborted
       switch (body.kind) {
         case 'none':
@@ -331,7 +329,7 @@ export class UpstreamExchange implements PoolClient {
     }
     // No response byte: a reused socket the backend closed as we wrote to it (its keep-alive
     // ran out) did not process the request; retry it when no body byte is lost with it.
-    const retryable = !this.#anyResponseByte && this.#conn!.exchanges > 1 && !this.#bodyTaken;
+    const retryable = !this.#anyResponseByte && this.#conn!.exchanges > 1 && this.#sender?.taken !== true;
     this.#fail('reset-before-response', `the backend closed the connection before answering${errno ? ` (${errno})` : ''}`, retryable, errno);
   }
 
@@ -343,57 +341,20 @@ export class UpstreamExchange implements PoolClient {
     this.sink.error(new UpstreamError(code, message, retryable ?? false, errno), this.#responseStarted);
   }
 
-  // The request body
+  // The request body (BodySenderHost)
 
-  readonly #onBodyData = (chunk: Buffer): void => {
-    if (chunk.length === 0) return;
-    this.#bodyTaken = true;
-    const conn = this.#conn!;
-    const socket = conn.socket;
-    const body = this.request.body;
-    let ok: boolean;
-    if (body.kind === 'length') {
-      this.#bodySent += chunk.length;
-      if (this.#bodySent > body.length) {
-        this.#fail('request-body', 'the request body is longer than its Content-Length');
-        return;
-      }
-      ok = socket.write(chunk);
-    } else {
-      socket.cork();
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      ok = socket.write('\r\n', 'latin1');
-      socket.uncork();
-    }
-    conn.touch();
-    if (!ok) {
-      this.#sourcePaused = true;
-      this.request.source!.pause();
-    }
-  };
-
-  readonly #onBodyEnd = (): void => {
-    const body = this.request.body;
-    if (body.kind === 'length' && this.#bodySent !== body.length) {
-      this.#fail('request-body', 'the request body ended before its Content-Length');
-      return;
-    }
-    if (body.kind === 'chunked') this.#conn!.socket.write('0\r\n\r\n', 'latin1');
+  /** @internal */
+  bodySent(): void {
     this.#requestDone = true;
-    this.#stopSource();
-  };
+  }
 
-  readonly #onBodyError = (err: Error): void => {
-    this.#fail('request-body', `the request body failed: ${err.message}`);
-  };
+  /** @internal */
+  bodyFailed(message: string): void {
+    this.#fail('request-body', message);
+  }
 
   #stopSource(): void {
-    const source = this.request.source;
-    if (source === undefined) return;
-    source.off('data', this.#onBodyData);
-    source.off('end', this.#onBodyEnd);
-    source.off('error', this.#onBodyError);
+    this.#sender?.stop();
   }
 }
 

@@ -141,8 +141,8 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
   const startPiping = (): void => {
     // Only now may the client's bytes reach the backend: first what came with its request head.
     if (head.length > 0) upstream.write(head);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    relayBytes(client, upstream);
+    relayBytes(upstream, client);
     const onIdle = (): void => {
       idledOut = true;
       destroyBoth();
@@ -216,18 +216,38 @@ export function openTunnel(client: Socket, requestHead: string, head: Buffer, ta
   });
   client.on('error', destroyBoth);
   client.on('close', destroyBoth);
-  // A half-close from either side ends the tunnel. Once piping, pipe() passes the FIN on
-  // with end(), which lets data already queued for the other side drain first; whichever
-  // side then lingers is destroyed after a short grace (WebSocket has its own close
-  // handshake, so nothing useful travels on a half-open tunnel).
+  // A half-close from either side ends the tunnel. Once open, the FIN is passed on with
+  // end(), which lets data already queued for the other side drain first; whichever side
+  // then lingers is destroyed after a short grace (WebSocket has its own close handshake,
+  // so nothing useful travels on a half-open tunnel).
   client.on('end', () => {
-    if (phase === 'open') setTimeout(destroyBoth, HALF_CLOSE_GRACE_MS).unref();
+    if (phase !== 'open') return;
+    upstream.end();
+    setTimeout(destroyBoth, HALF_CLOSE_GRACE_MS).unref();
   });
   upstream.on('end', () => {
     if (phase === 'handshake') failHandshake('closed');
     else if (phase === 'refusing') upstreamGone();
-    else if (phase === 'open') setTimeout(destroyBoth, HALF_CLOSE_GRACE_MS).unref();
+    else if (phase === 'open') {
+      client.end();
+      setTimeout(destroyBoth, HALF_CLOSE_GRACE_MS).unref();
+    }
   });
+}
+
+/**
+ * relayBytes copies what `from` reads to `to`, pausing `from` while `to`'s buffer is full.
+ * Hand-rolled rather than pipe(): pipe() hangs seven listeners and their closures on both
+ * sockets of every tunnel, a cost each idle WebSocket pays in memory; the FIN and errors
+ * are handled once for both directions by openTunnel.
+ */
+function relayBytes(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  // The client socket may have been paused by the listener before the handshake.
+  from.resume();
 }
 
 /** How long a tunnel may stay half-closed before both sockets are destroyed. */

@@ -219,7 +219,7 @@ t.test('lines: byte for byte the previous string-built lines, in both formats (s
 /** A sink that records each write (a batch of lines). */
 function recorder(): AccessSink & { batches: string[] } {
   const batches: string[] = [];
-  return { batches, write: (lines: string) => void batches.push(lines) };
+  return { batches, write: (lines: Buffer) => void batches.push(lines.toString()) };
 }
 
 t.test('AccessLog: one sink write per tick, whole lines, nothing before the tick ends', async (t) => {

@@ -44,9 +44,13 @@ export interface AccessEntry {
   readonly websocket: boolean;
 }
 
-/** AccessSink takes batches of finished lines (each newline-terminated, never a line cut in two). */
+/**
+ * AccessSink takes batches of finished lines as UTF-8 bytes (each line newline-terminated,
+ * never a line cut in two): bytes, so the batch reaches the file descriptor without a
+ * round trip through a string. The sink owns the buffer it is given.
+ */
 export interface AccessSink {
-  write(lines: string): void;
+  write(lines: Buffer): void;
 }
 
 /** Pending bytes past which a batch is handed to the sink at once rather than at the end of the tick. */
@@ -109,7 +113,7 @@ export class AccessLog {
   /** flush hands the pending lines to the sink now (before a reopen, a close, an exit). */
   flush(): void {
     if (this.#lines.length === 0) return;
-    this.#sink.write(this.#lines.take());
+    this.#sink.write(this.#lines.takeBytes());
   }
 }
 

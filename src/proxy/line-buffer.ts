@@ -51,6 +51,17 @@ export class LineBuffer {
     return text;
   }
 
+  /**
+   * takeBytes returns a copy of the bytes written so far and empties the buffer: the copy
+   * is what a sink may keep until its write completes, while this buffer is reused at once.
+   */
+  takeBytes(): Buffer {
+    const bytes = Buffer.allocUnsafe(this.length);
+    this.buf.copy(bytes, 0, 0, this.length);
+    this.length = 0;
+    return bytes;
+  }
+
   /** ascii writes a string known to hold only ASCII (field names, fixed words, numbers). */
   ascii(s: string): void {
     const buf = this.buf;

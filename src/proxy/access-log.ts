@@ -45,6 +45,38 @@ export interface AccessEntry {
 }
 
 /**
+ * AccessRecord is an AccessEntry filled in field by field: the proxy reuses one for every
+ * request it logs (AccessLog.write encodes an entry at once and keeps no reference), so a
+ * logged request allocates no entry object.
+ */
+export type AccessRecord = { -readonly [K in keyof AccessEntry]: AccessEntry[K] };
+
+/** RequestAccessFields are the fields an exchange fills in from its request (fillAccessFields). */
+export type RequestAccessFields = Pick<AccessRecord, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'>;
+
+/** accessRecord is a blank record, every field present from the start so its shape never changes. */
+export function accessRecord(): AccessRecord {
+  return {
+    client: '',
+    method: '',
+    host: undefined,
+    path: '',
+    httpVersion: '1.1',
+    status: 0,
+    backend: undefined,
+    route: undefined,
+    ms: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    userAgent: undefined,
+    referer: undefined,
+    requestId: undefined,
+    outcome: undefined,
+    websocket: false,
+  };
+}
+
+/**
  * AccessSink takes batches of finished lines as UTF-8 bytes (each line newline-terminated,
  * never a line cut in two): bytes, so the batch reaches the file descriptor without a
  * round trip through a string. The sink owns the buffer it is given.

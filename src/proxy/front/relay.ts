@@ -16,7 +16,7 @@ import type { BackendView } from '../../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../../routing/types.js';
 import type { ResponseHead } from '../codec/response-head.js';
 import type { ErrorPage, ErrorStatus } from '../error-pages.js';
-import { type AccessEntry, bytesInOf } from '../access-log.js';
+import { bytesInOf, type RequestAccessFields } from '../access-log.js';
 import type { RawRequestView } from './request-view.js';
 import type { ExchangeOutcome } from '../http-exchange.js';
 import { relayedResponseHeaders } from '../response-headers.js';
@@ -119,11 +119,17 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
     // Nothing to do here.
   }
 
-  /** accessFields are the request's fields of the access-log line. */
-  accessFields(): Pick<AccessEntry, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'> {
+  /** fillAccessFields writes the request's fields of the access-log line into `record` (the proxy's reused one). */
+  fillAccessFields(record: RequestAccessFields): void {
     const { head, socket } = this.req;
     const view = this.view;
-    return { method: head.method, host: view?.host, path: head.target, httpVersion: head.versionMinor === 1 ? '1.1' : '1.0', bytesIn: bytesInOf(socket), userAgent: view?.userAgent, referer: view?.referer };
+    record.method = head.method;
+    record.host = view?.host;
+    record.path = head.target;
+    record.httpVersion = head.versionMinor === 1 ? '1.1' : '1.0';
+    record.bytesIn = bytesInOf(socket);
+    record.userAgent = view?.userAgent;
+    record.referer = view?.referer;
   }
 
   /** dispatch sends the request to `backend` through its pool (again, after a retry). */

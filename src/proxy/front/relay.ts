@@ -19,7 +19,7 @@ import type { ErrorPage, ErrorStatus } from '../error-pages.js';
 import { bytesInOf, type RequestAccessFields } from '../access-log.js';
 import type { RawRequestView } from './request-view.js';
 import type { ExchangeOutcome } from '../http-exchange.js';
-import { relayedResponseHeaders } from '../response-headers.js';
+import { relayedResponseHeaders, type SessionCookieListener } from '../response-headers.js';
 import { statusFor, type UpstreamError } from '../upstream/errors.js';
 import { exchange, type ResponseSink, type UpstreamExchange, type UpstreamRequest } from '../upstream/exchange.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -46,7 +46,7 @@ export interface RelayHost {
 }
 
 /** FrontRelay: see the file comment. */
-export class FrontRelay implements ResponseSink, FrontRequestListener {
+export class FrontRelay implements ResponseSink, FrontRequestListener, SessionCookieListener {
   backend!: BackendView;
   reason!: RouteReason;
   clientId!: string;
@@ -179,11 +179,16 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
       this.#discarding = true;
       return;
     }
-    const headers = relayedResponseHeaders(h.headers, this.host.sessionCookiePrefix, (value) => this.host.learnSetCookie(this, value));
+    const headers = relayedResponseHeaders(h.headers, this.host.sessionCookiePrefix, this);
     this.host.responseHeaders(this, headers);
     this.status = status;
     const length = h.body.kind === 'length' ? h.body.length : h.body.kind === 'none' ? 0 : -1;
     this.req.writeHead(status, h.reason || STATUS_CODES[status] || '', headers, length, bodyFollows);
+  }
+
+  /** sessionCookieSet: the backend set the session cookie on this response (learned for stickiness). */
+  sessionCookieSet(value: string): void {
+    this.host.learnSetCookie(this, value);
   }
 
   data(chunk: Buffer): boolean {

@@ -53,6 +53,7 @@ export const UNITS = [
   'import-apache',
   'key-movement',
   'learned-sessions',
+  'log-destination',
   'metrics-latency',
   'partition-directory',
   'partition-key',

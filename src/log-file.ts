@@ -10,20 +10,19 @@
 import { accessSync, closeSync, constants, existsSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { byteDestination, type Destination } from './log.js';
 import type { AccessSink } from './proxy/access-log.js';
 import { StartupError } from './startup-error.js';
-
-type Destination = ReturnType<typeof pino.destination>;
 
 /**
  * stdoutSink writes access lines into the service log's own stream (same batching, same
  * order), and only while the log level lets info lines through (as the child logger did).
  */
 export function stdoutSink(logger: Logger): AccessSink {
-  const stream = (logger as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym]!;
+  const stream = (logger as unknown as Record<symbol, { write(lines: Buffer): void }>)[pino.symbols.streamSym]!;
   return {
-    write(line: string): void {
-      if (logger.isLevelEnabled('info')) stream.write(line);
+    write(lines: Buffer): void {
+      if (logger.isLevelEnabled('info')) stream.write(lines);
     },
   };
 }
@@ -68,7 +67,7 @@ export class AccessFile implements AccessSink {
   /** Opens `path` for appending (checkLogFile first: errors here are only logged). */
   constructor(path: string, logger: Logger) {
     this.path = path;
-    this.#dest = pino.destination({ dest: path, append: true, mkdir: false, sync: false, minLength: 4096 });
+    this.#dest = byteDestination({ dest: path, append: true, mkdir: false, sync: false, minLength: 4096 });
     this.#dest.on('error', (err: Error) => {
       // Logged once per failure streak: a vanished directory must not flood the service log.
       if (this.#failed) return;
@@ -82,8 +81,8 @@ export class AccessFile implements AccessSink {
     this.#timer.unref();
   }
 
-  write(line: string): void {
-    this.#dest.write(line);
+  write(lines: Buffer): void {
+    this.#dest.write(lines);
   }
 
   /** reopen writes out what is buffered, then opens the path anew (logrotate moved the file away). */

@@ -167,6 +167,20 @@ t.test('number: as String(n) for every kind of number', async (t) => {
   }
 });
 
+t.test('number: hundredths (the ms of a line) as String(n)', async (t) => {
+  const rand = prng(11);
+  const numbers = [0.01, 0.05, 0.1, 0.29, 0.3, 1.5, 12.34, 99.99, 100.01, 1e-3, 0.015, 21_474_836.46, 21_474_836.47, 21_474_837.5];
+  for (let i = 0; i < 20_000; i++) numbers.push(Math.round(rand() * 10 ** Math.floor(rand() * 9) * 100) / 100);
+  let wrong = 0;
+  for (const n of numbers) {
+    const b = new LineBuffer(8);
+    b.reserve(32);
+    b.number(n);
+    if (b.take() !== String(n)) wrong++;
+  }
+  t.equal(wrong, 0, `${numbers.length} numbers, every one as String(n)`);
+});
+
 t.test('text: unescaped UTF-8, non-ASCII included', async (t) => {
   for (const s of ['10.0.0.1', '', 'caf\u00e9', 'x\u20acy', 'a\ud83d\ude00']) t.same(encoded((b, v) => b.text(v), s), Buffer.from(s, 'utf8'), JSON.stringify(s));
 });
@@ -219,7 +233,7 @@ t.test('lines: byte for byte the previous string-built lines, in both formats (s
 /** A sink that records each write (a batch of lines). */
 function recorder(): AccessSink & { batches: string[] } {
   const batches: string[] = [];
-  return { batches, write: (lines: string) => void batches.push(lines) };
+  return { batches, write: (lines: Buffer) => void batches.push(lines.toString()) };
 }
 
 t.test('AccessLog: one sink write per tick, whole lines, nothing before the tick ends', async (t) => {

@@ -6,7 +6,7 @@
  * processes never interleave mid-line. Worker lines carry `worker: <n>`.
  */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import { prettyStream } from '../log.js';
+import { byteDestination, prettyStream } from '../log.js';
 
 /** clusterLogger builds the logger of the primary (worker undefined) or of worker n. */
 export function clusterLogger(level: string, worker?: number): Logger {
@@ -14,7 +14,7 @@ export function clusterLogger(level: string, worker?: number): Logger {
   if (process.stdout.isTTY === true) {
     return pino({ level: level as LevelWithSilent, base }, prettyStream());
   }
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 2048, maxWrite: 4096 });
+  const destination = byteDestination({ dest: 1, sync: false, minLength: 2048, maxWrite: 4096 });
   setInterval(() => {
     try {
       destination.flush();

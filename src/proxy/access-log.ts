@@ -44,9 +44,45 @@ export interface AccessEntry {
   readonly websocket: boolean;
 }
 
-/** AccessSink takes batches of finished lines (each newline-terminated, never a line cut in two). */
+/**
+ * AccessRecord is an AccessEntry filled in field by field: the proxy reuses one for every
+ * request it logs (AccessLog.write encodes an entry at once and keeps no reference), so a
+ * logged request allocates no entry object.
+ */
+export type AccessRecord = { -readonly [K in keyof AccessEntry]: AccessEntry[K] };
+
+/** RequestAccessFields are the fields an exchange fills in from its request (fillAccessFields). */
+export type RequestAccessFields = Pick<AccessRecord, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'>;
+
+/** accessRecord is a blank record, every field present from the start so its shape never changes. */
+export function accessRecord(): AccessRecord {
+  return {
+    client: '',
+    method: '',
+    host: undefined,
+    path: '',
+    httpVersion: '1.1',
+    status: 0,
+    backend: undefined,
+    route: undefined,
+    ms: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    userAgent: undefined,
+    referer: undefined,
+    requestId: undefined,
+    outcome: undefined,
+    websocket: false,
+  };
+}
+
+/**
+ * AccessSink takes batches of finished lines as UTF-8 bytes (each line newline-terminated,
+ * never a line cut in two): bytes, so the batch reaches the file descriptor without a
+ * round trip through a string. The sink owns the buffer it is given.
+ */
 export interface AccessSink {
-  write(lines: string): void;
+  write(lines: Buffer): void;
 }
 
 /** Pending bytes past which a batch is handed to the sink at once rather than at the end of the tick. */
@@ -109,7 +145,7 @@ export class AccessLog {
   /** flush hands the pending lines to the sink now (before a reopen, a close, an exit). */
   flush(): void {
     if (this.#lines.length === 0) return;
-    this.#sink.write(this.#lines.take());
+    this.#sink.write(this.#lines.takeBytes());
   }
 }
 

@@ -15,7 +15,7 @@ import type { Dispatcher } from 'undici';
 import type { BackendView } from '../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../routing/types.js';
 import { type ErrorPage, type ErrorStatus, sendPage } from './error-pages.js';
-import { type AccessEntry, bytesInOf } from './access-log.js';
+import { bytesInOf, type RequestAccessFields } from './access-log.js';
 import { HOP_BY_HOP_RESPONSE, KEEP_ALIVE_OR_CLOSE, removeConnectionOptions } from './response-headers.js';
 
 /** ExchangeHost is what an exchange needs from the proxy server that started it. */
@@ -311,10 +311,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     this.#finish(outcome);
   }
 
-  /** accessFields are the request's fields of the access-log line. */
-  accessFields(): Pick<AccessEntry, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'> {
+  /** fillAccessFields writes the request's fields of the access-log line into `record`. */
+  fillAccessFields(record: RequestAccessFields): void {
     const { req } = this;
-    return { method: req.method!, host: req.headers.host, path: req.url!, httpVersion: req.httpVersion, bytesIn: bytesInOf(req.socket), userAgent: req.headers['user-agent'], referer: req.headers.referer };
+    Object.assign(record, { method: req.method!, host: req.headers.host, path: req.url!, httpVersion: req.httpVersion, bytesIn: bytesInOf(req.socket), userAgent: req.headers['user-agent'], referer: req.headers.referer });
   }
 
   /** prepareRetry resets per-attempt state before the exchange is dispatched again. */

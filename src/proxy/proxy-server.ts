@@ -31,7 +31,7 @@ import { answerSelf, type ErrorPage, type ErrorPages, type ErrorStatus, missingP
 import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
 import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
 import { requestIdOf, upstreamHeaders } from './request-headers.js';
-import type { AccessLog } from './access-log.js';
+import { accessRecord, type AccessLog } from './access-log.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 import type { Upstreams } from './upstreams.js';
 import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
@@ -112,6 +112,8 @@ export class ProxyServer implements ExchangeHost {
   #closing = false;
   #idleWaiters: (() => void)[] = [];
   readonly #missingKeyPage: ErrorPage = missingPartitionKeyPage();
+  /** The access-log entry #finished fills in for each request (AccessLog.write keeps no reference). */
+  readonly #accessEntry = accessRecord();
   readonly #connections: ConnectionLimit;
   /** HTTP requests in flight per backend (see BackendInFlight). */
   readonly #backendInFlight = new BackendInFlight();
@@ -456,18 +458,17 @@ export class ProxyServer implements ExchangeHost {
       this.#deps.observer?.requestFinished(backendId, outcome, elapsedMs / 1000);
     }
     if (this.settings.accessLog) {
-      this.#deps.access.write({
-        client: exchange.facts.clientAddress,
-        ...exchange.accessFields(),
-        status: exchange.status,
-        backend: backendId,
-        route: exchange.reason ?? exchange.pathVerdict,
-        ms: Math.round(elapsedMs * 100) / 100,
-        bytesOut: exchange.bytesOut,
-        requestId: requestIdOf(exchange.upstreamHeaders),
-        outcome,
-        websocket: false,
-      });
+      const entry = this.#accessEntry;
+      entry.client = exchange.facts.clientAddress;
+      exchange.fillAccessFields(entry);
+      entry.status = exchange.status;
+      entry.backend = backendId;
+      entry.route = exchange.reason ?? exchange.pathVerdict;
+      entry.ms = Math.round(elapsedMs * 100) / 100;
+      entry.bytesOut = exchange.bytesOut;
+      entry.requestId = requestIdOf(exchange.upstreamHeaders);
+      entry.outcome = outcome;
+      this.#deps.access.write(entry);
     }
     this.#requestDone();
   }

@@ -26,11 +26,20 @@ export function removeConnectionOptions(headers: string[], tokens: string): void
 }
 
 /**
- * relayedResponseHeaders is the list of a backend's response headers (names and values,
- * strings) that goes to the client; `onSessionCookie` hears each Set-Cookie whose value
- * starts with `sessionCookiePrefix` (lower-case `name=`), for session-id learning.
+ * SessionCookieListener hears the Set-Cookie values that carry the session cookie. An
+ * object with a method rather than a callback, so a relay passes itself and no closure is
+ * made per response.
  */
-export function relayedResponseHeaders(raw: readonly string[], sessionCookiePrefix: string, onSessionCookie: (value: string) => void): string[] {
+export interface SessionCookieListener {
+  sessionCookieSet(value: string): void;
+}
+
+/**
+ * relayedResponseHeaders is the list of a backend's response headers (names and values,
+ * strings) that goes to the client; `listener` hears each Set-Cookie whose value starts
+ * with `sessionCookiePrefix` (lower-case `name=`), for session-id learning.
+ */
+export function relayedResponseHeaders(raw: readonly string[], sessionCookiePrefix: string, listener: SessionCookieListener): string[] {
   const headers: string[] = [];
   let connectionTokens: string | undefined;
   const prefix = sessionCookiePrefix;
@@ -42,7 +51,7 @@ export function relayedResponseHeaders(raw: readonly string[], sessionCookiePref
       if (lower === 'connection' && !KEEP_ALIVE_OR_CLOSE.test(value)) connectionTokens = `${connectionTokens ?? ''},${value}`;
       continue;
     }
-    if (lower === 'set-cookie' && value.length > prefix.length && value.slice(0, prefix.length).toLowerCase() === prefix) onSessionCookie(value);
+    if (lower === 'set-cookie' && value.length > prefix.length && value.slice(0, prefix.length).toLowerCase() === prefix) listener.sessionCookieSet(value);
     headers.push(name, value);
   }
   if (connectionTokens !== undefined) removeConnectionOptions(headers, connectionTokens);

@@ -16,10 +16,10 @@ import type { BackendView } from '../../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../../routing/types.js';
 import type { ResponseHead } from '../codec/response-head.js';
 import type { ErrorPage, ErrorStatus } from '../error-pages.js';
-import { type AccessEntry, bytesInOf } from '../access-log.js';
+import { bytesInOf, type RequestAccessFields } from '../access-log.js';
 import type { RawRequestView } from './request-view.js';
 import type { ExchangeOutcome } from '../http-exchange.js';
-import { relayedResponseHeaders } from '../response-headers.js';
+import { relayedResponseHeaders, type SessionCookieListener } from '../response-headers.js';
 import { statusFor, type UpstreamError } from '../upstream/errors.js';
 import { exchange, type ResponseSink, type UpstreamExchange, type UpstreamRequest } from '../upstream/exchange.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -46,7 +46,7 @@ export interface RelayHost {
 }
 
 /** FrontRelay: see the file comment. */
-export class FrontRelay implements ResponseSink, FrontRequestListener {
+export class FrontRelay implements ResponseSink, FrontRequestListener, SessionCookieListener {
   backend!: BackendView;
   reason!: RouteReason;
   clientId!: string;
@@ -119,11 +119,17 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
     // Nothing to do here.
   }
 
-  /** accessFields are the request's fields of the access-log line. */
-  accessFields(): Pick<AccessEntry, 'method' | 'host' | 'path' | 'httpVersion' | 'bytesIn' | 'userAgent' | 'referer'> {
+  /** fillAccessFields writes the request's fields of the access-log line into `record` (the proxy's reused one). */
+  fillAccessFields(record: RequestAccessFields): void {
     const { head, socket } = this.req;
     const view = this.view;
-    return { method: head.method, host: view?.host, path: head.target, httpVersion: head.versionMinor === 1 ? '1.1' : '1.0', bytesIn: bytesInOf(socket), userAgent: view?.userAgent, referer: view?.referer };
+    record.method = head.method;
+    record.host = view?.host;
+    record.path = head.target;
+    record.httpVersion = head.versionMinor === 1 ? '1.1' : '1.0';
+    record.bytesIn = bytesInOf(socket);
+    record.userAgent = view?.userAgent;
+    record.referer = view?.referer;
   }
 
   /** dispatch sends the request to `backend` through its pool (again, after a retry). */
@@ -173,11 +179,16 @@ export class FrontRelay implements ResponseSink, FrontRequestListener {
       this.#discarding = true;
       return;
     }
-    const headers = relayedResponseHeaders(h.headers, this.host.sessionCookiePrefix, (value) => this.host.learnSetCookie(this, value));
+    const headers = relayedResponseHeaders(h.headers, this.host.sessionCookiePrefix, this);
     this.host.responseHeaders(this, headers);
     this.status = status;
     const length = h.body.kind === 'length' ? h.body.length : h.body.kind === 'none' ? 0 : -1;
     this.req.writeHead(status, h.reason || STATUS_CODES[status] || '', headers, length, bodyFollows);
+  }
+
+  /** sessionCookieSet: the backend set the session cookie on this response (learned for stickiness). */
+  sessionCookieSet(value: string): void {
+    this.host.learnSetCookie(this, value);
   }
 
   data(chunk: Buffer): boolean {

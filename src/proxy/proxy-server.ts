@@ -7,52 +7,38 @@
  *
  * The HTTP request path and shutdown live here; the rest is in its own file: routing facts,
  * decisions and their side effects in placement.ts, the WebSocket upgrade path in
- * websocket-upgrade.ts, malformed input in client-errors.ts, per-backend in-flight counts
- * in backend-in-flight.ts, and writing the balancer's own pages in error-pages.ts.
- *
- * Two data planes share the request path from routing on (#route, #dispatch and the
- * exchange host methods): the raw-socket one (the default: src/proxy/front/ +
- * src/proxy/upstream/, FrontRelay), whose listener parses requests with the strict codec
- * and creates no node:http server at all, and node:http + undici (HttpExchange) with
- * SERVOY_LB_DATA_PLANE=node, kept so the benchmarks can compare the two. WebSocket
- * handshakes go to WebSocketUpgrade from either listener, as a ParsedRequest
- * (request-checks.ts).
+ * websocket-upgrade.ts, per-backend in-flight counts in backend-in-flight.ts, and writing
+ * the balancer's own pages in error-pages.ts. The listener is the raw-socket one
+ * (src/proxy/front/): it parses requests with the strict codec, and FrontRelay forwards
+ * them over the backend pools of src/proxy/upstream/.
  */
 import { listenOn } from './listen.js';
-import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Pool } from '../pool/pool.js';
 import { judgePath } from '../routing/path-rules.js';
 import type { Decision } from '../routing/types.js';
 import type { SessionContext } from '../sessions/session-context.js';
-import { answerSelf, type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage, rawErrorResponse } from './error-pages.js';
-import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
+import { type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage } from './error-pages.js';
+import type { ExchangeOutcome } from './exchange-outcome.js';
 import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
 import { requestIdOf, upstreamHeaders } from './request-headers.js';
 import type { AccessLog } from './access-log.js';
 import type { TrustedProxies } from './trusted-proxies.js';
-import type { Upstreams } from './upstreams.js';
 import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
 import { gateProxyProtocol } from './proxy-protocol-gate.js';
-import { closeAfter } from './close-socket.js';
-import { malformedRequest, parsedRequestOf } from './request-checks.js';
 import { BackendInFlight } from './backend-in-flight.js';
-import { ClientErrors } from './client-errors.js';
 import { isSessionless, Placement } from './placement.js';
 import { WebSocketUpgrade } from './websocket-upgrade.js';
-import { FrontRelay } from './front/relay.js';
+import { FrontRelay, type RelayHost } from './front/relay.js';
 import type { FrontSettings } from './front/front-connection.js';
 import type { FrontRequest } from './front/front-request.js';
 import { RawListener } from './front/raw-listener.js';
 import { RawRequestView } from './front/request-view.js';
 import type { Server as NetServer } from 'node:net';
 import type { UpstreamPools } from './upstream/pools.js';
-
-/** A request being forwarded, on either data plane. */
-type Forwarded = HttpExchange | FrontRelay;
-import { answerHealthPath, healthAnswer, isHealthPath } from './health-path.js';
+import { healthAnswer, isHealthPath } from './health-path.js';
+import { statusText } from './status-text.js';
 
 /**
  * ProxyObserver hears what happened to forwarded requests, so outlier detection, Servoy
@@ -70,9 +56,8 @@ export interface ProxyObserver {
 /** ProxyDeps are the collaborators a ProxyServer is built from (all owned by the Balancer). */
 export interface ProxyDeps {
   readonly pool: Pool;
-  readonly upstreams: Upstreams;
-  /** The raw-socket data plane's backend pools (the default); undefined on node:http (SERVOY_LB_DATA_PLANE=node). */
-  readonly pools?: UpstreamPools;
+  /** The backend connection pools (raw sockets). */
+  readonly pools: UpstreamPools;
   readonly sessions: SessionContext;
   trusted: TrustedProxies;
   pages: ErrorPages;
@@ -102,7 +87,7 @@ export interface ListenOptions {
 }
 
 /** ProxyServer forwards client traffic; see the file comment. */
-export class ProxyServer implements ExchangeHost {
+export class ProxyServer implements RelayHost {
   settings: ProxySettings;
   readonly #deps: ProxyDeps;
   /** In-flight HTTP exchanges and open tunnels, for graceful shutdown. */
@@ -118,52 +103,42 @@ export class ProxyServer implements ExchangeHost {
   /** Routing facts, decisions and their side effects, shared with the upgrade path. */
   readonly #placement: Placement;
   readonly #upgrades: WebSocketUpgrade;
-  readonly #clientErrors: ClientErrors;
-  /** The raw-socket data plane's listener (the default), undefined with SERVOY_LB_DATA_PLANE=node. */
-  readonly #raw: RawListener | undefined;
-  /** The node:http plane's listener, else undefined (exactly one of #raw and #http is there). */
-  readonly #http: Server | undefined;
+  readonly #raw: RawListener;
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
     this.settings = deps.settings;
-    // A whole request may take as long as it needs (gigabyte uploads), but its headers must arrive within a minute.
-    const headersTimeout = Math.min(listen.clientIdle, 60_000);
-    if (deps.pools === undefined) this.#http = this.#nodeHttpServer(listen, headersTimeout);
-    else {
-      const proxy = this;
-      const front: FrontSettings = {
-        maxHeaderBytes: listen.maxHeaderBytes,
-        headersTimeout,
-        keepAliveTimeout: listen.clientIdle,
-        get bodyIdleTimeout() {
-          return proxy.settings.clientIdle;
-        },
-        get pages() {
-          return proxy.#deps.pages;
-        },
-        get closing() {
-          return proxy.#closing;
-        },
-      };
-      this.#raw = new RawListener(listen.tls, front, {
-        request: (req) => this.#onRawRequest(req),
-        upgrade: (head, socket, rest) => this.#upgrades.onUpgrade(head, socket, rest),
-        malformed: (status, reason) => deps.logger.debug({ status, reason }, 'malformed request'),
-      });
-    }
+    const proxy = this;
+    const front: FrontSettings = {
+      maxHeaderBytes: listen.maxHeaderBytes,
+      // A whole request may take as long as it needs (gigabyte uploads), but its headers must arrive within a minute.
+      headersTimeout: Math.min(listen.clientIdle, 60_000),
+      keepAliveTimeout: listen.clientIdle,
+      get bodyIdleTimeout() {
+        return proxy.settings.clientIdle;
+      },
+      get pages() {
+        return proxy.#deps.pages;
+      },
+      get closing() {
+        return proxy.#closing;
+      },
+    };
+    this.#raw = new RawListener(listen.tls, front, {
+      request: (req) => this.#onRawRequest(req),
+      upgrade: (head, socket, rest) => this.#upgrades.onUpgrade(head, socket, rest),
+      malformed: (status, reason) => deps.logger.debug({ status, reason }, 'malformed request'),
+    });
     const listener = this.#listener;
     this.#connections = new ConnectionLimit(listener, listen.maxConnections, deps.logger);
-    // After every 'connection' listener (node:http's or TLS's or the raw plane's, ConnectionLimit's): they run once a PROXY header is read.
+    // After every 'connection' listener (TLS's, ConnectionLimit's): they run once a PROXY header is read.
     gateProxyProtocol(listener, {
       enabled: () => this.settings.proxyProtocol,
       trusts: (address) => this.#deps.trusted.trusts(address),
       rejected: (peer, reason) => deps.logger.debug({ peer, reason }, 'PROXY protocol: connection closed'),
     });
     this.#placement = new Placement(deps, this.#backendInFlight.of);
-    this.#clientErrors = new ClientErrors(deps);
     // Made once: the upgrade path reads settings and shutdown state through it at each handshake.
-    const proxy = this;
     this.#upgrades = new WebSocketUpgrade({
       get settings() {
         return proxy.settings;
@@ -185,36 +160,9 @@ export class ProxyServer implements ExchangeHost {
     });
   }
 
-  /** #nodeHttpServer is the node:http plane's listener (https for listen.tls), its events wired to the request and upgrade paths. */
-  #nodeHttpServer(listen: ListenOptions, headersTimeout: number): Server {
-    const options = {
-      maxHeaderSize: listen.maxHeaderBytes,
-      // Idle keep-alive connections close after clientIdle; a whole request may take as long as it needs.
-      keepAliveTimeout: listen.clientIdle,
-      headersTimeout,
-      requestTimeout: 0,
-      connectionsCheckingInterval: 5_000,
-      // A missing Host gets the balancer's 400 page (#onRequest), not Node's bare 400.
-      requireHostHeader: false,
-    };
-    const server = listen.tls
-      ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
-      : createHttpServer(options);
-    server.timeout = 0;
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
-    server.on('upgrade', (req: IncomingMessage, _socket: Duplex, head: Buffer) => this.#upgrades.onUpgrade(parsedRequestOf(req), req.socket, head));
-    // CONNECT asks for a raw tunnel to any address: this is not a forward proxy (without a
-    // listener Node would drop the connection without an answer).
-    server.on('connect', (_req: IncomingMessage, socket: Duplex) => closeAfter(socket, rawErrorResponse(this.#deps.pages[400])));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientErrors.onClientError(err, socket));
-    // An Expect other than 100-continue: the balancer's 417 page instead of Node's bare one.
-    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => answerSelf(req, res, this.#deps.pages[417]));
-    return server;
-  }
-
-  /** #listener is the server that listens: the raw plane's, or node:http's. */
+  /** #listener is the server that listens. */
   get #listener(): NetServer {
-    return this.#raw?.server ?? this.#http!;
+    return this.#raw.server;
   }
 
   /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
@@ -226,8 +174,7 @@ export class ProxyServer implements ExchangeHost {
 
   /** setSecureContext applies a reloaded certificate (listen.tls) to new connections. */
   setSecureContext(options: { cert: Buffer; key: Buffer }): void {
-    if (this.#raw !== undefined) this.#raw.setSecureContext({ ...options, minVersion: 'TLSv1.2' });
-    else if (this.#http !== undefined && 'setSecureContext' in this.#http) (this.#http as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, minVersion: 'TLSv1.2' });
+    this.#raw.setSecureContext({ ...options, minVersion: 'TLSv1.2' });
   }
 
   /** connections are the client listener's connection figures (open, refused, dropped). */
@@ -244,38 +191,7 @@ export class ProxyServer implements ExchangeHost {
 
   // ---- HTTP ----------------------------------------------------------------------------
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (this.#connections.refuses(req.socket)) {
-      // Over limits.maxConnections: answered at once, nothing forwarded (see ConnectionLimit).
-      answerSelf(req, res, this.#deps.pages[503]);
-      return;
-    }
-    if (isHealthPath(req.url, this.settings.healthPath)) {
-      // listen.healthPath: answered by the balancer itself, before path rules and routing.
-      answerHealthPath(req, res, this.#deps.pool.snapshot, this.settings.stateHealth, this.#closing);
-      return;
-    }
-    const startedAt = performance.now();
-    if (this.#closing) res.shouldKeepAlive = false;
-    const facts = this.#placement.facts(req, this.settings);
-    const peer = req.socket.remoteAddress ?? '';
-    const headers = upstreamHeaders(req.rawHeaders, {
-      peerAddress: peer,
-      clientAddress: facts.clientAddress,
-      trusted: this.#deps.trusted.trusts(peer),
-      proto: this.settings.proto,
-    });
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    const exchange = new HttpExchange(this, req, res, facts, headers, hasBody, startedAt);
-    this.#inFlight++;
-    if (malformedRequest(parsedRequestOf(req))) {
-      exchange.fail(400, 'bad-request');
-      return;
-    }
-    this.#route(exchange, req.url!, req.headers.cookie);
-  }
-
-  /** #onRawRequest is #onRequest for the raw data plane (the codec already refused malformed heads). */
+  /** #onRawRequest takes a request the raw listener parsed (the codec already refused malformed heads). */
   #onRawRequest(req: FrontRequest): void {
     const pages = this.#deps.pages;
     if (this.#connections.refuses(req.socket)) {
@@ -289,7 +205,7 @@ export class ProxyServer implements ExchangeHost {
       if (req.body !== undefined) req.keepAlive = false;
       const headers: string[] = [];
       for (const [name, value] of Object.entries(answer.headers)) headers.push(name, String(value));
-      req.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', headers, Buffer.byteLength(answer.text), true);
+      req.writeHead(answer.status, statusText(answer.status), headers, Buffer.byteLength(answer.text), true);
       req.end(Buffer.from(answer.text));
       return;
     }
@@ -305,11 +221,11 @@ export class ProxyServer implements ExchangeHost {
   }
 
   /**
-   * #route is the request path both data planes share once a request is parsed and counted
-   * in flight: path rules, partition-key checks, routing and dispatch.
+   * #route is the request path once a request is parsed and counted in flight: path rules,
+   * partition-key checks, routing and dispatch.
    */
-  #route(exchange: Forwarded, url: string, cookie: string | undefined): void {
-    const { facts, hasBody } = exchange;
+  #route(exchange: FrontRelay, url: string, cookie: string | undefined): void {
+    const { facts } = exchange;
     const rules = this.settings.paths;
     if (rules !== undefined) {
       // Path rules come before any routing (SPEC "Path rules").
@@ -325,7 +241,6 @@ export class ProxyServer implements ExchangeHost {
           exchange.fail(403, 'ok');
           return;
         case 'stateless':
-          if (hasBody) exchange.watchBody(this.settings.clientIdle);
           this.#dispatch(exchange, this.#placement.routeStateless());
           return;
         case 'allowed': {
@@ -333,7 +248,6 @@ export class ProxyServer implements ExchangeHost {
           if (choice === undefined) break;
           exchange.choiceCookie = choice.cookie;
           if (choice.decision === undefined) break;
-          if (hasBody) exchange.watchBody(this.settings.clientIdle);
           this.#dispatch(exchange, choice.decision);
           return;
         }
@@ -345,11 +259,10 @@ export class ProxyServer implements ExchangeHost {
       exchange.answerPage(this.#missingKeyPage, 'bad-request');
       return;
     }
-    if (hasBody) exchange.watchBody(this.settings.clientIdle);
     this.#dispatch(exchange, this.#placement.route(facts));
   }
 
-  #dispatch(exchange: Forwarded, decision: Decision, attempt = 0): void {
+  #dispatch(exchange: FrontRelay, decision: Decision, attempt = 0): void {
     if (decision.kind === 'unavailable') {
       exchange.fail(503, 'ok');
       return;
@@ -366,24 +279,10 @@ export class ProxyServer implements ExchangeHost {
     exchange.reason = decision.reason;
     exchange.setCookie = decision.setCookie;
     exchange.clientId = clientId;
-    if (exchange instanceof FrontRelay) {
-      exchange.dispatch(this.#deps.pools!.get(backend, backendHeadLimit(this.settings)));
-      return;
-    }
-    const { req } = exchange;
-    this.#deps.upstreams.get(backend, backendHeadLimit(this.settings)).dispatch(
-      {
-        origin: backend.url,
-        path: req.url!,
-        method: req.method!,
-        headers: exchange.upstreamHeaders,
-        body: exchange.hasBody ? req : null,
-      },
-      exchange,
-    );
+    exchange.dispatch(this.#deps.pools.get(backend, backendHeadLimit(this.settings)));
   }
 
-  retry(exchange: Forwarded): boolean {
+  retry(exchange: FrontRelay): boolean {
     // Only a new session (or a partition assigned this instant, or a stateless request) may move, and only if no byte of its body was read.
     if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced' && exchange.reason !== 'partition-new' && exchange.reason !== 'stateless') return false;
     if (exchange.bodyTouched) return false;
@@ -404,14 +303,14 @@ export class ProxyServer implements ExchangeHost {
     this.#connections.resourceFailure(code);
   }
 
-  maintenance(exchange: Forwarded): boolean {
+  maintenance(exchange: FrontRelay): boolean {
     const { backend } = exchange;
     this.#deps.observer?.backendInMaintenance(backend.id);
     const skip = new Set(exchange.refused).add(backend.id);
     return this.#placement.route(exchange.facts, skip).kind === 'backend';
   }
 
-  retryUnavailable(exchange: Forwarded): boolean {
+  retryUnavailable(exchange: FrontRelay): boolean {
     if (exchange.unavailableRetried) return false;
     const skip = new Set(exchange.refused).add(exchange.backend.id);
     if (this.#placement.routeStateless(skip).kind !== 'backend') return false;
@@ -420,14 +319,14 @@ export class ProxyServer implements ExchangeHost {
     return true;
   }
 
-  redispatch(exchange: Forwarded): void {
+  redispatch(exchange: FrontRelay): void {
     exchange.prepareRetry();
     const decision = this.#placement.reroute(exchange.reason, exchange.facts, exchange.refused);
     if (decision.kind === 'unavailable') exchange.fail(503, 'ok');
     else this.#dispatch(exchange, decision);
   }
 
-  responseHeaders(exchange: Forwarded, headers: string[]): void {
+  responseHeaders(exchange: FrontRelay, headers: string[]): void {
     if (exchange.setCookie) headers.push('set-cookie', this.#deps.sessions.setCookieHeader(exchange.clientId, exchange.backend.id));
     if (exchange.choiceCookie !== undefined) headers.push('set-cookie', exchange.choiceCookie);
   }
@@ -436,15 +335,15 @@ export class ProxyServer implements ExchangeHost {
     return this.settings.sessionCookiePrefix;
   }
 
-  learnSetCookie(exchange: Forwarded, value: string): void {
+  learnSetCookie(exchange: FrontRelay, value: string): void {
     this.#deps.sessions.learned.learnFromSetCookie(value, this.settings.sessionCookieName, exchange.backend.id);
   }
 
-  sendError(exchange: Forwarded, status: ErrorStatus): void {
+  sendError(exchange: FrontRelay, status: ErrorStatus): void {
     exchange.sendPage(this.#deps.pages[status]);
   }
 
-  finished(exchange: Forwarded, outcome: ExchangeOutcome): void {
+  finished(exchange: FrontRelay, outcome: ExchangeOutcome): void {
     this.#backendInFlight.leave(exchange);
     const backendId = exchange.backend?.id;
     const elapsedMs = performance.now() - exchange.startedAt; // read once: the metrics and the access log agree
@@ -487,8 +386,7 @@ export class ProxyServer implements ExchangeHost {
     this.#closing = true;
     this.#connections.stop();
     const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
-    this.#http?.closeIdleConnections();
-    this.#raw?.closeIdle();
+    this.#raw.closeIdle();
     const idle = new Promise<void>((resolve) => {
       if (this.#inFlight === 0 && this.#tunnels.size === 0) resolve();
       else this.#idleWaiters.push(resolve);
@@ -500,8 +398,7 @@ export class ProxyServer implements ExchangeHost {
     await Promise.race([idle, grace]);
     clearTimeout(timer);
     for (const socket of this.#tunnels.keys()) socket.destroy();
-    this.#http?.closeAllConnections();
-    this.#raw?.destroyAll();
+    this.#raw.destroyAll();
     await closed;
   }
 
@@ -530,10 +427,7 @@ export class ProxyServer implements ExchangeHost {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
-    if (this.#closing) {
-      this.#http?.closeIdleConnections();
-      this.#raw?.closeIdle();
-    }
+    if (this.#closing) this.#raw.closeIdle();
   }
 }
 

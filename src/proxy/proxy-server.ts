@@ -134,7 +134,7 @@ export class ProxyServer {
           return proxy.#closing;
         },
         requestsIdle: () => {
-          if (this.#tunnels.size === 0) this.#wakeIdleWaiters();
+          if (this.#idle) this.#wakeIdleWaiters();
         },
       },
       { deps, connections: this.#connections, placement, backendInFlight, missingKeyPage },
@@ -156,7 +156,7 @@ export class ProxyServer {
         this.#tunnels.set(socket, backendId);
       },
       untrackTunnel: (socket, closed) => {
-        if (this.#tunnels.delete(socket) && closed && this.#requests.inFlight === 0 && this.#tunnels.size === 0) this.#wakeIdleWaiters();
+        if (this.#tunnels.delete(socket) && closed && this.#idle) this.#wakeIdleWaiters();
       },
     });
   }
@@ -201,7 +201,7 @@ export class ProxyServer {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#listener.closeIdle();
     const idle = new Promise<void>((resolve) => {
-      if (this.#requests.inFlight === 0 && this.#tunnels.size === 0) resolve();
+      if (this.#idle) resolve();
       else this.#idleWaiters.push(resolve);
     });
     let timer: NodeJS.Timeout | undefined;
@@ -234,6 +234,11 @@ export class ProxyServer {
   /** inFlight is the number of HTTP requests being served right now. */
   get inFlight(): number {
     return this.#requests.inFlight;
+  }
+
+  /** #idle: no HTTP request in flight and no tunnel open (shutdown may finish). */
+  get #idle(): boolean {
+    return this.#requests.inFlight === 0 && this.#tunnels.size === 0;
   }
 
   #wakeIdleWaiters(): void {

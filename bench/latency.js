@@ -1,4 +1,4 @@
-// Latency at a fixed request rate, servoy-lb (raw-socket plane and node:http) against the
+// Latency at a fixed request rate, servoy-lb (raw-socket plane, and the last release on node:http) against the
 // naive undici proxy, HAProxy and nginx, in the same run, interleaved (each round runs every
 // proxy once, in a rotating order; medians over rounds reported), with each percentile's
 // ratio to HAProxy's. The rate is half of HAProxy's maximum (the target: p99 at 50 %
@@ -10,7 +10,7 @@
 // Setup: each proxy pinned to CPU 0 (taskset); the fast backend and the generator share
 // CPU 1. The generator is a Node process too, so its own pauses show up in every row alike.
 //   node bench/latency.js [--rate N | --rate-share 0.5 --probe-seconds 5] [--seconds 10] [--rounds 3] [--connections 64]
-//        [--plane raw,node]                         servoy-lb's data planes (SERVOY_LB_DATA_PLANE)
+//        [--plane raw,release]                         this checkout and/or the last release (node:http, built from BASELINE_REF)
 //        [--lb-flag=--max-semi-space-size=1 ...]   extra node flags for servoy-lb
 //        [--lb-variant "semi1=--max-semi-space-size=1" ...]  one more servoy-lb with these flags
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,6 +1,7 @@
 // What the access log and the metrics cost per request, on and off in one run: the work
-// ProxyServer.finished() does for them (one AccessEntry, AccessLog.write, the latency
-// observation) against the same loop with both off, in interleaved rounds (medians).
+// RequestPath.finished() (src/proxy/request-path.ts) does for them (one AccessEntry,
+// AccessLog.write, the latency observation) against the same loop with both off, in
+// interleaved rounds (medians).
 // Lines go through the real sinks to /dev/null: log.file (AccessFile) and stdout (the
 // service logger's stream). CPU time (user + system) per request, so the write syscalls
 // count and other processes on a busy machine do not; the event loop turns every 100
@@ -34,7 +35,7 @@ const metrics = new BalancerMetrics(() => []);
 const BACKENDS = ['servoy-a', 'servoy-b', 'servoy-c'];
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36';
 
-/** One request's entry, as ProxyServer.finished() builds it. */
+/** One request's entry, as RequestPath.finished() (src/proxy/request-path.ts) builds it. */
 function entry(i) {
   return {
     client: '10.1.2.3',

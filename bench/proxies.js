@@ -1,20 +1,35 @@
 // The proxies the benchmarks compare, each started pinned to CPU 0 in front of one
-// backend: servoy-lb (sticky cookie, access log and metrics on, as in production) on each
-// chosen data plane (raw sockets and node:http, selected explicitly so a result never depends
-// on the default), a naive Node proxy on undici (the calibration peer), HAProxy with cookie
-// insert and nginx (when installed: apt-get install haproxy nginx-light; skipped with a note otherwise).
-import { existsSync, writeFileSync } from 'node:fs';
+// backend: servoy-lb (sticky cookie, access log and metrics on, as in production) as this
+// checkout builds it (the raw-socket data plane) and as the last release built it (node:http
+// and undici, built from a git ref into a cache directory), a naive Node proxy on undici (the
+// calibration peer), HAProxy with cookie insert and nginx (when installed: apt-get install
+// haproxy nginx-light; skipped with a note otherwise).
+import { execFileSync } from 'node:child_process';
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort, servoyLbArgs, start, waitForPort } from './lib.js';
 
 export const which = (cmd) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, cmd)).find((p) => existsSync(p));
 
-/** The data planes servoy-lb can run on (SERVOY_LB_DATA_PLANE). */
-export const PLANES = ['raw', 'node'];
+/**
+ * The servoy-lb builds a bench can measure: `raw`, this checkout (the raw-socket data plane),
+ * and `release`, the last release (node:http + undici), so every table shows the gain.
+ */
+export const PLANES = ['raw', 'release'];
+
+/** What each plane's rows are called. */
+export const PLANE_NAMES = { raw: 'servoy-lb, raw plane', release: 'servoy-lb 0.1 (node:http)' };
 
 /**
- * parsePlanes reads a `--plane raw,node` option (default both), so every table can show the
- * raw plane beside node:http (the last release's design) and the gain is visible.
+ * RELEASE_REF is the git ref the `release` plane is built from: the last commit whose data
+ * plane was node:http, as it landed (BASELINE_REF overrides it).
+ */
+export const RELEASE_REF = process.env.BASELINE_REF ?? '9446371';
+
+/**
+ * parsePlanes reads a `--plane raw,release` option (default both), so every table can show the
+ * raw plane beside the last release's node:http one and the gain is visible.
  */
 export function parsePlanes(value = PLANES.join(',')) {
   const planes = value.split(',').filter(Boolean);
@@ -23,20 +38,37 @@ export function parsePlanes(value = PLANES.join(',')) {
   return planes;
 }
 
-/** planeArg is the servoy-lb run argument (see startServoyLb) that selects a data plane. */
-export const planeArg = (plane) => `SERVOY_LB_DATA_PLANE=${plane}`;
+/**
+ * releaseBuild is the directory of servoy-lb built from `ref`: a detached git worktree under
+ * os.tmpdir() named by its commit, sharing this checkout's node_modules, compiled by tsc. It is
+ * made once and reused (a `.built` mark says tsc finished), so a bench run starts at once.
+ */
+export function releaseBuild(ref = RELEASE_REF) {
+  const git = (...args) => execFileSync('git', args, { cwd: ROOT }).toString().trim();
+  const commit = git('rev-parse', '--short=12', `${ref}^{commit}`);
+  const dir = join(tmpdir(), `servoy-lb-release-${commit}`);
+  if (existsSync(join(dir, '.built'))) return dir;
+  if (!existsSync(join(dir, '.git'))) git('worktree', 'add', '--detach', dir, commit);
+  if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', dir], { stdio: 'inherit' });
+  writeFileSync(join(dir, '.built'), `${commit}\n`);
+  return dir;
+}
+
+/** planeArgs are the startServoyLb args that run a plane: none for this checkout, @DIR of the release build. */
+export const planeArgs = (plane) => (plane === 'release' ? [`@${releaseBuild()}`] : []);
 
 /**
  * startServoyLb starts one servoy-lb pinned to CPU 0 in front of backendUrl, its config in
  * `dir` (`config` is merged over the base: access log and metrics on). `args` are node flags,
- * NAME=value environment variables and @DIR (run the servoy-lb built in DIR), so a bench can
+ * NAME=value environment variables and @DIR (run the servoy-lb built in DIR; the last one counts), so a bench can
  * compare builds, planes and flags with one helper; `cliArgs` go to `servoy-lb start`, and
  * `quiet: false` leaves its stdout to the caller. Resolves with { url, port, pid, child }.
  */
 export async function startServoyLb({ backendUrl, dir, args = [], config = {}, cliArgs = [], quiet = true }) {
   const env = (a) => /^[A-Z_][A-Z0-9_]*=/.test(a);
   const flags = args.filter((a) => !a.startsWith('@') && !env(a));
-  const root = args.find((a) => a.startsWith('@'))?.slice(1) ?? ROOT;
+  const root = args.findLast((a) => a.startsWith('@'))?.slice(1) ?? ROOT;
   const vars = Object.fromEntries(args.filter(env).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
   const port = await freePort();
   const file = join(dir, `lb-${port}.config.json`);
@@ -68,7 +100,7 @@ export function haproxyConfig(port, backendPort) {
 /**
  * startProxies starts the proxies in front of backendPort; each entry is { name, key, url,
  * pid, child }. `dir` holds their config files. One servoy-lb per plane of `planes` (keys
- * `servoy-lb raw`, `servoy-lb node`), with `lbArgs` (see startServoyLb) and `lbConfig` merged
+ * `servoy-lb raw`, `servoy-lb release`), with `lbArgs` (see startServoyLb) and `lbConfig` merged
  * into its config; each of `lbVariants` ("label=ARGS") starts one more servoy-lb, on the first
  * plane unless its ARGS name one. `only(key)` says which to start (default: all).
  */
@@ -80,10 +112,10 @@ export async function startProxies({ backendPort, dir, planes = PLANES, lbArgs =
     const lb = await startServoyLb({ backendUrl, dir, args, config: lbConfig });
     proxies.push({ name, key, ...lb });
   };
-  for (const plane of planes) await startLb(`servoy-lb ${plane}`, `servoy-lb, ${plane} plane`, [planeArg(plane), ...lbArgs]);
+  for (const plane of planes) await startLb(`servoy-lb ${plane}`, PLANE_NAMES[plane], [...planeArgs(plane), ...lbArgs]);
   for (const v of lbVariants) {
     const eq = v.indexOf('=');
-    await startLb(`servoy-lb ${v.slice(0, eq)}`, `servoy-lb ${v.slice(0, eq)} (${v.slice(eq + 1)})`, [planeArg(planes[0]), ...lbArgs, ...v.slice(eq + 1).split(' ').filter(Boolean)]);
+    await startLb(`servoy-lb ${v.slice(0, eq)}`, `servoy-lb ${v.slice(0, eq)} (${v.slice(eq + 1)})`, [...planeArgs(planes[0]), ...lbArgs, ...v.slice(eq + 1).split(' ').filter(Boolean)]);
   }
   if (only('naive')) {
     const port = await freePort();

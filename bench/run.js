@@ -1,7 +1,8 @@
 // npm run bench: every benchmark in turn, each a separate process, its markdown table on
 // stdout and its JSON in bench/results/. Peers (HAProxy, nginx, wrk) are used when
 // installed: apt-get install haproxy nginx-light wrk. Loopback only, bounded in time.
-// servoy-lb runs on both data planes (raw sockets and node:http) in every table against a peer.
+// servoy-lb runs as this checkout builds it (raw sockets) and as the last release built it
+// (node:http, see proxies.js) in every table against a peer.
 //   npm run bench            (about 22 minutes on an idle 2-core machine)
 //   npm run bench -- --quick (about 4 minutes: shorter rounds, 256 MiB transfers, 1,000 WebSockets)
 import { spawnSync } from 'node:child_process';

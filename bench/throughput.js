@@ -1,4 +1,4 @@
-// Proxy throughput and CPU per request, servoy-lb (raw-socket plane and node:http) against
+// Proxy throughput and CPU per request, servoy-lb (raw-socket plane, and the last release on node:http) against
 // peers, on one machine: a fast backend and the load generator pinned to CPU 1, each proxy in
 // turn pinned to CPU 0 (taskset). Peers: a naive Node proxy on undici (always), HAProxy with
 // cookie insert and nginx (when installed: apt-get install haproxy nginx-light wrk). Load: wrk
@@ -8,7 +8,7 @@
 // insert their cookie). Interleaved rounds, medians reported.
 // Latency at a fixed rate is bench/latency.js (autocannon -R is not constant-rate).
 //   node bench/throughput.js [--seconds 8] [--connections 50] [--rounds 3]
-//        [--plane raw,node]            servoy-lb's data planes (SERVOY_LB_DATA_PLANE)
+//        [--plane raw,release]            this checkout and/or the last release (node:http, built from BASELINE_REF)
 //        [--case sticky,new-session]   which cases
 //        [--lb-variant "semi1=--max-semi-space-size=1" ...]  one more servoy-lb with these node flags
 //        [--only servoy-lb,haproxy]   measure only these (keys: servoy-lb*, naive, haproxy, nginx, direct)

@@ -1,4 +1,4 @@
-// 1 GiB upload and 1 GiB download through servoy-lb (on each data plane: raw sockets and
+// 1 GiB upload and 1 GiB download through servoy-lb (raw sockets, and the last release on
 // node:http), against the same transfer direct to
 // the backend, through the naive undici proxy, HAProxy and nginx (when installed:
 // apt-get install haproxy nginx-light). Reports throughput (MiB/s), the proxy's peak RSS
@@ -8,7 +8,7 @@
 // Interleaved rounds, medians reported, with each MiB/s as a ratio to HAProxy's (the issue's
 // target: >= 0.6x with a peak RSS under 100 MiB). Each transfer is cut after --timeout seconds.
 //   node bench/transfer.js [--mib 1024] [--rounds 3] [--timeout 120]
-//        [--plane raw,node]                   servoy-lb's data planes (SERVOY_LB_DATA_PLANE)
+//        [--plane raw,release]                   this checkout and/or the last release (node:http, built from BASELINE_REF)
 //        [--variant "label=ARGS" ...]         extra servoy-lb runs (on the first plane); ARGS are node/V8 flags,
 //                                             NAME=value environment variables and @DIR (run
 //                                             the servoy-lb built in DIR instead), e.g.
@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, freePort, median, memoryKiB, procStat, runJsonClient, start, stop, waitForPort, waitQuiet, writeResult } from './lib.js';
-import { haproxyConfig, parsePlanes, planeArg, startServoyLb, which } from './proxies.js';
+import { PLANE_NAMES, haproxyConfig, parsePlanes, planeArgs, startServoyLb, which } from './proxies.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,11 +54,11 @@ const lbTarget = (key, name, args) => ({
   start: () => startServoyLb({ backendUrl, dir, args }),
 });
 const planes = parsePlanes(values.plane);
-for (const plane of planes) targets.push(lbTarget(`servoy-lb ${plane}`, `servoy-lb, ${plane} plane (access log, metrics)`, [planeArg(plane)]));
+for (const plane of planes) targets.push(lbTarget(`servoy-lb ${plane}`, `${PLANE_NAMES[plane]} (access log, metrics)`, planeArgs(plane)));
 for (const v of values.variant) {
   const eq = v.indexOf('=');
   const label = v.slice(0, eq);
-  targets.push(lbTarget(`servoy-lb ${label}`, `servoy-lb ${label} (${v.slice(eq + 1)})`, [planeArg(planes[0]), ...v.slice(eq + 1).split(' ').filter(Boolean)]));
+  targets.push(lbTarget(`servoy-lb ${label}`, `servoy-lb ${label} (${v.slice(eq + 1)})`, [...planeArgs(planes[0]), ...v.slice(eq + 1).split(' ').filter(Boolean)]));
 }
 targets.push({
   name: 'naive Node proxy on undici',

@@ -1,7 +1,7 @@
 // Backend-side micro-benchmark: CPU µs per request of the raw-socket upstream pool +
-// exchange (src/proxy/upstream/) against undici's Pool (what the node:http data plane uses
-// today, driven through dispatch() with a raw-header handler, as src/proxy/http-exchange.ts
-// does), in the same run, against the same raw `net` backend in a child process (its CPU is
+// exchange (src/proxy/upstream/) against undici's Pool (what the last release's node:http
+// plane used, driven through dispatch() with a raw-header handler, as its HttpExchange
+// did), in the same run, against the same raw `net` backend in a child process (its CPU is
 // not counted). Each round sends the same requests (a Servoy-like GET, 100-byte answers)
 // with the same concurrency; rounds alternate between the two and the medians are compared.
 //   npm run build && node bench/upstream.js [--requests 20000] [--concurrency 32] [--rounds 5]

@@ -1,7 +1,8 @@
 // Memory per idle WebSocket: open N WebSockets through servoy-lb to a plain ws backend,
 // let them sit idle, and report the balancer's RSS growth per socket, on each data plane
-// (SERVOY_LB_DATA_PLANE, a fresh balancer for each; the issue's target: <= 16 KiB).
-//   node bench/websockets.js [--count 1000] [--workers N] [--plane raw,node]
+// (this checkout's raw plane and the last release's node:http, see proxies.js; a fresh
+// balancer for each; the issue's target: <= 16 KiB).
+//   node bench/websockets.js [--count 1000] [--workers N] [--plane raw,release]
 // Each tunnel holds two file descriptors in the balancer (client and backend side). When
 // 2 x N does not fit this machine's hard limit (`ulimit -Hn`; 20,000 here), the balancer runs
 // with enough --workers to hold them, and RSS is summed over its processes (primary included).
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { ROOT, freePort, memoryKiB, openFileHardLimit, start, stop, writeResult } from './lib.js';
-import { parsePlanes, planeArg, startServoyLb } from './proxies.js';
+import { PLANE_NAMES, parsePlanes, planeArgs, startServoyLb } from './proxies.js';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '1000' }, workers: { type: 'string' }, plane: { type: 'string' } } });
 const count = Number(values.count);
@@ -69,7 +70,7 @@ for (const plane of planes) {
   lb = await startServoyLb({
     backendUrl: `http://127.0.0.1:${backendPort}`,
     dir,
-    args: [planeArg(plane)],
+    args: planeArgs(plane),
     config: {
       limits: { maxConnections: count + 100 },
       // The plain ws backend answers a health probe's GET with 426 Upgrade Required: healthy.
@@ -96,5 +97,5 @@ await stop(backend);
 rmSync(dir, { recursive: true, force: true });
 writeResult(`websockets-${count}`, { count, workers, planes: rows });
 console.log('| data plane | open WebSockets | balancer processes | RSS before | RSS after | RSS per WebSocket |\n| --- | ---: | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.plane} | ${count} | ${workers === 1 ? '1' : `${workers} workers + primary`} | ${r.rssBeforeKiB} KiB | ${r.rssAfterKiB} KiB | ${r.perSocketKiB} KiB |`);
+for (const r of rows) console.log(`| ${PLANE_NAMES[r.plane]} | ${count} | ${workers === 1 ? '1' : `${workers} workers + primary`} | ${r.rssBeforeKiB} KiB | ${r.rssAfterKiB} KiB | ${r.perSocketKiB} KiB |`);
 process.exit(0);

@@ -1,4 +1,4 @@
-// WebSocket relay: CPU per message, servoy-lb (raw-socket plane and node:http) against HAProxy
+// WebSocket relay: CPU per message, servoy-lb (raw-socket plane, and the last release on node:http) against HAProxy
 // (HTTP mode tunnels the upgrade), in the same run. COUNT WebSockets stay open through the
 // proxy to a ws echo backend (bench/ws-echo-backend.js, own process); each sends a BYTES-byte
 // message every INTERVAL ms and times the echo (1,000 x 200 bytes every 100 ms: 10,000 round
@@ -9,7 +9,7 @@
 // process) to CPU 1. Interleaved rounds, medians reported. A proxy holds 2 x COUNT file
 // descriptors, the client COUNT (see bench/websockets.js for the limit).
 //   node bench/ws-relay.js [--count 1000] [--interval 100] [--bytes 200] [--seconds 10] [--warmup 3]
-//        [--rounds 3] [--plane raw,node] [--only servoy-lb,haproxy]
+//        [--rounds 3] [--plane raw,release] [--only servoy-lb,haproxy]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -16,17 +16,7 @@ import { ProxyServer, type ProxyObserver } from './proxy/proxy-server.js';
 import { proxySettings } from './proxy/proxy-settings.js';
 import { RedirectServer } from './proxy/redirect-server.js';
 import { TrustedProxies } from './proxy/trusted-proxies.js';
-import { Upstreams } from './proxy/upstreams.js';
 import { UpstreamPools } from './proxy/upstream/pools.js';
-
-/**
- * dataPlane: which data plane serves client requests: the raw-socket one (the default), or
- * node:http + undici with SERVOY_LB_DATA_PLANE=node, kept selectable so the benchmarks can
- * compare the two planes in the same run.
- */
-export function dataPlane(env: NodeJS.ProcessEnv = process.env): 'node' | 'raw' {
-  return env.SERVOY_LB_DATA_PLANE === 'node' ? 'node' : 'raw';
-}
 import { AffinityCookieCodec, type CookieAttributes } from './routing/affinity-cookie.js';
 import type { PartitionLookup } from './routing/types.js';
 import { SessionAccounting, type SessionTotals } from './sessions/accounting.js';
@@ -95,9 +85,8 @@ export interface LocalTrafficDeps {
 export class LocalTraffic implements TrafficPlane {
   readonly proxy: ProxyServer;
   readonly sessions: SessionContext;
-  readonly #upstreams: Upstreams;
-  /** The raw data plane's backend pools (the default), undefined with SERVOY_LB_DATA_PLANE=node. */
-  readonly #pools: UpstreamPools | undefined;
+  /** The backend connection pools (raw sockets, src/proxy/upstream/). */
+  readonly #pools: UpstreamPools;
   readonly #access: AccessLog;
   /** The access log's file (log.file), undefined while it goes to stdout. */
   #accessFile: AccessFile | undefined;
@@ -113,18 +102,14 @@ export class LocalTraffic implements TrafficPlane {
     const accounting = new SessionAccounting(config.affinity.sessionIdle);
     const learned = new LearnedSessions({ max: config.affinity.learnedSessions, ttlMs: config.affinity.sessionIdle, onChange: deps.onLearn });
     this.sessions = new SessionContext(new AffinityCookieCodec(settings.secrets), learned, accounting, config.affinity.balanceFactor, cookieAttributes(config), deps.partitions, deps.cluster);
-    this.#upstreams = new Upstreams({ connect: config.timeouts.connect, response: config.timeouts.response });
-    // The raw-socket data plane (src/proxy/front/, src/proxy/upstream/) unless
-    // SERVOY_LB_DATA_PLANE=node asks for node:http + undici (kept for the benchmarks).
-    this.#pools = dataPlane() === 'raw' ? new UpstreamPools({ connect: config.timeouts.connect, response: config.timeouts.response }) : undefined;
+    this.#pools = new UpstreamPools({ connect: config.timeouts.connect, response: config.timeouts.response });
     this.#accessFile = config.log.file === undefined ? undefined : new AccessFile(config.log.file, deps.logger);
     const worker = (deps.logger.bindings() as { worker?: number }).worker;
     this.#access = new AccessLog({ format: config.log.format, sink: this.#accessFile ?? stdoutSink(deps.logger), worker });
     this.proxy = new ProxyServer(
       {
         pool: deps.pool,
-        upstreams: this.#upstreams,
-        ...(this.#pools === undefined ? {} : { pools: this.#pools }),
+        pools: this.#pools,
         sessions: this.sessions,
         trusted: new TrustedProxies(config.trustedProxies),
         pages: settings.pages,
@@ -184,8 +169,7 @@ export class LocalTraffic implements TrafficPlane {
     this.proxy.reconfigure({ settings: proxySettings(config), trusted: new TrustedProxies(config.trustedProxies), pages: next.pages });
     if (next.tls !== undefined) this.proxy.setSecureContext(next.tls);
     if (JSON.stringify(running.config.timeouts) !== JSON.stringify(config.timeouts)) {
-      this.#upstreams.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
-      this.#pools?.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
+      this.#pools.setTimeouts({ connect: config.timeouts.connect, response: config.timeouts.response });
     }
     this.#access.format = config.log.format;
     if (config.log.file !== this.#accessFile?.path) {
@@ -204,8 +188,7 @@ export class LocalTraffic implements TrafficPlane {
 
   forgetBackend(id: string): void {
     this.sessions.accounting.forgetBackend(id);
-    void this.#upstreams.drop(id);
-    void this.#pools?.drop(id);
+    void this.#pools.drop(id);
   }
 
   closeTunnels(id: string): void {
@@ -231,7 +214,7 @@ export class LocalTraffic implements TrafficPlane {
   async close(graceMs: number): Promise<void> {
     await Promise.all([this.proxy.close(graceMs), this.#redirect?.close(graceMs)]);
     this.sessions.accounting.stop();
-    await Promise.all([this.#upstreams.close(), this.#pools?.close()]);
+    await this.#pools.close();
     this.#access.flush(); // the lines of this tick, before the file closes or the service log is flushed
     this.#accessFile?.close();
   }

@@ -15,7 +15,7 @@ import { loadErrorPages, type ErrorStatus } from '../src/proxy/error-pages.js';
 import { FrontConnection, type FrontSettings } from '../src/proxy/front/front-connection.js';
 import { FrontRelay, type RelayHost } from '../src/proxy/front/relay.js';
 import { RawRequestView } from '../src/proxy/front/request-view.js';
-import type { ExchangeOutcome } from '../src/proxy/http-exchange.js';
+import type { ExchangeOutcome } from '../src/proxy/exchange-outcome.js';
 import { upstreamHeaders } from '../src/proxy/request-headers.js';
 import { UpstreamPools } from '../src/proxy/upstream/pools.js';
 import { rawClient } from './fixtures/raw-client.js';
@@ -74,7 +74,6 @@ async function rig(t: Tap.Test, backends: { id: string; url: string }[], opts: {
         relay.reason = opts.reason ?? 'new-session';
         relay.setCookie = true;
         r.relays.push(relay);
-        relay.watchBody();
         if (req.head.target === '/no-backend') relay.fail(503, 'ok');
         else if (req.head.target === '/own-page') relay.answerPage(pages[404], 'ok');
         else relay.dispatch(pools.get(relay.backend));

@@ -1,6 +1,6 @@
 /**
  * RawRequestView (src/proxy/front/request-view.ts) joins repeated headers as node:http
- * does, so both data planes route on the same facts; relayedResponseHeaders
+ * does, so requests route on the same facts as on node:http; relayedResponseHeaders
  * (src/proxy/response-headers.ts) drops hop-by-hop response headers. Tables, no sockets.
  */
 import t from 'tap';

@@ -61,7 +61,7 @@ t.test('oversize request headers get 431 and reach no backend; a backend\'s over
     t.same(backend.seen.slice(from).map((r) => r.url), expected, `${name}: nothing reached the backend but the next request`);
   }
 
-  // The backend side: undici parses response heads with its own 16 KB limit.
+  // The backend side: the response codec reads a backend's head within 16 KB (backendHeadLimit).
   for (const path of ['/bighead', '/manyheads']) {
     const res = await probe(lb.url, `GET ${path} HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
     t.equal(res.status, 502, `${path}: a backend's oversize response head is a 502`);

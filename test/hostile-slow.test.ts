@@ -137,7 +137,7 @@ t.test('a stalled request body gets 408 after timeouts.clientIdle; the upstream 
     // idle timeout; no upper bound but the probe's 10 s, a busy machine may close late.
     t.ok(res.ms >= 1900, `${name}: after clientIdle (${res.ms} ms)`);
     t.match(res.raw, /^HTTP\/1\.1 408 Request Timeout\r\n[^]*\r\nconnection: close\r\n[^]*<h1>408 Request Timeout<\/h1>/, `${name}: the balancer's 408 page`);
-    // undici sends the request head upstream with the first body byte: with none, nothing went.
+    // The head goes upstream at once; with no body byte the client's abort may come first.
     await waitFor(() => backend.seen.slice(before).every((r) => r.aborted || r.completed), 15_000, 'the upstream request to end');
     // A normal request after it, seen by the backend, closes the window (no sleep).
     const marker = `/marker-${before}`;

@@ -1,12 +1,9 @@
 /**
- * The raw-socket data plane end to end (the default; SERVOY_LB_DATA_PLANE=raw is set for
- * the balancers this file starts all the same, so it pins this plane even in a run of the
- * suite on node:http with SERVOY_LB_DATA_PLANE=node): the real CLI in front of Servoy
- * simulators, a browser's sticky session and its WebSocket, request bodies, the health
- * path, refusals, HTTP/1.0, a TLS listener, and WebSocket handshakes taken by the raw
- * listener itself (no node:http server): accepted ones tunnelled, refused ones relayed and
- * closed with nothing hidden behind them reaching the backend. The same behaviour the
- * node:http tests pin, on the other plane.
+ * The raw-socket data plane end to end: the real CLI in front of Servoy simulators, a
+ * browser's sticky session and its WebSocket, request bodies, the health path, refusals,
+ * HTTP/1.0, a TLS listener, and WebSocket handshakes taken by the raw listener itself (no
+ * node:http server): accepted ones tunnelled, refused ones relayed and closed with nothing
+ * hidden behind them reaching the backend.
  */
 import t from 'tap';
 import { request } from 'undici';
@@ -18,8 +15,6 @@ import { probe } from './fixtures/hostile-net.js';
 import { rawClient } from './fixtures/raw-client.js';
 import { SWITCH, upgradeBackend } from './fixtures/upgrade-backend.js';
 
-const RAW = { SERVOY_LB_DATA_PLANE: 'raw' };
-
 function browser(t: TestLike, url: string): BrowserClient {
   const b = new BrowserClient(url);
   t.teardown(() => b.close());
@@ -28,7 +23,7 @@ function browser(t: TestLike, url: string): BrowserClient {
 
 t.test('a session, its requests and its WebSocket on the raw data plane', async (t) => {
   const sims = await startSims(t, ['servoy-a', 'servoy-b']);
-  const lb = await spawnBalancer(t, await lbConfig(sims, { listen: { host: '127.0.0.1', port: 0, healthPath: '/lb-health' } }), { env: RAW, timeoutMs: 60_000 });
+  const lb = await spawnBalancer(t, await lbConfig(sims, { listen: { host: '127.0.0.1', port: 0, healthPath: '/lb-health' } }), { timeoutMs: 60_000 });
   const b = browser(t, lb.url);
   const page = await b.get('/');
   t.equal(page.status, 200);
@@ -64,7 +59,7 @@ t.test('a session, its requests and its WebSocket on the raw data plane', async 
 });
 
 t.test('a backend that cannot be reached: 502; none at all: 503', async (t) => {
-  const lb = await spawnBalancer(t, await lbConfig([{ id: 'gone', url: 'http://127.0.0.1:9' }], { healthCheck: { path: '/', interval: '1h' } }), { env: RAW, timeoutMs: 60_000 });
+  const lb = await spawnBalancer(t, await lbConfig([{ id: 'gone', url: 'http://127.0.0.1:9' }], { healthCheck: { path: '/', interval: '1h' } }), { timeoutMs: 60_000 });
   const res = await request(`${lb.url}/x`);
   t.ok(res.statusCode === 502 || res.statusCode === 503, `the balancer's page (${res.statusCode})`);
   t.match(await res.body.text(), /<html/);
@@ -75,7 +70,7 @@ t.test('TLS listener on the raw data plane', { skip: skipTls }, async (t) => {
   const cert = await makeCert(dir);
   const sims = await startSims(t, ['servoy-a']);
   const config = await lbConfig(sims, { listen: { host: '127.0.0.1', port: 0, tls: { cert: cert.certFile, key: cert.keyFile } } });
-  const lb = await spawnBalancer(t, config, { env: RAW, timeoutMs: 60_000 });
+  const lb = await spawnBalancer(t, config, { timeoutMs: 60_000 });
   t.match(lb.url, /^https:/);
   const { Agent } = await import('undici');
   const res = await request(`${lb.url}/`, { dispatcher: new Agent({ connect: { ca: cert.cert } }) });
@@ -90,7 +85,7 @@ t.test('WebSocket handshakes on the raw listener: echo through a tunnel; a refus
     head.startsWith('GET /ws/echo ') ? { answer: SWITCH, echo: true }
     : head.startsWith('GET /ws/forbidden ') ? { answer: 'HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nno' }
     : { answer: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain' });
-  const lb = await spawnBalancer(t, await lbConfig([{ id: 'raw', url: backend.url }], { outlier: { consecutiveFailures: 1000 } }), { env: RAW, timeoutMs: 60_000 });
+  const lb = await spawnBalancer(t, await lbConfig([{ id: 'raw', url: backend.url }], { outlier: { consecutiveFailures: 1000 } }), { timeoutMs: 60_000 });
 
   const client = await rawClient(t, lb.url);
   client.write(`${handshake('/ws/echo')}EARLY`);

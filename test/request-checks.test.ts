@@ -1,7 +1,7 @@
 /**
- * The request-head checks (src/proxy/request-checks.ts) both data planes run before routing:
+ * The request-head checks (src/proxy/request-checks.ts) run before routing:
  * malformedRequest and refusedUpgrade read a ParsedRequest, which the raw codec's
- * RequestHead is as it is (node:http's IncomingMessage is adapted by parsedRequestOf).
+ * RequestHead is as it is.
  * Tables, no sockets.
  */
 import t from 'tap';

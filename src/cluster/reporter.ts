@@ -6,7 +6,7 @@
  * latency as bucket counts per backend and outcome. A maintenance 503 is passed on at once.
  */
 import { LATENCY_BUCKETS } from '../admin/metrics.js';
-import type { ExchangeOutcome } from '../proxy/http-exchange.js';
+import type { ExchangeOutcome } from '../proxy/exchange-outcome.js';
 import type { ProxyObserver } from '../proxy/proxy-server.js';
 import type { SessionAccounting } from '../sessions/accounting.js';
 import type { LatencyDelta, ToPrimary, WorkerReport } from './protocol.js';

@@ -7,7 +7,7 @@
 import type { BalancerMetrics } from '../admin/metrics.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { Pool } from '../pool/pool.js';
-import type { ExchangeOutcome } from '../proxy/http-exchange.js';
+import type { ExchangeOutcome } from '../proxy/exchange-outcome.js';
 import type { ProxyObserver } from '../proxy/proxy-server.js';
 import type { MaintenanceBackoff } from './maintenance-backoff.js';
 

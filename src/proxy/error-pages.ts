@@ -2,10 +2,9 @@
  * Error pages: the small HTML pages the balancer answers with itself (400, 403, 404, 408,
  * 417, 431, 502, 503, 504). Built once at start-up (from `errorPages` files or the built-in text), so an
  * error costs no I/O. They never echo request input and never name a backend. Sent as raw
- * bytes on a bare socket (rawErrorResponse) or on a response object (sendPage, answerSelf).
+ * bytes on a bare socket (rawErrorResponse), or by the raw listener's FrontRequest.sendPage.
  */
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** The statuses the balancer can answer with itself. */
 export type ErrorStatus = 400 | 403 | 404 | 408 | 417 | 431 | 502 | 503 | 504;
@@ -83,40 +82,4 @@ export function rawErrorResponse(page: ErrorPage): Buffer {
   const retry = page.status === 503 ? 'retry-after: 10\r\n' : '';
   const head = `HTTP/1.1 ${page.status} ${page.reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${page.body.length}\r\ncache-control: no-store\r\n${retry}connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), page.body]);
-}
-
-/**
- * sendPage answers a forwarded request (an exchange) with a page; a response already
- * started is cut instead. It sits with the pages so that the proxy's request path only
- * says which page, not how one is written.
- */
-export function sendPage(res: ServerResponse, method: string | undefined, hasBody: boolean, page: ErrorPage): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  const headers: Record<string, string | number> = {
-    'content-type': 'text/html; charset=utf-8',
-    'content-length': page.body.length,
-    'cache-control': 'no-store',
-  };
-  if (page.status === 503) headers['retry-after'] = 10;
-  // The rest of the request (body, pipelined requests) is not read: the connection ends.
-  if (page.status === 400 || page.status === 408 || page.status === 417 || (page.status === 403 && hasBody)) headers.connection = 'close';
-  res.writeHead(page.status, headers);
-  res.end(method === 'HEAD' ? undefined : page.body);
-}
-
-/** answerSelf answers a request that has no exchange (refused connection, bad Expect) and closes. */
-export function answerSelf(req: IncomingMessage, res: ServerResponse, page: ErrorPage): void {
-  res.shouldKeepAlive = false;
-  const headers: Record<string, string | number> = {
-    'content-type': 'text/html; charset=utf-8',
-    'content-length': page.body.length,
-    'cache-control': 'no-store',
-    connection: 'close',
-  };
-  if (page.status === 503) headers['retry-after'] = 10;
-  res.writeHead(page.status, headers);
-  res.end(req.method === 'HEAD' ? undefined : page.body);
 }

@@ -5,7 +5,6 @@
  * (src/pool/readiness.ts), judged on this process's pool (a worker's mirror of the
  * primary's). While the balancer shuts down it answers 503, so the upstream stops sending.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PoolSnapshot } from '../pool/snapshot.js';
 import { readiness, type StateHealth } from '../pool/readiness.js';
 
@@ -16,7 +15,7 @@ export function isHealthPath(url: string | undefined, healthPath: string | undef
   return (query < 0 ? url : url.slice(0, query)) === healthPath;
 }
 
-/** HealthAnswer is the health path's answer, for either data plane to write. */
+/** HealthAnswer is the health path's answer, for the listener to write. */
 export interface HealthAnswer {
   readonly status: number;
   /** The answer's headers, Content-Length included. */
@@ -41,13 +40,4 @@ export function healthAnswer(method: string | undefined, snapshot: PoolSnapshot,
   const text = `${JSON.stringify(body)}\n`;
   headers['content-length'] = Buffer.byteLength(text);
   return { status, headers, text };
-}
-
-/** answerHealthPath writes the health answer on node:http. */
-export function answerHealthPath(req: IncomingMessage, res: ServerResponse, snapshot: PoolSnapshot, state: StateHealth, closing: boolean): void {
-  const answer = healthAnswer(req.method, snapshot, state, closing);
-  // A request body (there should be none) is not read: close instead of keeping the connection.
-  if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.shouldKeepAlive = false;
-  res.writeHead(answer.status, answer.headers);
-  res.end(req.method === 'HEAD' ? undefined : answer.text);
 }

@@ -5,7 +5,6 @@
  * decision's side effects (partition assignment, session accounting) before anything is
  * forwarded. It never decides where a request goes itself: src/routing/ does.
  */
-import type { IncomingMessage } from 'node:http';
 import { route } from '../routing/router.js';
 import { choiceFromCookies, choiceFromQuery, choiceSetCookie, routeChosen, signChoice } from '../routing/backend-choice.js';
 import type { PathRule } from '../routing/path-rules.js';
@@ -22,7 +21,7 @@ export type BackendDecision = Extract<Decision, { kind: 'backend' }>;
 export type PlacementDeps = Pick<ProxyDeps, 'pool' | 'sessions' | 'trusted' | 'logger' | 'resolvePartition'>;
 
 /**
- * RoutingView is what routing reads of a request, whichever data plane parsed it: the TCP
+ * RoutingView is what routing reads of a request (RawRequestView is one): the TCP
  * peer, the target, and the headers the facts come from (headers(): every header, each
  * name lower-case with its values in order, read only in partition mode).
  */
@@ -48,23 +47,10 @@ export class Placement {
     this.#inFlightOf = inFlightOf;
   }
 
-  /** facts are what the router decides on: client address, affinity and session cookies, partition key. */
-  facts(req: IncomingMessage, settings: ProxySettings): RequestFacts {
-    const xff = req.headers['x-forwarded-for'];
-    return this.factsOf(
-      {
-        peer: req.socket.remoteAddress,
-        url: req.url ?? '/',
-        host: req.headers.host,
-        cookie: req.headers.cookie,
-        forwardedFor: typeof xff === 'string' ? xff : undefined,
-        headers: () => req.headersDistinct,
-      },
-      settings,
-    );
-  }
-
-  /** factsOf is facts() for any data plane: the request seen through a RoutingView. */
+  /**
+   * factsOf are what the router decides on, read through a RoutingView: client address,
+   * affinity and session cookies, partition key.
+   */
   factsOf(view: RoutingView, settings: ProxySettings): RequestFacts {
     const peer = view.peer;
     const trusted = this.#deps.trusted;

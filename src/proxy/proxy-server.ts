@@ -1,58 +1,35 @@
 /**
- * ProxyServer is the client-facing listener. For each request (or WebSocket handshake)
- * it gathers the routing facts, asks the router, and forwards to the chosen backend; it
- * never decides where a request goes itself. It also answers malformed requests (400),
- * oversize headers (431), and closes gracefully: stop accepting, let in-flight requests
- * finish within a grace period, then cut what is left.
+ * ProxyServer is the client-facing listener. It accepts connections (within
+ * limits.maxConnections, behind the PROXY protocol when configured), parses requests with
+ * the strict codec on raw `net`/`tls` sockets (src/proxy/front/), and hands each request to
+ * the request path (request-path.ts) and each WebSocket handshake to the upgrade path
+ * (websocket-upgrade.ts); neither the listener nor those paths decide where a request goes:
+ * the router does (through placement.ts). It also closes gracefully: stop accepting, let
+ * in-flight requests and tunnels finish within a grace period, then cut what is left.
  *
- * The HTTP request path and shutdown live here; the rest is in its own file: routing facts,
- * decisions and their side effects in placement.ts, the WebSocket upgrade path in
- * websocket-upgrade.ts, malformed input in client-errors.ts, per-backend in-flight counts
- * in backend-in-flight.ts, and writing the balancer's own pages in error-pages.ts.
- *
- * Two data planes share the request path from routing on (#route, #dispatch and the
- * exchange host methods): the raw-socket one (the default: src/proxy/front/ +
- * src/proxy/upstream/, FrontRelay), whose listener parses requests with the strict codec
- * and creates no node:http server at all, and node:http + undici (HttpExchange) with
- * SERVOY_LB_DATA_PLANE=node, kept so the benchmarks can compare the two. WebSocket
- * handshakes go to WebSocketUpgrade from either listener, as a ParsedRequest
- * (request-checks.ts).
+ * The rest is in its own file: per-backend in-flight counts in backend-in-flight.ts, the
+ * connection limit in connection-limit.ts, and the balancer's own pages in error-pages.ts.
  */
-import { listenOn } from './listen.js';
-import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Pool } from '../pool/pool.js';
-import { judgePath } from '../routing/path-rules.js';
-import type { Decision } from '../routing/types.js';
 import type { SessionContext } from '../sessions/session-context.js';
-import { answerSelf, type ErrorPage, type ErrorPages, type ErrorStatus, missingPartitionKeyPage, rawErrorResponse } from './error-pages.js';
-import { HttpExchange, type ExchangeHost, type ExchangeOutcome } from './http-exchange.js';
-import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
-import { requestIdOf, upstreamHeaders } from './request-headers.js';
-import { accessRecord, type AccessLog } from './access-log.js';
-import type { TrustedProxies } from './trusted-proxies.js';
-import type { Upstreams } from './upstreams.js';
-import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
-import { gateProxyProtocol } from './proxy-protocol-gate.js';
-import { closeAfter } from './close-socket.js';
-import { malformedRequest, parsedRequestOf } from './request-checks.js';
+import type { AccessLog } from './access-log.js';
 import { BackendInFlight } from './backend-in-flight.js';
-import { ClientErrors } from './client-errors.js';
-import { isSessionless, Placement } from './placement.js';
+import { ConnectionLimit, type ConnectionCounts } from './connection-limit.js';
+import { type ErrorPages, missingPartitionKeyPage } from './error-pages.js';
+import type { ExchangeOutcome } from './exchange-outcome.js';
+import { listenOn } from './listen.js';
+import { Placement } from './placement.js';
+import { gateProxyProtocol } from './proxy-protocol-gate.js';
+import type { ProxySettings } from './proxy-settings.js';
+import { RequestPath } from './request-path.js';
+import type { TrustedProxies } from './trusted-proxies.js';
 import { WebSocketUpgrade } from './websocket-upgrade.js';
-import { FrontRelay } from './front/relay.js';
 import type { FrontSettings } from './front/front-connection.js';
-import type { FrontRequest } from './front/front-request.js';
 import { RawListener } from './front/raw-listener.js';
-import { RawRequestView } from './front/request-view.js';
-import type { Server as NetServer } from 'node:net';
 import type { UpstreamPools } from './upstream/pools.js';
-
-/** A request being forwarded, on either data plane. */
-type Forwarded = HttpExchange | FrontRelay;
-import { answerHealthPath, healthAnswer, isHealthPath } from './health-path.js';
 
 /**
  * ProxyObserver hears what happened to forwarded requests, so outlier detection, Servoy
@@ -70,9 +47,8 @@ export interface ProxyObserver {
 /** ProxyDeps are the collaborators a ProxyServer is built from (all owned by the Balancer). */
 export interface ProxyDeps {
   readonly pool: Pool;
-  readonly upstreams: Upstreams;
-  /** The raw-socket data plane's backend pools (the default); undefined on node:http (SERVOY_LB_DATA_PLANE=node). */
-  readonly pools?: UpstreamPools;
+  /** The backend connection pools (raw sockets). */
+  readonly pools: UpstreamPools;
   readonly sessions: SessionContext;
   trusted: TrustedProxies;
   pages: ErrorPages;
@@ -102,70 +78,68 @@ export interface ListenOptions {
 }
 
 /** ProxyServer forwards client traffic; see the file comment. */
-export class ProxyServer implements ExchangeHost {
+export class ProxyServer {
   settings: ProxySettings;
   readonly #deps: ProxyDeps;
-  /** In-flight HTTP exchanges and open tunnels, for graceful shutdown. */
-  #inFlight = 0;
   /** Open tunnels: client socket to backend id. */
   readonly #tunnels = new Map<Duplex, string>();
   #closing = false;
   #idleWaiters: (() => void)[] = [];
-  readonly #missingKeyPage: ErrorPage = missingPartitionKeyPage();
-  /** The access-log entry #finished fills in for each request (AccessLog.write keeps no reference). */
-  readonly #accessEntry = accessRecord();
   readonly #connections: ConnectionLimit;
-  /** HTTP requests in flight per backend (see BackendInFlight). */
-  readonly #backendInFlight = new BackendInFlight();
-  /** Routing facts, decisions and their side effects, shared with the upgrade path. */
-  readonly #placement: Placement;
+  readonly #listener: RawListener;
+  readonly #requests: RequestPath;
   readonly #upgrades: WebSocketUpgrade;
-  readonly #clientErrors: ClientErrors;
-  /** The raw-socket data plane's listener (the default), undefined with SERVOY_LB_DATA_PLANE=node. */
-  readonly #raw: RawListener | undefined;
-  /** The node:http plane's listener, else undefined (exactly one of #raw and #http is there). */
-  readonly #http: Server | undefined;
 
   constructor(deps: ProxyDeps, listen: ListenOptions) {
     this.#deps = deps;
     this.settings = deps.settings;
-    // A whole request may take as long as it needs (gigabyte uploads), but its headers must arrive within a minute.
-    const headersTimeout = Math.min(listen.clientIdle, 60_000);
-    if (deps.pools === undefined) this.#http = this.#nodeHttpServer(listen, headersTimeout);
-    else {
-      const proxy = this;
-      const front: FrontSettings = {
-        maxHeaderBytes: listen.maxHeaderBytes,
-        headersTimeout,
-        keepAliveTimeout: listen.clientIdle,
-        get bodyIdleTimeout() {
-          return proxy.settings.clientIdle;
-        },
-        get pages() {
-          return proxy.#deps.pages;
-        },
-        get closing() {
-          return proxy.#closing;
-        },
-      };
-      this.#raw = new RawListener(listen.tls, front, {
-        request: (req) => this.#onRawRequest(req),
-        upgrade: (head, socket, rest) => this.#upgrades.onUpgrade(head, socket, rest),
-        malformed: (status, reason) => deps.logger.debug({ status, reason }, 'malformed request'),
-      });
-    }
-    const listener = this.#listener;
-    this.#connections = new ConnectionLimit(listener, listen.maxConnections, deps.logger);
-    // After every 'connection' listener (node:http's or TLS's or the raw plane's, ConnectionLimit's): they run once a PROXY header is read.
-    gateProxyProtocol(listener, {
+    const proxy = this;
+    const front: FrontSettings = {
+      maxHeaderBytes: listen.maxHeaderBytes,
+      // A whole request may take as long as it needs (gigabyte uploads), but its headers must arrive within a minute.
+      headersTimeout: Math.min(listen.clientIdle, 60_000),
+      keepAliveTimeout: listen.clientIdle,
+      get bodyIdleTimeout() {
+        return proxy.settings.clientIdle;
+      },
+      get pages() {
+        return proxy.#deps.pages;
+      },
+      get closing() {
+        return proxy.#closing;
+      },
+    };
+    this.#listener = new RawListener(listen.tls, front, {
+      request: (req) => this.#requests.onRawRequest(req),
+      upgrade: (head, socket, rest) => this.#upgrades.onUpgrade(head, socket, rest),
+      malformed: (status, reason) => deps.logger.debug({ status, reason }, 'malformed request'),
+    });
+    const server = this.#listener.server;
+    this.#connections = new ConnectionLimit(server, listen.maxConnections, deps.logger);
+    // After every 'connection' listener (TLS's, ConnectionLimit's): they run once a PROXY header is read.
+    gateProxyProtocol(server, {
       enabled: () => this.settings.proxyProtocol,
       trusts: (address) => this.#deps.trusted.trusts(address),
       rejected: (peer, reason) => deps.logger.debug({ peer, reason }, 'PROXY protocol: connection closed'),
     });
-    this.#placement = new Placement(deps, this.#backendInFlight.of);
-    this.#clientErrors = new ClientErrors(deps);
+    const backendInFlight = new BackendInFlight();
+    const placement = new Placement(deps, backendInFlight.of);
+    const missingKeyPage = missingPartitionKeyPage();
+    this.#requests = new RequestPath(
+      {
+        get settings() {
+          return proxy.settings;
+        },
+        get closing() {
+          return proxy.#closing;
+        },
+        requestsIdle: () => {
+          if (this.#idle) this.#wakeIdleWaiters();
+        },
+      },
+      { deps, connections: this.#connections, placement, backendInFlight, missingKeyPage },
+    );
     // Made once: the upgrade path reads settings and shutdown state through it at each handshake.
-    const proxy = this;
     this.#upgrades = new WebSocketUpgrade({
       get settings() {
         return proxy.settings;
@@ -174,62 +148,33 @@ export class ProxyServer implements ExchangeHost {
         return proxy.#closing;
       },
       deps,
-      placement: this.#placement,
+      placement,
       connections: this.#connections,
       access: deps.access,
-      missingKeyPage: this.#missingKeyPage,
+      missingKeyPage,
       trackTunnel: (socket, backendId) => {
         this.#tunnels.set(socket, backendId);
       },
       untrackTunnel: (socket, closed) => {
-        if (this.#tunnels.delete(socket) && closed && this.#inFlight === 0 && this.#tunnels.size === 0) this.#wakeIdleWaiters();
+        if (this.#tunnels.delete(socket) && closed && this.#idle) this.#wakeIdleWaiters();
       },
     });
   }
 
-  /** #nodeHttpServer is the node:http plane's listener (https for listen.tls), its events wired to the request and upgrade paths. */
-  #nodeHttpServer(listen: ListenOptions, headersTimeout: number): Server {
-    const options = {
-      maxHeaderSize: listen.maxHeaderBytes,
-      // Idle keep-alive connections close after clientIdle; a whole request may take as long as it needs.
-      keepAliveTimeout: listen.clientIdle,
-      headersTimeout,
-      requestTimeout: 0,
-      connectionsCheckingInterval: 5_000,
-      // A missing Host gets the balancer's 400 page (#onRequest), not Node's bare 400.
-      requireHostHeader: false,
-    };
-    const server = listen.tls
-      ? createHttpsServer({ ...options, cert: listen.tls.cert, key: listen.tls.key, minVersion: 'TLSv1.2' })
-      : createHttpServer(options);
-    server.timeout = 0;
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
-    server.on('upgrade', (req: IncomingMessage, _socket: Duplex, head: Buffer) => this.#upgrades.onUpgrade(parsedRequestOf(req), req.socket, head));
-    // CONNECT asks for a raw tunnel to any address: this is not a forward proxy (without a
-    // listener Node would drop the connection without an answer).
-    server.on('connect', (_req: IncomingMessage, socket: Duplex) => closeAfter(socket, rawErrorResponse(this.#deps.pages[400])));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientErrors.onClientError(err, socket));
-    // An Expect other than 100-continue: the balancer's 417 page instead of Node's bare one.
-    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => answerSelf(req, res, this.#deps.pages[417]));
-    return server;
-  }
-
-  /** #listener is the server that listens: the raw plane's, or node:http's. */
-  get #listener(): NetServer {
-    return this.#raw?.server ?? this.#http!;
-  }
-
   /** listen binds the port; resolves with the address actually bound (port 0 picks one). */
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const bound = await listenOn(this.#listener, host, port);
+    const bound = await listenOn(this.#server, host, port);
     this.#connections.checkOpenFileLimit();
     return bound;
   }
 
+  get #server(): NetServer {
+    return this.#listener.server;
+  }
+
   /** setSecureContext applies a reloaded certificate (listen.tls) to new connections. */
   setSecureContext(options: { cert: Buffer; key: Buffer }): void {
-    if (this.#raw !== undefined) this.#raw.setSecureContext({ ...options, minVersion: 'TLSv1.2' });
-    else if (this.#http !== undefined && 'setSecureContext' in this.#http) (this.#http as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, minVersion: 'TLSv1.2' });
+    this.#listener.setSecureContext({ ...options, minVersion: 'TLSv1.2' });
   }
 
   /** connections are the client listener's connection figures (open, refused, dropped). */
@@ -244,240 +189,6 @@ export class ProxyServer implements ExchangeHost {
     this.#deps.pages = update.pages;
   }
 
-  // ---- HTTP ----------------------------------------------------------------------------
-
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (this.#connections.refuses(req.socket)) {
-      // Over limits.maxConnections: answered at once, nothing forwarded (see ConnectionLimit).
-      answerSelf(req, res, this.#deps.pages[503]);
-      return;
-    }
-    if (isHealthPath(req.url, this.settings.healthPath)) {
-      // listen.healthPath: answered by the balancer itself, before path rules and routing.
-      answerHealthPath(req, res, this.#deps.pool.snapshot, this.settings.stateHealth, this.#closing);
-      return;
-    }
-    const startedAt = performance.now();
-    if (this.#closing) res.shouldKeepAlive = false;
-    const facts = this.#placement.facts(req, this.settings);
-    const peer = req.socket.remoteAddress ?? '';
-    const headers = upstreamHeaders(req.rawHeaders, {
-      peerAddress: peer,
-      clientAddress: facts.clientAddress,
-      trusted: this.#deps.trusted.trusts(peer),
-      proto: this.settings.proto,
-    });
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    const exchange = new HttpExchange(this, req, res, facts, headers, hasBody, startedAt);
-    this.#inFlight++;
-    if (malformedRequest(parsedRequestOf(req))) {
-      exchange.fail(400, 'bad-request');
-      return;
-    }
-    this.#route(exchange, req.url!, req.headers.cookie);
-  }
-
-  /** #onRawRequest is #onRequest for the raw data plane (the codec already refused malformed heads). */
-  #onRawRequest(req: FrontRequest): void {
-    const pages = this.#deps.pages;
-    if (this.#connections.refuses(req.socket)) {
-      req.keepAlive = false;
-      req.sendPage(pages[503]);
-      return;
-    }
-    const { head } = req;
-    if (isHealthPath(head.target, this.settings.healthPath)) {
-      const answer = healthAnswer(head.method, this.#deps.pool.snapshot, this.settings.stateHealth, this.#closing);
-      if (req.body !== undefined) req.keepAlive = false;
-      const headers: string[] = [];
-      for (const [name, value] of Object.entries(answer.headers)) headers.push(name, String(value));
-      req.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', headers, Buffer.byteLength(answer.text), true);
-      req.end(Buffer.from(answer.text));
-      return;
-    }
-    const startedAt = performance.now();
-    if (this.#closing) req.keepAlive = false;
-    const peer = req.socket.remoteAddress ?? '';
-    const view = new RawRequestView(peer, head.target, head.headers);
-    const facts = this.#placement.factsOf(view, this.settings);
-    const headers = upstreamHeaders(head.headers, { peerAddress: peer, clientAddress: facts.clientAddress, trusted: this.#deps.trusted.trusts(peer), proto: this.settings.proto });
-    const relay = new FrontRelay(this, req, facts, headers, startedAt, view);
-    this.#inFlight++;
-    this.#route(relay, head.target, view.cookie);
-  }
-
-  /**
-   * #route is the request path both data planes share once a request is parsed and counted
-   * in flight: path rules, partition-key checks, routing and dispatch.
-   */
-  #route(exchange: Forwarded, url: string, cookie: string | undefined): void {
-    const { facts, hasBody } = exchange;
-    const rules = this.settings.paths;
-    if (rules !== undefined) {
-      // Path rules come before any routing (SPEC "Path rules").
-      const verdict = judgePath(rules, url, facts.clientAddress);
-      switch (verdict.kind) {
-        case 'bad-path':
-          this.#deps.logger.debug({ path: url, why: verdict.reason }, 'path cannot be normalised safely: 400');
-          exchange.pathVerdict = 'bad-path';
-          exchange.fail(400, 'bad-request');
-          return;
-        case 'denied':
-          exchange.pathVerdict = 'path-denied';
-          exchange.fail(403, 'ok');
-          return;
-        case 'stateless':
-          if (hasBody) exchange.watchBody(this.settings.clientIdle);
-          this.#dispatch(exchange, this.#placement.routeStateless());
-          return;
-        case 'allowed': {
-          const choice = this.#placement.choice(url, cookie, verdict.rule, this.settings);
-          if (choice === undefined) break;
-          exchange.choiceCookie = choice.cookie;
-          if (choice.decision === undefined) break;
-          if (hasBody) exchange.watchBody(this.settings.clientIdle);
-          this.#dispatch(exchange, choice.decision);
-          return;
-        }
-        case 'none':
-          break;
-      }
-    }
-    if (this.settings.partitionKeyRequired && facts.partitionKey === undefined) {
-      exchange.answerPage(this.#missingKeyPage, 'bad-request');
-      return;
-    }
-    if (hasBody) exchange.watchBody(this.settings.clientIdle);
-    this.#dispatch(exchange, this.#placement.route(facts));
-  }
-
-  #dispatch(exchange: Forwarded, decision: Decision, attempt = 0): void {
-    if (decision.kind === 'unavailable') {
-      exchange.fail(503, 'ok');
-      return;
-    }
-    const resolving = this.#placement.resolvePartition(decision, exchange.facts, exchange.refused, attempt, (next) => this.#dispatch(exchange, next, attempt + 1));
-    if (resolving) {
-      resolving.catch(() => exchange.fail(503, 'ok'));
-      return;
-    }
-    const { backend } = decision;
-    const clientId = isSessionless(decision) ? this.#placement.countRequest(backend.id) : this.#placement.commit(decision, exchange.facts, exchange.clientId);
-    if (this.settings.paths?.hasStateless === true || exchange.inFlightOn !== undefined) this.#backendInFlight.enter(exchange, backend.id);
-    exchange.backend = backend;
-    exchange.reason = decision.reason;
-    exchange.setCookie = decision.setCookie;
-    exchange.clientId = clientId;
-    if (exchange instanceof FrontRelay) {
-      exchange.dispatch(this.#deps.pools!.get(backend, backendHeadLimit(this.settings)));
-      return;
-    }
-    const { req } = exchange;
-    this.#deps.upstreams.get(backend, backendHeadLimit(this.settings)).dispatch(
-      {
-        origin: backend.url,
-        path: req.url!,
-        method: req.method!,
-        headers: exchange.upstreamHeaders,
-        body: exchange.hasBody ? req : null,
-      },
-      exchange,
-    );
-  }
-
-  retry(exchange: Forwarded): boolean {
-    // Only a new session (or a partition assigned this instant, or a stateless request) may move, and only if no byte of its body was read.
-    if (exchange.reason !== 'new-session' && exchange.reason !== 'replaced' && exchange.reason !== 'partition-new' && exchange.reason !== 'stateless') return false;
-    if (exchange.bodyTouched) return false;
-    const { backend } = exchange;
-    const skip = new Set(exchange.refused).add(backend.id);
-    const decision = this.#placement.reroute(exchange.reason, exchange.facts, skip);
-    if (decision.kind === 'unavailable') return false;
-    // The refused attempt ends here: count it against its backend (finished() counts the last one).
-    this.#deps.sessions.accounting.counters(backend.id).errors++;
-    this.#deps.observer?.backendFailed(backend.id);
-    this.#deps.logger.warn({ backend: backend.id }, 'backend refused the connection; request sent to the next backend');
-    exchange.prepareRetry();
-    this.#dispatch(exchange, decision);
-    return true;
-  }
-
-  resourceFailure(code: string): void {
-    this.#connections.resourceFailure(code);
-  }
-
-  maintenance(exchange: Forwarded): boolean {
-    const { backend } = exchange;
-    this.#deps.observer?.backendInMaintenance(backend.id);
-    const skip = new Set(exchange.refused).add(backend.id);
-    return this.#placement.route(exchange.facts, skip).kind === 'backend';
-  }
-
-  retryUnavailable(exchange: Forwarded): boolean {
-    if (exchange.unavailableRetried) return false;
-    const skip = new Set(exchange.refused).add(exchange.backend.id);
-    if (this.#placement.routeStateless(skip).kind !== 'backend') return false;
-    exchange.unavailableRetried = true;
-    this.#deps.logger.debug({ backend: exchange.backend.id }, 'a stateless request was answered 503; sent to another backend once');
-    return true;
-  }
-
-  redispatch(exchange: Forwarded): void {
-    exchange.prepareRetry();
-    const decision = this.#placement.reroute(exchange.reason, exchange.facts, exchange.refused);
-    if (decision.kind === 'unavailable') exchange.fail(503, 'ok');
-    else this.#dispatch(exchange, decision);
-  }
-
-  responseHeaders(exchange: Forwarded, headers: string[]): void {
-    if (exchange.setCookie) headers.push('set-cookie', this.#deps.sessions.setCookieHeader(exchange.clientId, exchange.backend.id));
-    if (exchange.choiceCookie !== undefined) headers.push('set-cookie', exchange.choiceCookie);
-  }
-
-  get sessionCookiePrefix(): string {
-    return this.settings.sessionCookiePrefix;
-  }
-
-  learnSetCookie(exchange: Forwarded, value: string): void {
-    this.#deps.sessions.learned.learnFromSetCookie(value, this.settings.sessionCookieName, exchange.backend.id);
-  }
-
-  sendError(exchange: Forwarded, status: ErrorStatus): void {
-    exchange.sendPage(this.#deps.pages[status]);
-  }
-
-  finished(exchange: Forwarded, outcome: ExchangeOutcome): void {
-    this.#backendInFlight.leave(exchange);
-    const backendId = exchange.backend?.id;
-    const elapsedMs = performance.now() - exchange.startedAt; // read once: the metrics and the access log agree
-    if (backendId !== undefined) {
-      const counters = this.#deps.sessions.accounting.counters(backendId);
-      counters.bytesOut += exchange.bytesOut;
-      if (outcome === 'client-abort' || outcome === 'client-timeout') counters.clientAborts++;
-      else if (outcome === 'backend-error' || outcome === 'timeout') counters.errors++;
-      this.#deps.observer?.requestFinished(backendId, outcome, elapsedMs / 1000);
-    }
-    if (this.settings.accessLog) {
-      const entry = this.#accessEntry;
-      entry.client = exchange.facts.clientAddress;
-      exchange.fillAccessFields(entry);
-      entry.status = exchange.status;
-      entry.backend = backendId;
-      entry.route = exchange.reason ?? exchange.pathVerdict;
-      entry.ms = Math.round(elapsedMs * 100) / 100;
-      entry.bytesOut = exchange.bytesOut;
-      entry.requestId = requestIdOf(exchange.upstreamHeaders);
-      entry.outcome = outcome;
-      this.#deps.access.write(entry);
-    }
-    this.#requestDone();
-  }
-
-  #requestDone(): void {
-    this.#inFlight--;
-    if (this.#inFlight === 0 && this.#tunnels.size === 0) this.#wakeIdleWaiters();
-  }
-
   // ---- shutdown ------------------------------------------------------------------------
 
   /**
@@ -487,11 +198,10 @@ export class ProxyServer implements ExchangeHost {
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
     this.#connections.stop();
-    const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
-    this.#http?.closeIdleConnections();
-    this.#raw?.closeIdle();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#listener.closeIdle();
     const idle = new Promise<void>((resolve) => {
-      if (this.#inFlight === 0 && this.#tunnels.size === 0) resolve();
+      if (this.#idle) resolve();
       else this.#idleWaiters.push(resolve);
     });
     let timer: NodeJS.Timeout | undefined;
@@ -501,8 +211,7 @@ export class ProxyServer implements ExchangeHost {
     await Promise.race([idle, grace]);
     clearTimeout(timer);
     for (const socket of this.#tunnels.keys()) socket.destroy();
-    this.#http?.closeAllConnections();
-    this.#raw?.destroyAll();
+    this.#listener.destroyAll();
     await closed;
   }
 
@@ -524,17 +233,19 @@ export class ProxyServer implements ExchangeHost {
 
   /** inFlight is the number of HTTP requests being served right now. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#requests.inFlight;
+  }
+
+  /** #idle: no HTTP request in flight and no tunnel open (shutdown may finish). */
+  get #idle(): boolean {
+    return this.#requests.inFlight === 0 && this.#tunnels.size === 0;
   }
 
   #wakeIdleWaiters(): void {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
-    if (this.#closing) {
-      this.#http?.closeIdleConnections();
-      this.#raw?.closeIdle();
-    }
+    if (this.#closing) this.#listener.closeIdle();
   }
 }
 

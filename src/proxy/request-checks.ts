@@ -1,40 +1,31 @@
 /**
  * The checks a request head passes before the balancer routes it (pure: they read the
- * parsed head only). The parser already refuses ambiguous framing (Node's llhttp on the
- * node:http plane, the strict codec on the raw one); these refuse what Node's lets through
- * but a reverse proxy must not forward: a target that is not origin-form, a version other
- * than HTTP/1.x, a missing or repeated Host, and every upgrade but a plain WebSocket
- * handshake. On the raw plane the codec refuses most of these itself; the checks still hold
- * there, so one function serves both planes.
+ * parsed head only). The strict codec already refuses ambiguous framing and most of what
+ * a reverse proxy must not forward; these checks hold the rest as a rule of their own: a
+ * target that is not origin-form, a version other than HTTP/1.x, a missing or repeated
+ * Host, and every upgrade but a plain WebSocket handshake.
  */
-import type { IncomingMessage } from 'node:http';
 
 /**
- * ParsedRequest is what the checks and the WebSocket upgrade path read of a request head,
- * whichever data plane parsed it: the raw codec's RequestHead is one as it is, and
- * parsedRequestOf adapts node's IncomingMessage.
+ * ParsedRequest is what the checks and the WebSocket upgrade path read of a request head:
+ * the raw codec's RequestHead is one as it is.
  */
 export interface ParsedRequest {
   readonly method: string;
   /** The request target as sent. */
   readonly target: string;
-  /** The x of HTTP/1.x; -1 for any other version (llhttp also reads HTTP/0.9 and 2.0 lines). */
+  /** The x of HTTP/1.x; -1 for any other version. */
   readonly versionMinor: number;
-  /** Names and values as sent, alternating (node's rawHeaders). */
+  /** Names and values as sent, alternating. */
   readonly headers: readonly string[];
 }
 
-/** parsedRequestOf is the node:http plane's request seen as a ParsedRequest. */
-export function parsedRequestOf(req: IncomingMessage): ParsedRequest {
-  return { method: req.method ?? '', target: req.url ?? '', versionMinor: req.httpVersionMajor === 1 ? req.httpVersionMinor : -1, headers: req.rawHeaders };
-}
-
 /**
- * hostHeaderCount is how many Host header lines a request has. Node keeps only the first
- * in `req.headers`, so a second one would otherwise go unseen here and reach the backend,
- * which might read the other one (RFC 9112 3.2: more than one Host is a 400).
+ * hostHeaderCount is how many Host header lines a request has: a reader that takes the
+ * first would not see a second one, and the backend might read the other one (RFC 9112
+ * 3.2: more than one Host is a 400).
  */
-export function hostHeaderCount(raw: readonly string[]): number {
+function hostHeaderCount(raw: readonly string[]): number {
   let count = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -45,9 +36,8 @@ export function hostHeaderCount(raw: readonly string[]): number {
 
 /**
  * malformedRequest says whether a request gets the balancer's 400 before routing:
- * an absolute-form or "*" target (this is not a forward proxy), a version other than 1.x
- * (llhttp takes a line without one, "GET /a\n", as HTTP/0.9 and goes on to parse headers
- * after it), more than one Host, or HTTP/1.1 without Host (RFC 9112 3.2).
+ * an absolute-form or "*" target (this is not a forward proxy), a version other than 1.x,
+ * more than one Host, or HTTP/1.1 without Host (RFC 9112 3.2).
  */
 export function malformedRequest(req: ParsedRequest): boolean {
   if (req.target.charCodeAt(0) !== 47 /* / */ || (req.versionMinor !== 0 && req.versionMinor !== 1)) return true;

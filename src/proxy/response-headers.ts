@@ -1,19 +1,18 @@
 /**
- * Which response headers of a backend reach the client, shared by both data planes (the
- * node:http one in http-exchange.ts and the raw-socket one in front/relay.ts): hop-by-hop
- * headers are dropped (RFC 9110 7.6.1), and so are those a backend names in its Connection
- * header.
+ * Which response headers of a backend reach the client (front/relay.ts relays them):
+ * hop-by-hop headers are dropped (RFC 9110 7.6.1), and so are those a backend names in its
+ * Connection header.
  */
 import { lowerName } from './codec/fields.js';
 
 /** Response headers never relayed to the client (hop-by-hop, RFC 9110 7.6.1). */
-export const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te', 'proxy-authenticate']);
+const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te', 'proxy-authenticate']);
 
 /** A Connection header value that lists no other header (the common case: skip the token scan). */
-export const KEEP_ALIVE_OR_CLOSE = /^\s*(?:keep-alive|close)\s*$/i;
+const KEEP_ALIVE_OR_CLOSE = /^\s*(?:keep-alive|close)\s*$/i;
 
 /** removeConnectionOptions removes the headers a backend named in its Connection header: they are hop-by-hop too (RFC 9110 7.6.1). */
-export function removeConnectionOptions(headers: string[], tokens: string): void {
+function removeConnectionOptions(headers: string[], tokens: string): void {
   const names = new Set<string>();
   for (const token of tokens.split(',')) {
     const t = token.trim().toLowerCase();

@@ -5,10 +5,9 @@
  * apart from ProxyServer so that the listener does not also carry the tunnel's routing,
  * retry and accounting; what it needs of the proxy is the narrow UpgradeHost.
  *
- * It reads the handshake as a ParsedRequest, so both data planes hand it over the same way:
- * the raw plane its codec's RequestHead, the node:http plane its IncomingMessage through
- * parsedRequestOf. Routing facts and the access log's fields come from one RawRequestView
- * over the header list, as for the raw plane's HTTP requests.
+ * It reads the handshake as a ParsedRequest (the raw listener hands over its codec's
+ * RequestHead as it is). Routing facts and the access log's fields come from one
+ * RawRequestView over the header list, as for HTTP requests.
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -19,7 +18,6 @@ import type { Decision, RequestFacts } from '../routing/types.js';
 import { closeAfter } from './close-socket.js';
 import type { ConnectionLimit } from './connection-limit.js';
 import { type ErrorPage, rawErrorResponse } from './error-pages.js';
-import { NO_RESOURCES } from './http-exchange.js';
 import { isSessionless, type Placement } from './placement.js';
 import type { ProxyDeps } from './proxy-server.js';
 import { backendHeadLimit, type ProxySettings } from './proxy-settings.js';
@@ -27,6 +25,7 @@ import { requestIdOf, upstreamHeaders } from './request-headers.js';
 import { type ParsedRequest, refusedUpgrade } from './request-checks.js';
 import { RawRequestView } from './front/request-view.js';
 import { openTunnel, type HandshakeFailure } from './websocket-tunnel.js';
+import { NO_RESOURCES_ERRNO } from './upstream/errors.js';
 
 /** The log line for each way a backend can fail a WebSocket handshake. */
 const HANDSHAKE_FAILURES: Record<HandshakeFailure, string> = {
@@ -59,7 +58,7 @@ export interface UpgradeHost {
   untrackTunnel(socket: Duplex, closed: boolean): void;
 }
 
-/** WebSocketUpgrade answers the WebSocket handshakes of either data plane's listener; see the file comment. */
+/** WebSocketUpgrade answers the WebSocket handshakes the raw listener hands over; see the file comment. */
 export class WebSocketUpgrade {
   readonly #host: UpgradeHost;
 
@@ -144,7 +143,7 @@ export class WebSocketUpgrade {
     socket.once('close', untrack);
     openTunnel(socket, requestHead, head, this.#tunnelTarget(backend), {
       onConnectError: (err) => {
-        if (NO_RESOURCES.has(err.code ?? '')) {
+        if (NO_RESOURCES_ERRNO.has(err.code ?? '')) {
           // The balancer is out of descriptors: not the backend's fault, and no retry helps.
           host.connections.resourceFailure(err.code!);
           closeAfter(socket, rawErrorResponse(deps.pages[503]));

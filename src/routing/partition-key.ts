@@ -39,7 +39,6 @@
  * A reader never throws for any request; undefined means "no partition key" (rule 2 then
  * applies, or 400 when partitionKey.required).
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Config } from '../config/schema.js';
 
 /** PartitionKeySpec is the validated affinity.partitionKey config. */
@@ -53,10 +52,9 @@ export interface PartitionRequest {
   readonly url: string;
   /**
    * Headers with lower-case names. A repeated header given as an array yields its first
-   * value; Node's req.headers joins repeats of most headers with ", " into one string,
-   * which is taken whole, so pass req.headersDistinct to get "first value" semantics.
+   * value; a string is taken whole (RawRequestView gives every header as an array).
    */
-  readonly headers: IncomingHttpHeaders | Readonly<Record<string, string | readonly string[] | undefined>>;
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
   /** The Cookie header (Node joins repeated Cookie headers with "; "). */
   readonly cookieHeader: string | undefined;
   /** Client address, after trustedProxies. */

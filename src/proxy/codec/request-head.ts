@@ -1,6 +1,6 @@
 /**
- * A strict HTTP/1.1 request-head parser for the raw-socket data plane (the default; with
- * SERVOY_LB_DATA_PLANE=node, Node's own parser reads requests instead).
+ * A strict HTTP/1.1 request-head parser for the raw-socket data plane: every client
+ * request is read by it.
  *
  * Hand-written on purpose: this is the hot path of every request, so it is one forward
  * scan over the bytes with table lookups, no regular expressions and no allocation but

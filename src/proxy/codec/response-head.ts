@@ -1,7 +1,6 @@
 /**
  * A strict HTTP/1.1 response-head parser for the raw-socket data plane's backend side,
- * and the body framing of RFC 9112 §6.3 (the default plane; with SERVOY_LB_DATA_PLANE=node
- * undici reads responses instead).
+ * and the body framing of RFC 9112 §6.3: every backend response is read by it.
  *
  * Hand-written on purpose, like the request codec: every proxied response goes through it,
  * so it is one forward scan over the bytes with table lookups, no regular expressions and

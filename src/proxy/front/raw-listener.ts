@@ -2,7 +2,7 @@
  * RawListener is the client listener of the raw-socket data plane: a `net` server (or a
  * `tls` one for listen.tls) whose every connection is a FrontConnection, and the set of
  * them, so a shutdown can close the idle ones at once and cut the rest after the grace
- * period (what node:http's closeIdleConnections / closeAllConnections do on the other plane).
+ * period (what node:http's closeIdleConnections / closeAllConnections do for its servers).
  */
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions } from 'node:tls';

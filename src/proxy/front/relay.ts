@@ -1,16 +1,15 @@
 /**
  * FrontRelay is one client request (a FrontRequest) forwarded to one backend over the
- * raw-socket upstream pool: the raw data plane's counterpart of http-exchange.ts, with the
- * same host interface shape (retry on refusal, Servoy maintenance and stateless 503
- * redispatch, Set-Cookie learning, the affinity cookie, one finished() per request) so a
- * proxy server can serve either. It is the ResponseSink of the upstream exchange and the
+ * raw-socket upstream pool, reporting to its host (RelayHost: retry on refusal, Servoy
+ * maintenance and stateless 503 redispatch, Set-Cookie learning, the affinity cookie, one
+ * finished() per request). It is the ResponseSink of the upstream exchange and the
  * listener of the client request: the response streams back with backpressure both ways
  * (a full client socket pauses the backend socket until it drains), a client that leaves
- * aborts the backend exchange, and every failure becomes the status page today's path
- * shows for it (src/proxy/upstream/errors.ts), or a cut connection once the response
+ * aborts the backend exchange, and every failure becomes its status page
+ * (src/proxy/upstream/errors.ts), or a cut connection once the response
  * has started.
  */
-import { STATUS_CODES } from 'node:http';
+import { statusText } from '../status-text.js';
 import { isIP } from 'node:net';
 import type { BackendView } from '../../pool/snapshot.js';
 import type { RequestFacts, RouteReason } from '../../routing/types.js';
@@ -18,14 +17,14 @@ import type { ResponseHead } from '../codec/response-head.js';
 import type { ErrorPage, ErrorStatus } from '../error-pages.js';
 import { bytesInOf, type RequestAccessFields } from '../access-log.js';
 import type { RawRequestView } from './request-view.js';
-import type { ExchangeOutcome } from '../http-exchange.js';
+import type { ExchangeOutcome } from '../exchange-outcome.js';
 import { relayedResponseHeaders, type SessionCookieListener } from '../response-headers.js';
 import { statusFor, type UpstreamError } from '../upstream/errors.js';
 import { exchange, type ResponseSink, type UpstreamExchange, type UpstreamRequest } from '../upstream/exchange.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { AbortReason, FrontRequest, FrontRequestListener } from './front-request.js';
 
-/** RelayHost is what a relay needs from the proxy server that started it (HttpExchange's ExchangeHost, for relays). */
+/** RelayHost is what a relay needs from the request path that started it (src/proxy/request-path.ts). */
 export interface RelayHost {
   readonly sessionCookiePrefix: string;
   /** Response headers to add (the affinity cookie). */
@@ -114,11 +113,6 @@ export class FrontRelay implements ResponseSink, FrontRequestListener, SessionCo
     this.#finish(outcome);
   }
 
-  /** watchBody: the front connection itself times out a stalled body (FrontSettings.bodyIdleTimeout). */
-  watchBody(): void {
-    // Nothing to do here.
-  }
-
   /** fillAccessFields writes the request's fields of the access-log line into `record` (the proxy's reused one). */
   fillAccessFields(record: RequestAccessFields): void {
     const { head, socket } = this.req;
@@ -183,7 +177,7 @@ export class FrontRelay implements ResponseSink, FrontRequestListener, SessionCo
     this.host.responseHeaders(this, headers);
     this.status = status;
     const length = h.body.kind === 'length' ? h.body.length : h.body.kind === 'none' ? 0 : -1;
-    this.req.writeHead(status, h.reason || STATUS_CODES[status] || '', headers, length, bodyFollows);
+    this.req.writeHead(status, h.reason || statusText(status), headers, length, bodyFollows);
   }
 
   /** sessionCookieSet: the backend set the session cookie on this response (learned for stickiness). */
@@ -251,7 +245,12 @@ export class FrontRelay implements ResponseSink, FrontRequestListener, SessionCo
     this.#finish(outcome);
   }
 
-  /** Servoy's maintenance 503 refuses only requests without a server session (see http-exchange.ts). */
+  /**
+   * isNewToServer: the request opens a session on its backend, so Servoy's maintenance 503
+   * (which refuses only requests without a session) may send it elsewhere. Besides new
+   * sessions, that is a request whose affinity cookie names the server but that carries no
+   * servlet session id at all: the browser kept our cookie, the server's session is gone.
+   */
   #isNewToServer(): boolean {
     const reason = this.reason;
     return reason === 'new-session' || reason === 'replaced' || reason === 'partition-new' || (reason === 'affinity-cookie' && this.facts.sessionId === undefined);

@@ -1,9 +1,9 @@
 /**
  * RawRequestView: what routing and the access log read of a request given as a raw header
- * list (every request the raw data plane parsed, and WebSocket handshakes from either
- * plane), gathered in one pass with node:http's joining rules (repeated Cookie headers
- * joined with "; ", X-Forwarded-For with ", ", the first User-Agent / Referer / Host), so
- * both data planes route on the same facts.
+ * list (every request and WebSocket handshake the raw listener parsed), gathered in one
+ * pass with node:http's joining rules (repeated Cookie headers joined with "; ",
+ * X-Forwarded-For with ", ", the first User-Agent / Referer / Host), so requests route on
+ * the same facts as they did on the last release's node:http plane.
  */
 import { lowerName } from '../codec/fields.js';
 import type { RoutingView } from '../placement.js';

@@ -1,7 +1,7 @@
 /**
  * The ways a backend exchange on the raw-socket data plane fails, as stable codes (one
  * per failure, like undici's error classes), and the status page each one maps to. The
- * mapping reproduces what src/proxy/http-exchange.ts does with undici's errors today:
+ * mapping is the one the node:http + undici plane of the last release had:
  * refused connections are retried on another backend, then 502; connect timeouts are
  * retried too (undici's UND_ERR_CONNECT_TIMEOUT is in its REFUSED set); a response that
  * does not come in time is 504; local resource exhaustion is 503; anything else the
@@ -69,8 +69,8 @@ export function statusFor(code: UpstreamErrorCode): 400 | 502 | 503 | 504 {
 
 /** Socket errors while connecting that mean the backend is not there: retry elsewhere. */
 const REFUSED_ERRNO = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
-/** Socket errors that mean the balancer itself ran out of something. */
-const NO_RESOURCES_ERRNO = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+/** Socket errors that mean the balancer itself ran out of something (the WebSocket upgrade path reads them too). */
+export const NO_RESOURCES_ERRNO = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 /** connectError turns a socket error while connecting into its UpstreamError. */
 export function connectError(err: NodeJS.ErrnoException): UpstreamError {

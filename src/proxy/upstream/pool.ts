@@ -1,6 +1,6 @@
 /**
  * UpstreamPool keeps the raw keep-alive sockets to one backend origin (what undici's Pool
- * does for the node:http data plane): idle sockets are reused last-in first-out (the
+ * did for the last release's node:http plane): idle sockets are reused last-in first-out (the
  * warmest socket, and the oldest ones age out by the idle timeout), new ones are opened
  * up to a cap, and requests beyond the cap wait in order. A socket that closed, ended or
  * spoke while idle is never handed out; `Connection: close`, HTTP/1.0 answers and any

@@ -1,15 +1,18 @@
 /**
  * UpstreamPools keeps one raw-socket UpstreamPool per backend, created on first use and
- * replaced when the backend's URL or the largest accepted response head changes: the
- * raw-socket counterpart of src/proxy/upstreams.ts (same API, same semantics), so the
- * data plane can switch from undici to it in one place. http: backends get plain `net`
- * sockets, https: ones TLS sockets verified like undici verifies them (system CAs, the
- * host name as SNI), offered `http/1.1` by ALPN.
+ * replaced when the backend's URL or the largest accepted response head changes. http:
+ * backends get plain `net` sockets, https: ones TLS sockets verified as undici verifies
+ * them (system CAs, the host name as SNI), offered `http/1.1` by ALPN.
  */
 import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import type { UpstreamTimeouts } from '../upstreams.js';
 import { UpstreamPool, type UpstreamPoolOptions } from './pool.js';
+
+/** UpstreamTimeouts are the config's timeouts that apply to backend connections. */
+export interface UpstreamTimeouts {
+  readonly connect: number;
+  readonly response: number;
+}
 
 /** What a pool needs to know of a backend. */
 export interface UpstreamBackend {

@@ -93,8 +93,10 @@ export async function startServoyLb({ backendUrl, dir, args = [], config = {}, c
  * request without the cookie starts a session, as on servoy-lb), WebSockets tunnelled (HTTP
  * mode does it; `timeout tunnel` keeps idle ones open), idle backend connections reused.
  */
-export function haproxyConfig(port, backendPort) {
-  return `global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  timeout tunnel 1h\n  option http-keep-alive\nfrontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  cookie SERVOYLB insert indirect nocache\n  http-reuse always\n  server fast 127.0.0.1:${backendPort} cookie fast\n`;
+export function haproxyConfig(port, backendPort, { log = false } = {}) {
+  // log: one httplog line per request to stdout (a pipe read by the bench), as servoy-lb's access log.
+  const logging = log ? { global: '  log stdout format raw local0 info\n', defaults: '  log global\n  option httplog\n' } : { global: '', defaults: '' };
+  return `global\n  nbthread 1\n  maxconn 4000\n${logging.global}defaults\n${logging.defaults}  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  timeout tunnel 1h\n  option http-keep-alive\nfrontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  cookie SERVOYLB insert indirect nocache\n  http-reuse always\n  server fast 127.0.0.1:${backendPort} cookie fast\n`;
 }
 
 /**
@@ -102,9 +104,10 @@ export function haproxyConfig(port, backendPort) {
  * pid, child }. `dir` holds their config files. One servoy-lb per plane of `planes` (keys
  * `servoy-lb raw`, `servoy-lb release`), with `lbArgs` (see startServoyLb) and `lbConfig` merged
  * into its config; each of `lbVariants` ("label=ARGS") starts one more servoy-lb, on the first
- * plane unless its ARGS name one. `only(key)` says which to start (default: all).
+ * plane unless its ARGS name one. `only(key)` says which to start (default: all);
+ * `haproxyLog` adds HAProxy with an access log (key `haproxy-log`).
  */
-export async function startProxies({ backendPort, dir, planes = PLANES, lbArgs = [], lbVariants = [], lbConfig = {}, only = () => true, say = console.log }) {
+export async function startProxies({ backendPort, dir, planes = PLANES, lbArgs = [], lbVariants = [], lbConfig = {}, only = () => true, haproxyLog = false, say = console.log }) {
   const backendUrl = `http://127.0.0.1:${backendPort}`;
   const proxies = [];
   const startLb = async (key, name, args) => {
@@ -131,6 +134,15 @@ export async function startProxies({ backendPort, dir, planes = PLANES, lbArgs =
     await waitForPort(port);
     proxies.push({ name: 'HAProxy (cookie insert)', key: 'haproxy', url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
   } else if (!HAPROXY && only('haproxy')) say('HAProxy not installed (apt-get install haproxy): skipped');
+  if (HAPROXY && haproxyLog) {
+    // The same HAProxy with an access log (servoy-lb's runs with its own on): a like-for-like peer.
+    const port = await freePort();
+    const cfg = join(dir, 'haproxy-log.cfg');
+    writeFileSync(cfg, haproxyConfig(port, backendPort, { log: true }));
+    const child = await start(HAPROXY, ['-db', '-f', cfg], { cpu: 0 });
+    await waitForPort(port);
+    proxies.push({ name: 'HAProxy (cookie insert, httplog to stdout)', key: 'haproxy-log', url: `http://127.0.0.1:${port}/`, pid: child.pid, child });
+  }
   const NGINX = which('nginx');
   if (NGINX && only('nginx')) {
     const port = await freePort();

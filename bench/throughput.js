@@ -12,6 +12,7 @@
 //        [--case sticky,new-session]   which cases
 //        [--lb-variant "semi1=--max-semi-space-size=1" ...]  one more servoy-lb with these node flags
 //        [--only servoy-lb,haproxy]   measure only these (keys: servoy-lb*, naive, haproxy, nginx, direct)
+//        [--haproxy-log]              add HAProxy with an httplog line per request to stdout (servoy-lb logs each request too)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     case: { type: 'string', default: CASES.join(',') },
     'lb-variant': { type: 'string', multiple: true, default: [] },
     only: { type: 'string' },
+    'haproxy-log': { type: 'boolean', default: false },
     name: { type: 'string', default: 'throughput' },
   },
 });
@@ -47,7 +49,7 @@ const backendUrl = `http://127.0.0.1:${backendPort}`;
 
 const only = values.only?.split(',');
 const wanted = (key) => only === undefined || only.some((o) => key === o || key.startsWith(`${o} `));
-const proxies = await startProxies({ backendPort, dir, planes: parsePlanes(values.plane), lbVariants: values['lb-variant'], only: wanted });
+const proxies = await startProxies({ backendPort, dir, planes: parsePlanes(values.plane), lbVariants: values['lb-variant'], only: wanted, haproxyLog: values['haproxy-log'] });
 await sessionCookies(proxies);
 const direct = { name: 'direct (no proxy)', key: 'direct', url: `${backendUrl}/`, cookie: 'JSESSIONID=0123456789abcdef.fast' };
 const targets = [...(wanted('direct') ? [direct] : []), ...proxies];

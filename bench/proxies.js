@@ -5,7 +5,7 @@
 // calibration peer), HAProxy with cookie insert and nginx (when installed: apt-get install
 // haproxy nginx-light; skipped with a note otherwise).
 import { execFileSync } from 'node:child_process';
-import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort, servoyLbArgs, start, waitForPort } from './lib.js';
@@ -47,9 +47,13 @@ export function releaseBuild(ref = RELEASE_REF) {
   const git = (...args) => execFileSync('git', args, { cwd: ROOT }).toString().trim();
   const commit = git('rev-parse', '--short=12', `${ref}^{commit}`);
   const dir = join(tmpdir(), `servoy-lb-release-${commit}`);
-  if (existsSync(join(dir, '.built'))) return dir;
+  // The link goes to where this checkout's node_modules really is (it may itself be a link), and
+  // is made again when what it pointed to is gone (existsSync follows it).
+  const modules = join(dir, 'node_modules');
+  if (!existsSync(modules)) rmSync(modules, { force: true });
+  if (existsSync(join(dir, '.built')) && existsSync(modules)) return dir;
   if (!existsSync(join(dir, '.git'))) git('worktree', 'add', '--detach', dir, commit);
-  if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  if (!existsSync(modules)) symlinkSync(realpathSync(join(ROOT, 'node_modules')), modules);
   execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', dir], { stdio: 'inherit' });
   writeFileSync(join(dir, '.built'), `${commit}\n`);
   return dir;

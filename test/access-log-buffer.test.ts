@@ -286,3 +286,19 @@ t.test('AccessLog: flush() and a new sink hand what is pending to the old sink f
   await new Promise(setImmediate);
   t.equal(second.batches.length, 1, 'the scheduled end-of-tick write finds nothing left');
 });
+
+t.test('AccessLog in a worker: every batch within one atomic pipe write (4 KiB) and whole lines, in order', async (t) => {
+  const sink = recorder();
+  const log = new AccessLog({ format: 'json', sink, worker: 1 });
+  const paths: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    const path = `/p${i}/${'x'.repeat((i * 37) % 300)}`;
+    paths.push(path);
+    log.write({ ...base, path });
+  }
+  log.flush();
+  t.ok(sink.batches.length > 10, `several batches (${sink.batches.length})`);
+  t.ok(sink.batches.every((b) => Buffer.byteLength(b) <= 4096 && b.endsWith('\n')), 'each at most 4096 bytes, ending a line');
+  const seen = sink.batches.join('').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { path: string }).path);
+  t.same(seen, paths, 'every line once, in order');
+});

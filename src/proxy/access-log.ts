@@ -87,6 +87,12 @@ export interface AccessSink {
 
 /** Pending bytes past which a batch is handed to the sink at once rather than at the end of the tick. */
 const FLUSH_AT = 8 * 1024;
+/**
+ * A worker's batches stay within what a pipe writes atomically (PIPE_BUF): with --workers
+ * every process writes to the same stdout, and a longer write can interleave with another
+ * worker's in the middle of a line. (A single line longer than this cannot be helped.)
+ */
+const ATOMIC_WRITE = 4096;
 /** Bytes a line takes beyond its variable strings, at most: names, numbers, the time, `fixed`. */
 const LINE_OVERHEAD = 512;
 
@@ -106,6 +112,10 @@ export class AccessLog {
   #scheduled = false;
   /** The JSON line's fixed part after `time` (`,"worker":n,"log":"access"`). */
   readonly #jsonFixed: string;
+  /** FLUSH_AT, or ATOMIC_WRITE in a worker (see there). */
+  readonly #batchLimit: number;
+  /** In a worker no batch handed over goes past #batchLimit by a line: the lines before it go alone. */
+  readonly #atomic: boolean;
   /** Bound once: setImmediate's callback at the end of a tick with lines pending. */
   readonly #flushAtTickEnd = (): void => {
     this.#scheduled = false;
@@ -116,6 +126,8 @@ export class AccessLog {
     this.format = options.format;
     this.#sink = options.sink;
     this.#jsonFixed = `${options.worker === undefined ? '' : `,"worker":${options.worker}`},"log":"access"`;
+    this.#atomic = options.worker !== undefined;
+    this.#batchLimit = this.#atomic ? ATOMIC_WRITE : FLUSH_AT;
   }
 
   /** sink is where batches go; setting it hands what is pending to the old sink first. */
@@ -133,9 +145,12 @@ export class AccessLog {
     const now = Date.now();
     const lines = this.#lines;
     lines.reserve(worstCaseBytes(entry));
+    const before = lines.length;
     if (this.format === 'combined') encodeCombined(lines, entry, now - entry.ms);
     else encodeJson(lines, entry, now, this.#jsonFixed);
-    if (lines.length >= FLUSH_AT) this.flush();
+    // The lines before this one go out on their own rather than past the limit with it.
+    if (this.#atomic && lines.length > ATOMIC_WRITE && before > 0) this.#sink.write(lines.takeFirst(before));
+    if (lines.length >= this.#batchLimit) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#flushAtTickEnd);

@@ -64,6 +64,15 @@ export class LineBuffer {
     return bytes;
   }
 
+  /** takeFirst is takeBytes for the first `n` bytes only; what follows them moves to the front. */
+  takeFirst(n: number): Buffer {
+    const bytes = Buffer.allocUnsafe(n);
+    this.buf.copy(bytes, 0, 0, n);
+    this.buf.copy(this.buf, 0, n, this.length);
+    this.length -= n;
+    return bytes;
+  }
+
   /** ascii writes a string known to hold only ASCII (field names, fixed words, numbers). */
   ascii(s: string): void {
     const buf = this.buf;

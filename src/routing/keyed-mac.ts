@@ -1,8 +1,8 @@
 /**
  * KeyedMac is HMAC-SHA256 under one secret, computed as RFC 2104 spells it with the
  * one-shot crypto.hash over key pads prepared once: H((K ^ opad) || H((K ^ ipad) || text)).
- * The result is byte for byte what createHmac('sha256', secret) gives, at about half its
- * cost: createHmac builds a keyed context per call, and a new session signs a cookie on
+ * The result is byte for byte what createHmac('sha256', secret) gives, at a fraction of
+ * its cost: createHmac builds a keyed context per call, and a new session signs a cookie on
  * every request that starts one.
  */
 import { hash } from 'node:crypto';
@@ -39,7 +39,9 @@ export class KeyedMac {
       this.#inner = grown;
     }
     this.#inner.write(text, BLOCK, 'utf8');
-    hash('sha256', this.#inner.subarray(0, BLOCK + length), 'buffer').copy(this.#outer, BLOCK);
+    // The inner digest comes back as a binary (latin1) string (one char per byte) and is written
+    // behind the outer pad: several times cheaper than asking crypto.hash for a Buffer.
+    this.#outer.write(hash('sha256', this.#inner.subarray(0, BLOCK + length), 'binary'), BLOCK, 'binary');
     return hash('sha256', this.#outer, 'base64url');
   }
 }

@@ -32,13 +32,13 @@ export class KeyedMac {
 
   /** digest is the HMAC-SHA256 of text (UTF-8, as createHmac reads a string) in base64url. */
   digest(text: string): string {
-    const length = Buffer.byteLength(text, 'utf8');
-    if (BLOCK + length > this.#inner.length) {
-      const grown = Buffer.alloc(BLOCK + length);
+    // A UTF-16 code unit takes at most 3 UTF-8 bytes: room for that, and the write says how many it took.
+    if (BLOCK + 3 * text.length > this.#inner.length) {
+      const grown = Buffer.alloc(BLOCK + 3 * text.length);
       this.#inner.copy(grown, 0, 0, BLOCK);
       this.#inner = grown;
     }
-    this.#inner.write(text, BLOCK, 'utf8');
+    const length = this.#inner.write(text, BLOCK, 'utf8');
     // The inner digest comes back as a binary (latin1) string (one char per byte) and is written
     // behind the outer pad: several times cheaper than asking crypto.hash for a Buffer.
     this.#outer.write(hash('sha256', this.#inner.subarray(0, BLOCK + length), 'binary'), BLOCK, 'binary');

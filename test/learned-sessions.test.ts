@@ -63,6 +63,7 @@ t.test('learnFromSetCookie', async (t) => {
     { desc: 'among several', setCookie: ['a=1', 'JSESSIONID=s1; Path=/; Secure', 'b=2'], want: 's1', learned: 's1' },
     { desc: 'Max-Age=0 forgets', setCookie: 'JSESSIONID=s0; Path=/; Max-Age=0', known: 's0', want: undefined, gone: 's0' },
     { desc: 'negative Max-Age forgets', setCookie: 'JSESSIONID=s0; max-age=-1', known: 's0', want: undefined, gone: 's0' },
+    { desc: 'attribute names in any case', setCookie: 'JSESSIONID=s0; Path=/; MAX-AGE=0', known: 's0', want: undefined, gone: 's0' },
     { desc: 'Expires in the past forgets', setCookie: `JSESSIONID=s0; Path=/; Expires=${past}`, known: 's0', want: undefined, gone: 's0' },
     { desc: 'Expires in the future learns', setCookie: `JSESSIONID=s1; Expires=${future}`, want: 's1', learned: 's1' },
     { desc: 'Max-Age wins over Expires', setCookie: `JSESSIONID=s1; Expires=${past}; Max-Age=60`, want: 's1', learned: 's1' },

@@ -5,8 +5,10 @@
  * backend the balancer did not choose. Whether the backend still exists is the router's
  * business: a valid cookie for an unknown backend is simply ignored there.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { KeyedMac } from './keyed-mac.js';
+import { RandomIds } from './random-ids.js';
 import type { AffinityToken } from './types.js';
 
 /** MAC_LENGTH is the number of base64url characters of the HMAC kept in the cookie. */
@@ -38,7 +40,10 @@ export interface AffinityCookieCodecOptions {
  * the new one first, keep the old one until the old cookies are gone.
  */
 export class AffinityCookieCodec {
-  readonly #secrets: readonly string[];
+  /** One prepared HMAC per secret, the signing one first. */
+  readonly #macs: readonly KeyedMac[];
+  /** Client ids: 12 random bytes (96 bits) each. */
+  readonly #clientIds = new RandomIds(12);
   /**
    * Verified cookies by raw value. Verification runs on every request; the HMAC costs a
    * few microseconds, a cache hit well under one. Only valid cookies are cached: a forged
@@ -51,7 +56,7 @@ export class AffinityCookieCodec {
     for (const secret of secrets) {
       if (typeof secret !== 'string' || secret.length === 0) throw new Error('AffinityCookieCodec secrets must be non-empty strings');
     }
-    this.#secrets = [...secrets];
+    this.#macs = secrets.map((secret) => new KeyedMac(secret));
     this.#verified = new LRUCache({ max: options.cacheSize ?? 10_000 });
   }
 
@@ -60,7 +65,7 @@ export class AffinityCookieCodec {
     if (!CLIENT_ID.test(clientId)) throw new Error(`invalid affinity client id: ${JSON.stringify(clientId)}`);
     if (!BACKEND_ID.test(backendId)) throw new Error(`invalid backend id for the affinity cookie: ${JSON.stringify(backendId)}`);
     const payload = `${clientId}.${backendId}`;
-    return `${payload}.${mac(this.#secrets[0]!, payload)}`;
+    return `${payload}.${mac(this.#macs[0]!, payload)}`;
   }
 
   /** verify returns the token of a genuine cookie value, or undefined for a malformed, forged or oversized one. */
@@ -77,15 +82,7 @@ export class AffinityCookieCodec {
     const given = raw.slice(lastDot + 1);
     if (!CLIENT_ID.test(clientId) || !BACKEND_ID.test(backendId) || !MAC.test(given)) return undefined;
 
-    const payload = raw.slice(0, lastDot);
-    const givenBytes = Buffer.from(given, 'latin1');
-    let valid = false;
-    // Check every secret, not just until the first match: the time taken does not tell
-    // which secret signed the cookie.
-    for (const secret of this.#secrets) {
-      if (timingSafeEqual(Buffer.from(mac(secret, payload), 'latin1'), givenBytes)) valid = true;
-    }
-    if (!valid) return undefined;
+    if (!this.#anySecretSigned(raw.slice(0, lastDot), given)) return undefined;
 
     const token: AffinityToken = Object.freeze({ clientId, backendId });
     this.#verified.set(raw, token);
@@ -99,23 +96,31 @@ export class AffinityCookieCodec {
    * label with a character a client id cannot hold, such as ":".
    */
   signText(text: string): string {
-    return mac(this.#secrets[0]!, text);
+    return mac(this.#macs[0]!, text);
   }
 
   /** verifyText checks a MAC made by signText with any of the secrets (in constant time for each). */
   verifyText(text: string, given: string): boolean {
-    if (!MAC.test(given)) return false;
+    return MAC.test(given) && this.#anySecretSigned(text, given);
+  }
+
+  /**
+   * anySecretSigned says whether given is text's MAC under one of the secrets. It checks
+   * every secret, not just until the first match, each in constant time: the time taken
+   * does not tell which secret signed it.
+   */
+  #anySecretSigned(text: string, given: string): boolean {
     const givenBytes = Buffer.from(given, 'latin1');
     let valid = false;
-    for (const secret of this.#secrets) {
-      if (timingSafeEqual(Buffer.from(mac(secret, text), 'latin1'), givenBytes)) valid = true;
+    for (const keyed of this.#macs) {
+      if (timingSafeEqual(Buffer.from(mac(keyed, text), 'latin1'), givenBytes)) valid = true;
     }
     return valid;
   }
 
   /** newClientId mints a random browser-session id (96 bits, 16 base64url characters). The proxy calls it, never route(). */
   newClientId(): string {
-    return randomBytes(12).toString('base64url');
+    return this.#clientIds.next();
   }
 
   /**
@@ -131,6 +136,7 @@ export class AffinityCookieCodec {
   }
 }
 
-function mac(secret: string, payload: string): string {
-  return createHmac('sha256', secret).update(payload).digest('base64url').slice(0, MAC_LENGTH);
+/** mac is the cookie's MAC of payload: the first MAC_LENGTH base64url characters of its HMAC. */
+function mac(keyed: KeyedMac, payload: string): string {
+  return keyed.digest(payload).slice(0, MAC_LENGTH);
 }

@@ -95,6 +95,9 @@ export class LearnedSessions {
   }
 }
 
+/** DELETING_ATTRIBUTE finds the attribute names that may delete a cookie, anywhere in the attribute list. */
+const DELETING_ATTRIBUTE = /max-age|expires/i;
+
 /** parseSetCookie returns the value of a Set-Cookie header for cookie `name`, and whether it deletes the cookie. */
 function parseSetCookie(header: string, name: string): { value: string; deleting: boolean } | undefined {
   const semicolon = header.indexOf(';');
@@ -104,7 +107,8 @@ function parseSetCookie(header: string, name: string): { value: string; deleting
   let value = pair.slice(equals + 1).trim();
   if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
   let deleting = false;
-  if (semicolon !== -1) {
+  // Only a Max-Age or Expires attribute can delete: most headers have neither, and skip the split.
+  if (semicolon !== -1 && DELETING_ATTRIBUTE.test(header.slice(semicolon + 1))) {
     for (const attribute of header.slice(semicolon + 1).split(';')) {
       const eq = attribute.indexOf('=');
       const key = (eq === -1 ? attribute : attribute.slice(0, eq)).trim().toLowerCase();

@@ -51,6 +51,7 @@ export const UNITS = [
   'hash-pins',
   'health-expect-status',
   'import-apache',
+  'keyed-mac',
   'key-movement',
   'learned-sessions',
   'log-destination',

@@ -4,6 +4,7 @@
  * changes and the admin API runs) and is bounded: a ring of the last `capacity` events, so
  * a flapping backend or a script calling the API in a loop never grows memory.
  */
+import type { SharedEvent } from '../state/state-store.js';
 
 /** AdminEvent is one state change ('state', from the pool) or admin action ('admin', from the API). */
 export interface AdminEvent {
@@ -30,22 +31,11 @@ export interface EventList {
   readonly sharedError?: string;
 }
 
-/** SharedAdminEvent is an admin action another instance shared (SharedEvent of the state store). */
-export interface SharedAdminEvent {
-  readonly at: number;
-  readonly backend: string | null;
-  readonly what: string;
-  readonly who?: string;
-  readonly from?: string | null;
-  readonly to?: string | null;
-  readonly instance?: string;
-}
-
 /**
  * mergeSharedEvents is this instance's events (tagged with `instance`) and the admin actions
  * other instances shared, newest first, at most `limit`.
  */
-export function mergeSharedEvents(local: readonly AdminEvent[], shared: readonly SharedAdminEvent[], instance: string, limit: number): AdminEvent[] {
+export function mergeSharedEvents(local: readonly AdminEvent[], shared: readonly SharedEvent[], instance: string, limit: number): AdminEvent[] {
   const others: AdminEvent[] = shared.map((e) => ({
     time: new Date(e.at).toISOString(),
     backend: e.backend,

@@ -17,6 +17,7 @@
  * a tenant is never placed on two servers).
  */
 import { randomUUID } from 'node:crypto';
+import { followChannel } from './follow-channel.js';
 import { LuaScript } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -122,8 +123,8 @@ function samePartition(a: SharedPartition | undefined, b: SharedPartition): bool
 export class RedisPartitions {
   #copy = new Map<string, SharedPartition>();
   #replicas = 0;
-  #timer: NodeJS.Timeout | undefined;
-  readonly #unsubscribe: (() => void)[] = [];
+  /** Stops following the channel (see follow-channel.ts); nothing to stop before start(). */
+  #stopFollowing: () => void = () => undefined;
   readonly #waitMs: number;
   readonly #resyncEveryMs: number;
   #lastResync = 0;
@@ -151,18 +152,18 @@ export class RedisPartitions {
   async start(initial?: ReadonlyMap<string, SharedPartition>, epoch?: string): Promise<void> {
     if (initial !== undefined) this.#copy = new Map(initial);
     this.#epoch = epoch;
-    await this.conn.subscribe(this.keys.partitionChanges, (message) => this.#onMessage(message));
-    this.#unsubscribe.push(this.conn.onResubscribed(() => void this.resync().catch(() => undefined)));
-    this.#unsubscribe.push(this.conn.onState((state) => state.up && void this.resync().catch(() => undefined)));
-    if (this.conn.state.up) await this.resync().catch(() => undefined);
-    this.#timer = setInterval(() => void this.resync().catch(() => undefined), this.#resyncEveryMs);
-    this.#timer.unref();
+    this.#stopFollowing = await followChannel(this.conn, {
+      channel: this.keys.partitionChanges,
+      onMessage: (message) => this.#onMessage(message),
+      resync: () => this.resync(),
+      everyMs: this.#resyncEveryMs,
+    });
   }
 
   /** stop ends the timers and listeners (the connection is the caller's). */
   stop(): void {
-    clearInterval(this.#timer);
-    for (const fn of this.#unsubscribe.splice(0)) fn();
+    this.#stopFollowing();
+    this.#stopFollowing = () => undefined;
     this.#listeners.clear();
   }
 

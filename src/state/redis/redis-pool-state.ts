@@ -19,6 +19,7 @@
  */
 import type { BackendConfig } from '../../config/schema.js';
 import type { AdminRecord } from '../backend-records.js';
+import { followChannel } from './follow-channel.js';
 import { LuaScript } from './lua-script.js';
 import { applyChange, EMPTY_POOL, parsePoolChange, snapshotFrom, type PoolOp, type PoolSnapshot } from './pool-changes.js';
 import type { RedisConnection } from './redis-connection.js';
@@ -78,9 +79,9 @@ export interface PoolStateOptions {
 /** RedisPoolState is the shared pool with a local snapshot; see the file comment. */
 export class RedisPoolState {
   #snapshot: PoolSnapshot = EMPTY_POOL;
-  #timer: NodeJS.Timeout | undefined;
+  /** Stops following the channel (see follow-channel.ts); nothing to stop before start(). */
+  #stopFollowing: () => void = () => undefined;
   readonly #listeners = new Set<(snapshot: PoolSnapshot) => void>();
-  readonly #unsubscribe: (() => void)[] = [];
   readonly #resyncEveryMs: number;
   #resyncs = 0;
 
@@ -99,18 +100,18 @@ export class RedisPoolState {
    */
   async start(initial?: PoolSnapshot): Promise<void> {
     if (initial !== undefined) this.#snapshot = initial;
-    await this.conn.subscribe(this.keys.poolChanges, (message) => this.#onMessage(message));
-    this.#unsubscribe.push(this.conn.onResubscribed(() => void this.resync().catch(() => undefined)));
-    this.#unsubscribe.push(this.conn.onState((state) => state.up && void this.resync().catch(() => undefined)));
-    if (this.conn.state.up) await this.resync().catch(() => undefined);
-    this.#timer = setInterval(() => void this.resync().catch(() => undefined), this.#resyncEveryMs);
-    this.#timer.unref();
+    this.#stopFollowing = await followChannel(this.conn, {
+      channel: this.keys.poolChanges,
+      onMessage: (message) => this.#onMessage(message),
+      resync: () => this.resync(),
+      everyMs: this.#resyncEveryMs,
+    });
   }
 
   /** stop ends the timers and listeners (the connection is the caller's). */
   stop(): void {
-    clearInterval(this.#timer);
-    for (const fn of this.#unsubscribe.splice(0)) fn();
+    this.#stopFollowing();
+    this.#stopFollowing = () => undefined;
     this.#listeners.clear();
   }
 
